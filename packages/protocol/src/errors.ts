@@ -1,0 +1,99 @@
+/**
+ * Stable error codes shared by the server, the client SDK and the server SDK.
+ *
+ * Every code has exactly one meaning; the table in `docs/errors.md` lists them all. Codes travel on
+ * the wire as strings, so adding one is backward compatible and renaming one is not.
+ */
+export const ErrorCode = {
+  // Access tokens (refused before any room state changes).
+  TokenMissing: 'token-missing',
+  TokenMalformed: 'token-malformed',
+  TokenExpired: 'token-expired',
+  TokenNotYetValid: 'token-not-yet-valid',
+  TokenBadSignature: 'token-bad-signature',
+  TokenUnknownKey: 'token-unknown-key',
+  TokenInvalidClaims: 'token-invalid-claims',
+  PermissionDenied: 'permission-denied',
+  // Protocol and input.
+  ProtocolVersionUnsupported: 'protocol-version-unsupported',
+  HelloTimeout: 'hello-timeout',
+  NotAuthenticated: 'not-authenticated',
+  BadFrame: 'bad-frame',
+  BadMessage: 'bad-message',
+  InvalidArgument: 'invalid-argument',
+  RateLimited: 'rate-limited',
+  // Rooms and calls.
+  RoomNotFound: 'room-not-found',
+  RoomFull: 'room-full',
+  NotInRoom: 'not-in-room',
+  AlreadyInRoom: 'already-in-room',
+  CallNotFound: 'call-not-found',
+  CallNotRinging: 'call-not-ringing',
+  CallAnsweredElsewhere: 'call-answered-elsewhere',
+  ParticipantNotFound: 'participant-not-found',
+  // Data sessions.
+  StreamIdInvalid: 'stream-id-invalid',
+  StreamIdInUse: 'stream-id-in-use',
+  StreamIdNotAllowed: 'stream-id-not-allowed',
+  StreamIdsExhausted: 'stream-ids-exhausted',
+  MessageTooLarge: 'message-too-large',
+  TooManySessions: 'too-many-sessions',
+  SessionClosed: 'session-closed',
+  SessionNotFound: 'session-not-found',
+  BitrateExceeded: 'bitrate-exceeded',
+  ReceiverExists: 'receiver-exists',
+  ReceiverBufferOverflow: 'receiver-buffer-overflow',
+  // Connection lifecycle.
+  ConnectFailed: 'connect-failed',
+  ConnectionClosed: 'connection-closed',
+  RequestTimeout: 'request-timeout',
+  ServerShutdown: 'server-shutdown',
+  InternalError: 'internal-error',
+} as const;
+
+/** One of the stable error code strings in {@link ErrorCode}. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const knownCodes: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** Whether `code` is one of the codes this protocol version defines. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && knownCodes.has(code);
+}
+
+/**
+ * The one error class of Backchannel. `code` is stable and meant for programs; `message` is for
+ * people and may change. `details` carries structured context (e.g. the limit that was exceeded).
+ */
+export class BackchannelError extends Error {
+  override readonly name = 'BackchannelError';
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  /** The wire form: `{ code, message }` (plus `details` when present). */
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return this.details ? { code: this.code, message: this.message, details: { ...this.details } } : { code: this.code, message: this.message };
+  }
+
+  /**
+   * Converts a wire error (`{ code, message }`) into a typed error. This is the one place where
+   * remote errors become {@link BackchannelError}s; an unknown code maps to `internal-error` and keeps
+   * the original code in `details.remoteCode`.
+   */
+  static fromWire(wire: { code?: unknown; message?: unknown; details?: unknown }): BackchannelError {
+    const message = typeof wire.message === 'string' && wire.message ? wire.message : 'the server reported an error without a message';
+    const details = isPlainObject(wire.details) ? wire.details : undefined;
+    if (isErrorCode(wire.code)) return new BackchannelError(wire.code, message, details ? { details } : undefined);
+    return new BackchannelError(ErrorCode.InternalError, message, { details: { ...details, remoteCode: wire.code } });
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

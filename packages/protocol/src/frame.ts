@@ -1,0 +1,177 @@
+/**
+ * Binary frame codec. One WebSocket message carries exactly one frame. Layouts are documented in
+ * PROTOCOL.md; every multi-byte integer is big-endian. Decoders treat input as hostile: any frame
+ * that is truncated, has an unknown version/kind or reserved bits set is rejected with `bad-frame`.
+ */
+import { BackchannelError, ErrorCode } from './errors.js';
+
+/** Version of the binary framing, carried in the high nibble of every frame's first byte. */
+export const WIRE_VERSION = 1;
+
+/** Frame kinds (low nibble of byte 0). */
+export const FrameKind = { Control: 1, Data: 2, Ack: 3 } as const;
+export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
+
+/** Delivery modes of a data session, as written in a data frame's flags. */
+export const DataModes = ['reliable-message', 'reliable-bytes', 'unreliable'] as const;
+/** A data session's delivery mode. */
+export type DataMode = (typeof DataModes)[number];
+
+/** Size in bytes of a data frame's fixed header. */
+export const DATA_HEADER_BYTES = 20;
+/** Size in bytes of a control frame's fixed header (before the JSON body). */
+export const CONTROL_HEADER_BYTES = 5;
+/** Size in bytes of an acknowledgement frame. */
+export const ACK_FRAME_BYTES = 5;
+
+const FLAG_MODE_MASK = 0b0000_0011;
+const FLAG_FIN = 0b0000_0100;
+const FLAG_RESERVED = 0b1111_1000;
+
+/** The fields of a data frame's header. */
+export interface DataHeader {
+  /** Delivery mode of the session the frame belongs to. */
+  mode: DataMode;
+  /** Last fragment of a message (always true for a message that fits one frame). */
+  fin: boolean;
+  /** Stream id, 1–65535. */
+  streamId: number;
+  /** Server-wide room number (from the join/accept reply). */
+  room: number;
+  /** Sender's numeric participant handle; 0 in frames a client sends. */
+  sender: number;
+  /** Per-session message sequence number (u32, wraps), the same for all fragments of one send(). */
+  seq: number;
+  /** Per-connection frame sequence number for acknowledgement; 0 for unreliable frames. */
+  connSeq: number;
+}
+
+/** A decoded data frame; `payload` is a view into the received buffer, not a copy. */
+export interface DataFrame extends DataHeader {
+  kind: typeof FrameKind.Data;
+  payload: Uint8Array;
+}
+
+/** A decoded control frame; `body` is the UTF-8 JSON of the message (a view). */
+export interface ControlFrame {
+  kind: typeof FrameKind.Control;
+  connSeq: number;
+  body: Uint8Array;
+}
+
+/** A decoded acknowledgement frame: every frame with connSeq ≤ `ack` has been received. */
+export interface AckFrame {
+  kind: typeof FrameKind.Ack;
+  ack: number;
+}
+
+/** Any decoded frame. */
+export type Frame = DataFrame | ControlFrame | AckFrame;
+
+const encoder = new TextEncoder();
+
+function view(buf: Uint8Array): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Writes a data header into `target` at `offset` (which must have DATA_HEADER_BYTES free). */
+export function writeDataHeader(target: Uint8Array, offset: number, h: DataHeader): void {
+  const modeIndex = DataModes.indexOf(h.mode);
+  if (modeIndex < 0) throw new BackchannelError(ErrorCode.InvalidArgument, `unknown data mode "${String(h.mode)}"`);
+  const dv = view(target);
+  dv.setUint8(offset, (WIRE_VERSION << 4) | FrameKind.Data);
+  dv.setUint8(offset + 1, modeIndex | (h.fin ? FLAG_FIN : 0));
+  dv.setUint16(offset + 2, h.streamId);
+  dv.setUint32(offset + 4, h.room);
+  dv.setUint32(offset + 8, h.sender);
+  dv.setUint32(offset + 12, h.seq >>> 0);
+  dv.setUint32(offset + 16, h.connSeq >>> 0);
+}
+
+/** Encodes a data frame: header then payload, in one freshly allocated buffer. */
+export function encodeDataFrame(h: DataHeader, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(DATA_HEADER_BYTES + payload.byteLength);
+  writeDataHeader(out, 0, h);
+  out.set(payload, DATA_HEADER_BYTES);
+  return out;
+}
+
+/**
+ * Re-stamps the per-hop fields (sender and connection sequence) of an encoded data frame in place.
+ * The server uses this to forward one received frame without re-encoding it.
+ */
+export function restampDataFrame(frame: Uint8Array, sender: number, connSeq: number): void {
+  const dv = view(frame);
+  dv.setUint32(8, sender);
+  dv.setUint32(16, connSeq >>> 0);
+}
+
+/** Encodes a control frame from an already serialised JSON string. */
+export function encodeControlFrame(connSeq: number, json: string): Uint8Array {
+  // Compute the worst-case length first, write once, then trim: no intermediate copies.
+  const out = new Uint8Array(CONTROL_HEADER_BYTES + json.length * 3);
+  const dv = view(out);
+  dv.setUint8(0, (WIRE_VERSION << 4) | FrameKind.Control);
+  dv.setUint32(1, connSeq >>> 0);
+  const { written } = encoder.encodeInto(json, out.subarray(CONTROL_HEADER_BYTES));
+  return out.subarray(0, CONTROL_HEADER_BYTES + written);
+}
+
+/** Encodes an acknowledgement frame. */
+export function encodeAckFrame(ack: number): Uint8Array {
+  const out = new Uint8Array(ACK_FRAME_BYTES);
+  const dv = view(out);
+  dv.setUint8(0, (WIRE_VERSION << 4) | FrameKind.Ack);
+  dv.setUint32(1, ack >>> 0);
+  return out;
+}
+
+function badFrame(message: string): BackchannelError {
+  return new BackchannelError(ErrorCode.BadFrame, message);
+}
+
+/**
+ * Decodes one frame. Never reads out of bounds; throws `bad-frame` for anything that is not a
+ * well-formed frame of this wire version.
+ */
+export function decodeFrame(buf: Uint8Array): Frame {
+  if (!(buf instanceof Uint8Array)) throw badFrame('frame must be binary');
+  if (buf.byteLength < 1) throw badFrame('empty frame');
+  const first = buf[0]!;
+  const version = first >> 4;
+  if (version !== WIRE_VERSION) throw badFrame(`unsupported wire version ${version} (expected ${WIRE_VERSION})`);
+  const kind = first & 0x0f;
+  const dv = view(buf);
+  switch (kind) {
+    case FrameKind.Data: {
+      if (buf.byteLength < DATA_HEADER_BYTES) throw badFrame(`data frame shorter than its ${DATA_HEADER_BYTES}-byte header`);
+      const flags = dv.getUint8(1);
+      if (flags & FLAG_RESERVED) throw badFrame('data frame has reserved flag bits set');
+      const mode = DataModes[flags & FLAG_MODE_MASK];
+      if (mode === undefined) throw badFrame('data frame has an unknown mode');
+      const streamId = dv.getUint16(2);
+      if (streamId === 0) throw badFrame('data frame has stream id 0');
+      return {
+        kind: FrameKind.Data,
+        mode,
+        fin: (flags & FLAG_FIN) !== 0,
+        streamId,
+        room: dv.getUint32(4),
+        sender: dv.getUint32(8),
+        seq: dv.getUint32(12),
+        connSeq: dv.getUint32(16),
+        payload: buf.subarray(DATA_HEADER_BYTES),
+      };
+    }
+    case FrameKind.Control: {
+      if (buf.byteLength < CONTROL_HEADER_BYTES + 2) throw badFrame('control frame too short');
+      return { kind: FrameKind.Control, connSeq: dv.getUint32(1), body: buf.subarray(CONTROL_HEADER_BYTES) };
+    }
+    case FrameKind.Ack: {
+      if (buf.byteLength !== ACK_FRAME_BYTES) throw badFrame(`ack frame must be ${ACK_FRAME_BYTES} bytes`);
+      return { kind: FrameKind.Ack, ack: dv.getUint32(1) };
+    }
+    default:
+      throw badFrame(`unknown frame kind ${kind}`);
+  }
+}

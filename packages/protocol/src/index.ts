@@ -1,0 +1,56 @@
+/**
+ * @packageDocumentation
+ * Backchannel wire protocol: binary frame codec, control message schemas, error and reason codes.
+ * No I/O and no Node-specific APIs: shared by the server and the isomorphic client SDK.
+ */
+export { BackchannelError, ErrorCode, isErrorCode } from './errors.js';
+export {
+  ACK_FRAME_BYTES,
+  CONTROL_HEADER_BYTES,
+  DATA_HEADER_BYTES,
+  DataModes,
+  FrameKind,
+  WIRE_VERSION,
+  decodeFrame,
+  encodeAckFrame,
+  encodeControlFrame,
+  encodeDataFrame,
+  restampDataFrame,
+  writeDataHeader,
+} from './frame.js';
+export type { AckFrame, ControlFrame, DataFrame, DataHeader, DataMode, Frame } from './frame.js';
+export {
+  CallInfoSchema,
+  CapabilitiesSchema,
+  ClientMessageSchemas,
+  DestinationSchema,
+  ModeSchema,
+  ParticipantInfoSchema,
+  PrioritySchema,
+  RoomInfoSchema,
+} from './messages.js';
+export type {
+  AnnouncedLimits,
+  CallInfo,
+  Capabilities,
+  ClientMessage,
+  ClientMessageType,
+  Destination,
+  ParticipantInfo,
+  Priority,
+  Reason,
+  RoomInfo,
+  ServerEvent,
+  ServerMessage,
+  ServerReply,
+  SessionInfo,
+  WelcomeResult,
+} from './messages.js';
+export { CallEndReason, InviteRevokedReason, LeaveReason, RoomEndReason, SessionCloseReason } from './reasons.js';
+export { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version.js';
+export { parseControlBody, validateClientMessage } from './validate.js';
+export { STREAM_ID_APP_MIN, STREAM_ID_APP_MAX, STREAM_ID_RESERVED_MIN, isValidStreamId } from './stream-ids.js';
+export { Emitter } from './emitter.js';
+export type { EventMap, ListenerErrorHandler } from './emitter.js';
+export { FairQueue, PRIORITY_CLASS } from './fair-queue.js';
+export type { PriorityClass, QueueItem } from './fair-queue.js';

@@ -1,0 +1,178 @@
+/**
+ * Control messages: JSON objects carried in control frames, each with a string discriminator `t`.
+ * Client→server messages are requests carrying an integer `id`; the server answers each with exactly
+ * one `ok` or `err` reply carrying `re: id`. Server→client messages without `re` are events.
+ *
+ * The TypeBox schemas below are the single definition: the server validates with them, the types
+ * are derived from them, and documentation is generated from them.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+const Id = Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 });
+const RoomNum = Type.Integer({ minimum: 1, maximum: 2 ** 32 - 1 });
+/** Stream id on the wire: 0 asks the server to allocate one. */
+const StreamIdOrAuto = Type.Integer({ minimum: 0, maximum: 65535 });
+const StreamId = Type.Integer({ minimum: 1, maximum: 65535 });
+const UserId = Type.String({ minLength: 1, maxLength: 256 });
+const RoomName = Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f]+$' });
+const ParticipantId = Type.String({ minLength: 1, maxLength: 64 });
+
+/** Participant metadata: any JSON value (size limited by the server). */
+export const MetadataSchema = Type.Unknown();
+
+export const ModeSchema = Type.Union([Type.Literal('reliable-message'), Type.Literal('reliable-bytes'), Type.Literal('unreliable')]);
+export const PrioritySchema = Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')]);
+/** Destination of a data session: everyone else in the room, or a set of participant ids. */
+export const DestinationSchema = Type.Union([
+  Type.Literal('broadcast'),
+  Type.Array(ParticipantId, { minItems: 1, maxItems: 10_000, uniqueItems: true }),
+]);
+
+export const CapabilitiesSchema = Type.Object(
+  {
+    protocol: Type.Integer({ minimum: 1 }),
+    dataSession: Type.Boolean(),
+    streamIds: Type.Optional(Type.Array(StreamId, { maxItems: 1024 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ReasonSchema = Type.Object({ code: Type.String(), message: Type.String() });
+
+export const ParticipantInfoSchema = Type.Object({
+  id: ParticipantId,
+  sid: Type.Integer(),
+  userId: UserId,
+  displayName: Type.String(),
+  metadata: MetadataSchema,
+  joinedAt: Type.Number(),
+  capabilities: CapabilitiesSchema,
+});
+
+export const SessionInfoSchema = Type.Object({ streamId: StreamId, from: ParticipantId, mode: ModeSchema });
+
+export const RoomInfoSchema = Type.Object({
+  room: RoomNum,
+  kind: Type.Union([Type.Literal('conference'), Type.Literal('call')]),
+  name: Type.String(),
+  self: ParticipantInfoSchema,
+  participants: Type.Array(ParticipantInfoSchema),
+  /** Sessions already open whose destination includes the joining participant (late joiners). */
+  sessions: Type.Array(SessionInfoSchema),
+});
+
+export const CallInfoSchema = Type.Object({
+  callId: Type.String(),
+  caller: Type.Object({ userId: UserId, displayName: Type.String(), participantId: ParticipantId }),
+  callee: Type.Object({ userId: UserId }),
+  appParam: Type.Optional(Type.String()),
+  state: Type.Union([Type.Literal('ringing'), Type.Literal('connected'), Type.Literal('ended')]),
+  createdAt: Type.Number(),
+});
+
+function req<T extends string, P extends Record<string, TSchema>>(t: T, props: P) {
+  return Type.Object({ t: Type.Literal(t), id: Id, ...props }, { additionalProperties: false });
+}
+
+/** Every client→server request, by its `t`. */
+export const ClientMessageSchemas = {
+  hello: req('hello', {
+    token: Type.String({ maxLength: 8192 }),
+    protocol: Type.Integer({ minimum: 0 }),
+    sdk: Type.Optional(Type.String({ maxLength: 64 })),
+    capabilities: CapabilitiesSchema,
+  }),
+  'call.make': req('call.make', { callee: UserId, appParam: Type.Optional(Type.String({ maxLength: 4096 })) }),
+  'call.get': req('call.get', { callId: Type.String({ maxLength: 64 }) }),
+  'call.accept': req('call.accept', { callId: Type.String({ maxLength: 64 }) }),
+  'call.decline': req('call.decline', { callId: Type.String({ maxLength: 64 }), reason: Type.Optional(Type.String({ maxLength: 256 })) }),
+  'call.cancel': req('call.cancel', { callId: Type.String({ maxLength: 64 }) }),
+  'call.end': req('call.end', { callId: Type.String({ maxLength: 64 }) }),
+  'conf.join': req('conf.join', {
+    name: RoomName,
+    displayName: Type.Optional(Type.String({ maxLength: 256 })),
+    metadata: Type.Optional(MetadataSchema),
+  }),
+  'room.leave': req('room.leave', { room: RoomNum }),
+  'room.metadata': req('room.metadata', { room: RoomNum, metadata: MetadataSchema }),
+  'ds.open': req('ds.open', {
+    room: RoomNum,
+    streamId: StreamIdOrAuto,
+    mode: ModeSchema,
+    destination: DestinationSchema,
+    priority: PrioritySchema,
+  }),
+  'ds.dest': req('ds.dest', { room: RoomNum, streamId: StreamId, destination: DestinationSchema }),
+  'ds.close': req('ds.close', { room: RoomNum, streamId: StreamId }),
+  'ds.unsupport': req('ds.unsupport', { room: RoomNum, streamId: StreamId }),
+  'ds.support': req('ds.support', { room: RoomNum, streamId: StreamId }),
+} as const;
+
+type Schemas = typeof ClientMessageSchemas;
+/** The `t` of a client→server request. */
+export type ClientMessageType = keyof Schemas;
+/** A client→server request, by `t`. */
+export type ClientMessage<T extends ClientMessageType = ClientMessageType> = { [K in T]: Static<Schemas[K]> }[T];
+
+export type Capabilities = Static<typeof CapabilitiesSchema>;
+export type Reason = Static<typeof ReasonSchema>;
+export type ParticipantInfo = Static<typeof ParticipantInfoSchema>;
+export type SessionInfo = Static<typeof SessionInfoSchema>;
+export type RoomInfo = Static<typeof RoomInfoSchema>;
+export type CallInfo = Static<typeof CallInfoSchema>;
+export type Destination = Static<typeof DestinationSchema>;
+export type Priority = Static<typeof PrioritySchema>;
+
+/** Limits the server announces in its welcome, so the SDK can refuse early with the same codes. */
+export interface AnnouncedLimits {
+  maxMessageBytes: number;
+  chunkBytes: number;
+  maxSessionsPerParticipant: number;
+  maxMetadataBytes: number;
+}
+
+/** Reply to `hello`. */
+export interface WelcomeResult {
+  participantId: string;
+  sid: number;
+  userId: string;
+  displayName: string;
+  protocol: number;
+  serverVersion: string;
+  limits: AnnouncedLimits;
+  grants: {
+    calls: boolean;
+    publishData: boolean;
+    subscribeData: boolean;
+    updateOwnMetadata: boolean;
+    hidden: boolean;
+    streamIds?: number[];
+    conferences: string[];
+  };
+}
+
+/** Every server→client event, by `t`. */
+export type ServerEvent =
+  | { t: 'call.incoming'; call: CallInfo }
+  | { t: 'call.connected'; callId: string; room: RoomInfo }
+  | { t: 'call.ended'; callId: string; reason: Reason; durationMs: number }
+  | { t: 'call.revoked'; callId: string; reason: Reason }
+  | { t: 'room.joined'; room: number; participant: ParticipantInfo }
+  | { t: 'room.left'; room: number; participantId: string; reason: Reason }
+  | { t: 'room.updated'; room: number; participant: ParticipantInfo }
+  | { t: 'room.ended'; room: number; reason: Reason }
+  | { t: 'ds.incoming'; room: number; streamId: number; from: string; mode: Static<typeof ModeSchema> }
+  | { t: 'ds.closed'; room: number; streamId: number; from: string; reason: Reason }
+  | { t: 'ds.ended'; room: number; streamId: number; reason: Reason }
+  | { t: 'ds.unsupported'; room: number; streamId: number; participantId: string }
+  | { t: 'ds.detached'; room: number; streamId: number; participantId: string; reason: Reason }
+  | { t: 'ds.backlog'; room: number; streamId: number; bytes: number; dropped: number }
+  | { t: 'ds.dropped'; room: number; streamId: number; from: string; count: number }
+  | { t: 'error'; error: Reason }
+  | { t: 'goodbye'; reason: Reason };
+
+/** A reply to a request. */
+export type ServerReply = { t: 'ok'; re: number; data?: unknown } | { t: 'err'; re: number; error: Reason & { details?: Record<string, unknown> } };
+
+/** Anything the server sends in a control frame. */
+export type ServerMessage = ServerEvent | ServerReply;

@@ -1,0 +1,152 @@
+/**
+ * Server configuration: every default lives here, options are validated once at the boundary
+ * (CLI flags, environment, config file or the embedding API) and the result is typed and frozen.
+ */
+
+/** Every server setting, with units in the name or the TSDoc. */
+export interface ServerConfig {
+  /** Interface to bind. Default `127.0.0.1`. */
+  host: string;
+  /** TCP port; 0 picks a free one. Default 7800. */
+  port: number;
+  /** API key → API secret. Tokens are verified against the secret of their `kid`. */
+  apiKeys: Record<string, string>;
+  /** True when running on the built-in development key (`devkey`/`devsecret`). */
+  devKeys: boolean;
+  /** Log level for the JSON logs (`fatal`…`trace`, or `silent`). Default `info`. */
+  logLevel: string;
+  /** How long a 1:1 call rings before it ends with `no-answer`, ms. Default 30 000. */
+  ringTimeoutMs: number;
+  /** End a ringing call as `busy` when the callee is already in a connected call. Default true. */
+  busyWhenInCall: boolean;
+  /** How long an empty conference lives before it ends, ms. Default 10 000. */
+  emptyRoomGraceMs: number;
+  /** Max participants in one room (hidden ones included). Default 1 000. */
+  maxParticipantsPerRoom: number;
+  /** Max size of a participant's metadata, as JSON, bytes. Default 4 096. */
+  maxMetadataBytes: number;
+  /** A connection that has not said hello by then is closed with `hello-timeout`, ms. Default 10 000. */
+  helloTimeoutMs: number;
+  /** Interval of WebSocket pings; a peer that misses one is dropped as connection-lost, ms. Default 20 000. */
+  pingIntervalMs: number;
+  /** Max size of one WebSocket message (frame) a client may send, bytes. Default 256 KiB. */
+  maxFrameBytes: number;
+  /** Malformed frames tolerated per connection before it is closed. Default 20. */
+  maxBadFrames: number;
+  /** Fragment size for data, bytes (announced to clients). Default 64 KiB. */
+  chunkBytes: number;
+  /** Max size of one reliable-message message, bytes. Default 16 MiB. */
+  maxMessageBytes: number;
+  /** Max open send sessions per participant (all rooms). Default 64. */
+  maxSessionsPerParticipant: number;
+  /** Max aggregate data a participant may send, kbit/s; 0 = unlimited. Default 200 000 (200 Mbit/s). */
+  maxDataBitrateKbps: number;
+  /** Bytes the server holds for one receiver of one reliable session before detaching it as `receiver-too-slow`. Default 8 MiB. */
+  receiverQueueMaxBytes: number;
+  /** Bytes of unreliable data held for one receiver of one session before the oldest is dropped. Default 256 KiB. */
+  unreliableQueueMaxBytes: number;
+  /** Socket buffer level above which the server stops writing data to a connection, bytes. Default 512 KiB. */
+  socketHighWaterBytes: number;
+  /** Interval at which a sender is told how far its slowest receiver is behind, ms. Default 50. */
+  backlogReportMs: number;
+  /** Frames received before an acknowledgement is sent (also sent after `ackDelayMs`). Default 64. */
+  ackEvery: number;
+  /** Max delay before acknowledging received frames, ms. Default 200. */
+  ackDelayMs: number;
+  /** How long graceful shutdown waits for clients to be told and sockets to close, ms. Default 5 000. */
+  shutdownTimeoutMs: number;
+}
+
+/** Development API key; a server using it logs a warning. */
+export const DEV_API_KEY = 'devkey';
+/** Development API secret; a server using it logs a warning. */
+export const DEV_API_SECRET = 'devsecret';
+
+/** Every default, in one place. */
+export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
+  host: '127.0.0.1',
+  port: 7800,
+  apiKeys: { [DEV_API_KEY]: DEV_API_SECRET },
+  devKeys: true,
+  logLevel: 'info',
+  ringTimeoutMs: 30_000,
+  busyWhenInCall: true,
+  emptyRoomGraceMs: 10_000,
+  maxParticipantsPerRoom: 1_000,
+  maxMetadataBytes: 4_096,
+  helloTimeoutMs: 10_000,
+  pingIntervalMs: 20_000,
+  maxFrameBytes: 256 * 1024,
+  maxBadFrames: 20,
+  chunkBytes: 64 * 1024,
+  maxMessageBytes: 16 * 1024 * 1024,
+  maxSessionsPerParticipant: 64,
+  maxDataBitrateKbps: 200_000,
+  receiverQueueMaxBytes: 8 * 1024 * 1024,
+  unreliableQueueMaxBytes: 256 * 1024,
+  socketHighWaterBytes: 512 * 1024,
+  backlogReportMs: 50,
+  ackEvery: 64,
+  ackDelayMs: 200,
+  shutdownTimeoutMs: 5_000,
+});
+
+type NumericKey = { [K in keyof ServerConfig]: ServerConfig[K] extends number ? K : never }[keyof ServerConfig];
+
+/** Inclusive bounds of every numeric setting. */
+const BOUNDS: Record<NumericKey, [number, number]> = {
+  port: [0, 65535],
+  ringTimeoutMs: [1, 86_400_000],
+  emptyRoomGraceMs: [0, 86_400_000],
+  maxParticipantsPerRoom: [2, 1_000_000],
+  maxMetadataBytes: [0, 1024 * 1024],
+  helloTimeoutMs: [1, 600_000],
+  pingIntervalMs: [100, 600_000],
+  maxFrameBytes: [1024, 64 * 1024 * 1024],
+  maxBadFrames: [0, 1_000_000],
+  chunkBytes: [256, 1024 * 1024],
+  maxMessageBytes: [1, 1024 * 1024 * 1024],
+  maxSessionsPerParticipant: [1, 65535],
+  maxDataBitrateKbps: [0, 100_000_000],
+  receiverQueueMaxBytes: [1024, 4 * 1024 * 1024 * 1024],
+  unreliableQueueMaxBytes: [1024, 1024 * 1024 * 1024],
+  socketHighWaterBytes: [1024, 1024 * 1024 * 1024],
+  backlogReportMs: [1, 60_000],
+  ackEvery: [1, 1_000_000],
+  ackDelayMs: [1, 60_000],
+  shutdownTimeoutMs: [0, 600_000],
+};
+
+/** Thrown for an invalid setting; the message names the setting and what it must be. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Validates `input` over the defaults and returns a frozen, complete configuration. */
+export function resolveConfig(input: Partial<ServerConfig> = {}): Readonly<ServerConfig> {
+  const out: ServerConfig = { ...DEFAULT_CONFIG, ...stripUndefined(input) };
+  for (const key of Object.keys(input)) {
+    if (!(key in DEFAULT_CONFIG)) throw new ConfigError(`unknown setting "${key}"`);
+  }
+  for (const [key, [min, max]] of Object.entries(BOUNDS) as [NumericKey, [number, number]][]) {
+    const value = out[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new ConfigError(`setting "${key}" must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`);
+    }
+  }
+  if (typeof out.host !== 'string' || !out.host) throw new ConfigError('setting "host" must be a non-empty string');
+  if (typeof out.busyWhenInCall !== 'boolean') throw new ConfigError('setting "busyWhenInCall" must be a boolean');
+  const keys = Object.entries(out.apiKeys ?? {});
+  if (keys.length === 0) throw new ConfigError('setting "apiKeys" needs at least one key: secret pair');
+  for (const [k, s] of keys) {
+    if (!k || typeof s !== 'string' || s.length < 8) throw new ConfigError(`API key "${k}" needs a secret of at least 8 characters`);
+  }
+  out.devKeys = keys.length === 1 && keys[0]![0] === DEV_API_KEY && keys[0]![1] === DEV_API_SECRET;
+  if (out.chunkBytes + 64 > out.maxFrameBytes) throw new ConfigError('setting "maxFrameBytes" must exceed "chunkBytes" by at least 64 bytes');
+  out.apiKeys = Object.freeze({ ...out.apiKeys });
+  return Object.freeze(out);
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,231 @@
+/**
+ * The core of the server: peers, rooms and the dispatch of requests to the call, conference and
+ * data-session managers. No I/O: input arrives through `handle…()` methods, output leaves through
+ * each peer's {@link PeerLink} and the `emit` callback (typed {@link HubEvent}s).
+ */
+import {
+  BackchannelError,
+  ErrorCode,
+  LeaveReason,
+  type Capabilities,
+  type ClientMessage,
+  type DataFrame,
+  type Reason,
+} from '@backchannel/protocol';
+import type { Identity } from '../auth.js';
+import type { ServerConfig } from '../config.js';
+import { CallManager } from './calls.js';
+import { ConferenceManager } from './conferences.js';
+import type { HubEvent } from './events.js';
+import { randomId } from './ids.js';
+import { Peer, type PeerLink } from './peer.js';
+import { Room, type Member } from './room.js';
+import { SessionRouter } from './sessions.js';
+
+/** Builds a `{ code, message }` reason. */
+export function reason(code: string, message: string): Reason {
+  return { code, message };
+}
+
+/** Throws `permission-denied` unless `allowed`. */
+export function requireGrant(allowed: boolean, what: string): void {
+  if (!allowed) throw new BackchannelError(ErrorCode.PermissionDenied, `the access token does not allow ${what}`);
+}
+
+export interface HubOptions {
+  config: Readonly<ServerConfig>;
+  /** Receives every internal event (webhooks, metrics, logs). Must not throw. */
+  emit: (event: HubEvent) => void;
+}
+
+export class Hub {
+  readonly config: Readonly<ServerConfig>;
+  readonly peers = new Map<string, Peer>();
+  readonly peersByUser = new Map<string, Set<Peer>>();
+  readonly rooms = new Map<number, Room>();
+  readonly calls: CallManager;
+  readonly conferences: ConferenceManager;
+  readonly sessions: SessionRouter;
+  readonly emit: (event: HubEvent) => void;
+  #nextSid = 1;
+  #nextRoom = 1;
+  #shuttingDown = false;
+  readonly #afterReply = new Map<Peer, (() => void)[]>();
+
+  constructor(options: HubOptions) {
+    this.config = options.config;
+    this.emit = options.emit;
+    this.calls = new CallManager(this);
+    this.conferences = new ConferenceManager(this);
+    this.sessions = new SessionRouter(this);
+  }
+
+  get shuttingDown(): boolean {
+    return this.#shuttingDown;
+  }
+
+  /** Registers an authenticated connection and returns its peer. */
+  handleConnect(identity: Identity, capabilities: Capabilities, link: PeerLink): Peer {
+    const sid = this.#nextSid;
+    this.#nextSid = this.#nextSid >= 0xffff_fffe ? 1 : this.#nextSid + 1;
+    const peer = new Peer(`PA_${randomId(12)}`, sid, identity.userId, identity.displayName, identity.grants, capabilities, link);
+    this.peers.set(peer.id, peer);
+    let set = this.peersByUser.get(peer.userId);
+    if (!set) this.peersByUser.set(peer.userId, (set = new Set()));
+    set.add(peer);
+    this.calls.peerConnected(peer);
+    return peer;
+  }
+
+  /** Removes a peer that disconnected (or was shut down), leaving every room with `leaveCode`. */
+  handleDisconnect(peer: Peer, leaveCode: string = LeaveReason.ConnectionLost): void {
+    if (peer.gone) return;
+    peer.gone = true;
+    this.peers.delete(peer.id);
+    this.#afterReply.delete(peer);
+    const set = this.peersByUser.get(peer.userId);
+    set?.delete(peer);
+    if (set?.size === 0) this.peersByUser.delete(peer.userId);
+    this.calls.peerGone(peer, leaveCode);
+    for (const room of [...peer.rooms.values()]) {
+      const member = room.member(peer.id);
+      if (member) this.exit(room, member, reason(leaveCode, leaveCode === LeaveReason.ServerShutdown ? 'the server is shutting down' : 'the connection was lost'));
+    }
+  }
+
+  /**
+   * Handles one validated request and returns the reply data, or throws a BackchannelError.
+   * Synchronous on purpose: state changes apply before the next frame of the same connection.
+   */
+  handleRequest(peer: Peer, msg: ClientMessage): unknown {
+    if (peer.gone) throw new BackchannelError(ErrorCode.ConnectionClosed, 'the connection is closed');
+    if (this.#shuttingDown) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is shutting down');
+    switch (msg.t) {
+      case 'hello':
+        throw new BackchannelError(ErrorCode.BadMessage, 'hello was already received on this connection');
+      case 'call.make':
+        return this.calls.make(peer, msg.callee, msg.appParam);
+      case 'call.get':
+        return this.calls.get(peer, msg.callId);
+      case 'call.accept':
+        return this.calls.accept(peer, msg.callId);
+      case 'call.decline':
+        return this.calls.decline(peer, msg.callId, msg.reason);
+      case 'call.cancel':
+        return this.calls.cancel(peer, msg.callId);
+      case 'call.end':
+        return this.calls.hangUp(peer, msg.callId);
+      case 'conf.join':
+        return this.conferences.join(peer, msg.name, msg.displayName, msg.metadata);
+      case 'room.leave':
+        return this.leave(peer, msg.room);
+      case 'room.metadata':
+        return this.conferences.updateMetadata(peer, this.memberOf(peer, msg.room), msg.metadata);
+      case 'ds.open':
+      case 'ds.dest':
+      case 'ds.close':
+      case 'ds.unsupport':
+      case 'ds.support':
+        return this.sessions.handleRequest(peer, this.memberOf(peer, msg.room), msg);
+    }
+  }
+
+  /**
+   * Runs `fn` right after the reply to the request `peer` is making has been sent, so events
+   * about a new object reach the client after the reply that created it.
+   */
+  afterReply(peer: Peer, fn: () => void): void {
+    const list = this.#afterReply.get(peer);
+    if (list) list.push(fn);
+    else this.#afterReply.set(peer, [fn]);
+  }
+
+  /** Called by the transport once it has sent the reply to `peer`'s request (or an error). */
+  flushAfterReply(peer: Peer): void {
+    const list = this.#afterReply.get(peer);
+    if (!list) return;
+    this.#afterReply.delete(peer);
+    for (const fn of list) fn();
+  }
+
+  /** Handles one data frame from `peer`. Unknown rooms or sessions are reported, never fatal. */
+  handleData(peer: Peer, frame: DataFrame, raw: Uint8Array): void {
+    const room = peer.rooms.get(frame.room);
+    if (!room) throw new BackchannelError(ErrorCode.NotInRoom, `not in room ${frame.room}`);
+    this.sessions.handleData(peer, room, frame, raw);
+  }
+
+  /** The member record of `peer` in room number `roomNum`, or `not-in-room`. */
+  memberOf(peer: Peer, roomNum: number): { room: Room; member: Member } {
+    const room = peer.rooms.get(roomNum);
+    const member = room?.member(peer.id);
+    if (!room || !member) throw new BackchannelError(ErrorCode.NotInRoom, `not a member of room ${roomNum}`);
+    return { room, member };
+  }
+
+  /** Creates a room with a fresh server-wide number. */
+  createRoom(kind: 'conference' | 'call', name: string): Room {
+    let num = this.#nextRoom;
+    while (this.rooms.has(num)) num = num >= 0xffff_fffe ? 1 : num + 1;
+    this.#nextRoom = num >= 0xffff_fffe ? 1 : num + 1;
+    const room = new Room(num, kind, name);
+    this.rooms.set(num, room);
+    return room;
+  }
+
+  /** Adds `peer` to `room`, tells the others and emits `participant.joined` for conferences. */
+  enter(room: Room, peer: Peer, displayName: string, metadata: unknown): Member {
+    const member: Member = { peer, displayName, metadata: metadata ?? null, joinedAt: Date.now(), hidden: peer.grants.hidden };
+    room.members.set(peer.id, member);
+    peer.rooms.set(room.num, room);
+    if (!member.hidden) room.broadcast({ t: 'room.joined', room: room.num, participant: Room.info(member) }, member);
+    if (room.kind === 'conference') this.emit({ type: 'participant.joined', at: member.joinedAt, room: { kind: room.kind, name: room.name }, participant: Room.info(member) });
+    this.sessions.memberEntered(room, member);
+    return member;
+  }
+
+  /** Removes `member` from `room` with `why`; an emptied conference starts its grace period. */
+  exit(room: Room, member: Member, why: Reason, options: { announce?: boolean } = {}): void {
+    if (room.members.get(member.peer.id) !== member) return;
+    this.sessions.memberLeaving(room, member, why);
+    room.members.delete(member.peer.id);
+    member.peer.rooms.delete(room.num);
+    if (options.announce !== false && !member.hidden) room.broadcast({ t: 'room.left', room: room.num, participantId: member.peer.id, reason: why });
+    if (room.kind === 'conference') {
+      this.emit({ type: 'participant.left', at: Date.now(), room: { kind: room.kind, name: room.name }, participant: Room.info(member), reason: why });
+      if (room.size === 0) this.conferences.roomEmptied(room);
+    }
+  }
+
+  /** Handles `room.leave`: for a call that is a hang-up, for a conference a plain leave. */
+  leave(peer: Peer, roomNum: number): Record<string, never> {
+    const { room, member } = this.memberOf(peer, roomNum);
+    if (room.kind === 'call') {
+      this.calls.hangUp(peer, room.name);
+    } else {
+      this.exit(room, member, reason(LeaveReason.Left, 'left the room'));
+    }
+    return {};
+  }
+
+  /** Deletes a room whose members have all been removed. */
+  dropRoom(room: Room): void {
+    room.ended = true;
+    if (room.emptyTimer) clearTimeout(room.emptyTimer);
+    this.sessions.roomEnded(room);
+    this.rooms.delete(room.num);
+  }
+
+  /** Ends every call and room (reason server-shutdown) and tells every peer goodbye. */
+  shutdown(): void {
+    if (this.#shuttingDown) return;
+    this.#shuttingDown = true;
+    this.sessions.stop();
+    this.calls.endAll(reason('server-shutdown', 'the server is shutting down'));
+    this.conferences.endAll(reason('server-shutdown', 'the server is shutting down'));
+    for (const peer of [...this.peers.values()]) {
+      peer.link.close(reason(ErrorCode.ServerShutdown, 'the server is shutting down'));
+      this.handleDisconnect(peer, LeaveReason.ServerShutdown);
+    }
+  }
+}

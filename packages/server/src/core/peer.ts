@@ -1,0 +1,60 @@
+/**
+ * A connected, authenticated client as the core sees it. The core never touches sockets: it talks
+ * to a peer through the {@link PeerLink} the transport gives it.
+ */
+import type { Capabilities, DataMode, PriorityClass, QueueItem, Reason, ServerEvent } from '@backchannel/protocol';
+import type { ResolvedGrants } from '@backchannel/server-sdk';
+import type { Room } from './room.js';
+
+/** A data frame to forward, shared by every receiver (immutable once queued). */
+export interface OutboundFrame extends QueueItem {
+  mode: DataMode;
+  fin: boolean;
+  streamId: number;
+  room: number;
+  sender: number;
+  seq: number;
+  payload: Uint8Array;
+}
+
+/** What the core may ask of a peer's connection. */
+export interface PeerLink {
+  /** Sends a control event to this peer now (ahead of queued data). */
+  sendEvent(event: ServerEvent): void;
+  /**
+   * Queues a data frame of session `key`. With `dropCap`, the session's oldest droppable frames
+   * beyond that many bytes are dropped. Returns the session's queued bytes and the frames dropped.
+   */
+  sendData(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap?: number): { queued: number; dropped: number };
+  /** Sends a control event once the data of session `key` queued before it has been written. */
+  sendSessionEvent(key: string, priority: PriorityClass, event: ServerEvent): void;
+  /** Discards the queued data of session `key`. */
+  discard(key: string): void;
+  /** Bytes queued (not yet written to the socket) for session `key`. */
+  queuedBytes(key: string): number;
+  /** Stops reading from this peer for `ms` milliseconds (inbound bitrate limit). */
+  pauseInbound(ms: number): void;
+  /** Says goodbye with `reason` and closes the connection. */
+  close(reason: Reason): void;
+}
+
+/** A connected client. Identity fields come from its verified token. */
+export class Peer {
+  /** Rooms this peer is a member of, by room number. */
+  readonly rooms = new Map<number, Room>();
+  readonly connectedAt = Date.now();
+  /** Set once the peer has disconnected; a gone peer takes no further actions. */
+  gone = false;
+
+  constructor(
+    /** Server-assigned participant id, unique per connection. */
+    readonly id: string,
+    /** Numeric handle of the participant in data frames. */
+    readonly sid: number,
+    readonly userId: string,
+    readonly displayName: string,
+    readonly grants: ResolvedGrants,
+    readonly capabilities: Capabilities,
+    readonly link: PeerLink,
+  ) {}
+}

@@ -1,0 +1,371 @@
+/**
+ * Data sessions in the server: opening, destinations, forwarding with per-receiver bounded queues,
+ * slow-receiver detachment, unsupported stream ids, backlog feedback to senders and the
+ * per-participant bitrate limit. No I/O: everything leaves through {@link PeerLink}s.
+ */
+import {
+  BackchannelError,
+  ErrorCode,
+  LeaveReason,
+  PRIORITY_CLASS,
+  STREAM_ID_RESERVED_MIN,
+  SessionCloseReason,
+  type ClientMessage,
+  type DataFrame,
+  type DataMode,
+  type Destination,
+  type PriorityClass,
+  type Reason,
+  type SessionInfo,
+} from '@backchannel/protocol';
+import { reason, requireGrant, type Hub } from './hub.js';
+import type { OutboundFrame, Peer } from './peer.js';
+import type { Member, Room } from './room.js';
+
+/** One open send session. Its key is also the queue key at every receiver. */
+interface SendSession {
+  key: string;
+  room: Room;
+  sender: Member;
+  streamId: number;
+  mode: DataMode;
+  priority: PriorityClass;
+  destination: 'broadcast' | Set<string>;
+  /** Receivers told `ds.incoming` (once per sender and stream id). */
+  announced: Set<string>;
+  /** Receivers detached as too slow; nothing more is forwarded to them. */
+  detached: Set<string>;
+  /** Unreliable frames dropped for any receiver (reported to the sender). */
+  dropped: number;
+  /** Unreliable frames dropped per receiver since the last report. */
+  recvDrops: Map<string, number>;
+  reportedBacklog: number;
+  reportedDropped: number;
+}
+
+type DsMessage = ClientMessage<'ds.open' | 'ds.dest' | 'ds.close' | 'ds.unsupport' | 'ds.support'>;
+
+const AUTO_ID_MIN = 1000;
+const ROOM_GONE_CODES: ReadonlySet<string> = new Set([LeaveReason.RoomEnded, LeaveReason.CallEnded, LeaveReason.ServerShutdown]);
+
+/** Token bucket enforcing a participant's aggregate data bitrate. */
+interface Bucket {
+  tokens: number;
+  last: number;
+}
+
+export class SessionRouter {
+  readonly #byRoom = new Map<number, Map<string, SendSession>>();
+  readonly #perPeer = new Map<Peer, number>();
+  readonly #unsupported = new Map<string, Set<number>>();
+  readonly #buckets = new WeakMap<Peer, Bucket>();
+  readonly #active = new Set<SendSession>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private readonly hub: Hub) {}
+
+  /** Sessions open in `room` that include `member`: the late joiner's list; marks them announced. */
+  readonly openSessionsFor = (room: Room, member: Member): SessionInfo[] => {
+    const out: SessionInfo[] = [];
+    for (const s of this.#byRoom.get(room.num)?.values() ?? []) {
+      if (!this.#includes(s, member) || s.announced.has(member.peer.id)) continue;
+      if (this.#refuses(room, member, s.streamId)) continue;
+      s.announced.add(member.peer.id);
+      out.push({ streamId: s.streamId, from: s.sender.peer.id, mode: s.mode });
+    }
+    return out;
+  };
+
+  /** Number of open send sessions in all rooms. */
+  get openCount(): number {
+    let n = 0;
+    for (const m of this.#byRoom.values()) n += m.size;
+    return n;
+  }
+
+  handleRequest(peer: Peer, { room, member }: { room: Room; member: Member }, msg: DsMessage): unknown {
+    switch (msg.t) {
+      case 'ds.open':
+        return this.#open(peer, room, member, msg);
+      case 'ds.dest': {
+        const s = this.#own(room, peer, msg.streamId);
+        this.#setDestination(s, msg.destination);
+        return {};
+      }
+      case 'ds.close':
+        this.#close(this.#own(room, peer, msg.streamId), reason(SessionCloseReason.Closed, 'closed by the sender'), false);
+        return {};
+      case 'ds.unsupport':
+        this.#unsupport(room, member, msg.streamId);
+        return {};
+      case 'ds.support':
+        this.#unsupported.get(`${room.num}:${peer.id}`)?.delete(msg.streamId);
+        return {};
+    }
+  }
+
+  /** Forwards one data frame from `peer` to the session's current receivers. */
+  handleData(peer: Peer, room: Room, frame: DataFrame, _raw: Uint8Array): void {
+    const s = this.#byRoom.get(room.num)?.get(sessionKey(room.num, peer.sid, frame.streamId));
+    if (!s) throw new BackchannelError(ErrorCode.SessionNotFound, `no open send session on stream ${frame.streamId} in room ${room.num}`);
+    if (frame.mode !== s.mode) throw new BackchannelError(ErrorCode.BadFrame, `frame mode ${frame.mode} does not match session mode ${s.mode}`);
+    this.#meter(peer, frame.payload.byteLength);
+    const out: OutboundFrame = {
+      size: frame.payload.byteLength,
+      droppable: s.mode === 'unreliable',
+      mode: s.mode,
+      fin: frame.fin,
+      streamId: s.streamId,
+      room: room.num,
+      sender: peer.sid,
+      seq: frame.seq,
+      payload: frame.payload,
+    };
+    const cfg = this.hub.config;
+    const visit = (m: Member) => {
+      if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(room, m, s.streamId)) return;
+      if (!s.announced.has(m.peer.id)) this.#announce(s, m);
+      if (out.droppable) {
+        const { dropped } = m.peer.link.sendData(s.key, s.priority, out, cfg.unreliableQueueMaxBytes);
+        if (dropped > 0) {
+          s.dropped += dropped;
+          s.recvDrops.set(m.peer.id, (s.recvDrops.get(m.peer.id) ?? 0) + dropped);
+        }
+      } else {
+        const { queued } = m.peer.link.sendData(s.key, s.priority, out);
+        if (queued > cfg.receiverQueueMaxBytes) this.#detach(s, m);
+      }
+    };
+    if (s.destination === 'broadcast') {
+      for (const m of room.members.values()) visit(m);
+    } else {
+      for (const id of s.destination) {
+        const m = room.members.get(id);
+        if (m) visit(m);
+      }
+    }
+    this.#activate(s);
+  }
+
+  /** A member entered: senders learn if it refuses their stream ids. */
+  memberEntered(room: Room, member: Member): void {
+    for (const s of this.#byRoom.get(room.num)?.values() ?? []) {
+      if (this.#includes(s, member) && this.#refuses(room, member, s.streamId)) {
+        s.sender.peer.link.sendEvent({ t: 'ds.unsupported', room: room.num, streamId: s.streamId, participantId: member.peer.id });
+      }
+    }
+  }
+
+  /** A member is leaving: its sessions close, and it stops being a receiver. */
+  memberLeaving(room: Room, member: Member, why: Reason): void {
+    const sessions = this.#byRoom.get(room.num);
+    const code = ROOM_GONE_CODES.has(why.code) ? SessionCloseReason.RoomEnded : SessionCloseReason.SenderLeft;
+    for (const s of [...(sessions?.values() ?? [])]) {
+      if (s.sender === member) this.#close(s, reason(code, code === SessionCloseReason.RoomEnded ? 'the room ended' : 'the sender left'), true);
+      else {
+        s.announced.delete(member.peer.id);
+        s.detached.delete(member.peer.id);
+        if (s.destination !== 'broadcast') s.destination.delete(member.peer.id);
+      }
+    }
+    this.#unsupported.delete(`${room.num}:${member.peer.id}`);
+  }
+
+  /** The room is gone: forget its sessions. */
+  roomEnded(room: Room): void {
+    for (const s of this.#byRoom.get(room.num)?.values() ?? []) this.#forget(s);
+    this.#byRoom.delete(room.num);
+  }
+
+  /** Stops the backlog timer (server shutdown). */
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #open(peer: Peer, room: Room, member: Member, msg: ClientMessage<'ds.open'>): { streamId: number } {
+    requireGrant(peer.grants.publishData, 'publishing data');
+    const sessions = this.#byRoom.get(room.num) ?? new Map<string, SendSession>();
+    let streamId = msg.streamId;
+    if (streamId === 0) streamId = this.#allocate(room.num, peer, sessions);
+    const allow = peer.grants.streamIds;
+    if (allow && streamId < STREAM_ID_RESERVED_MIN && !allow.includes(streamId)) {
+      throw new BackchannelError(ErrorCode.StreamIdNotAllowed, `the access token does not allow sending on stream ${streamId}`, { details: { streamId } });
+    }
+    const key = sessionKey(room.num, peer.sid, streamId);
+    if (sessions.has(key)) throw new BackchannelError(ErrorCode.StreamIdInUse, `stream ${streamId} is already open by this participant`, { details: { streamId } });
+    const count = this.#perPeer.get(peer) ?? 0;
+    if (count >= this.hub.config.maxSessionsPerParticipant) {
+      throw new BackchannelError(ErrorCode.TooManySessions, `a participant may have at most ${this.hub.config.maxSessionsPerParticipant} open send sessions`, {
+        details: { limit: this.hub.config.maxSessionsPerParticipant },
+      });
+    }
+    const destination = this.#checkDestination(room, peer, msg.destination);
+    const s: SendSession = {
+      key,
+      room,
+      sender: member,
+      streamId,
+      mode: msg.mode,
+      priority: PRIORITY_CLASS[msg.priority],
+      destination,
+      announced: new Set(),
+      detached: new Set(),
+      dropped: 0,
+      recvDrops: new Map(),
+      reportedBacklog: 0,
+      reportedDropped: 0,
+    };
+    sessions.set(key, s);
+    this.#byRoom.set(room.num, sessions);
+    this.#perPeer.set(peer, count + 1);
+    // Announce after the reply so the sender holds its session object when events about it arrive.
+    this.hub.afterReply(peer, () => this.#announceAll(s));
+    return { streamId };
+  }
+
+  #announceAll(s: SendSession): void {
+    if (!this.#byRoom.get(s.room.num)?.has(s.key)) return;
+    for (const m of s.room.members.values()) if (this.#includes(s, m)) this.#announce(s, m);
+  }
+
+  #announce(s: SendSession, m: Member): void {
+    if (this.#refuses(s.room, m, s.streamId)) {
+      s.sender.peer.link.sendEvent({ t: 'ds.unsupported', room: s.room.num, streamId: s.streamId, participantId: m.peer.id });
+      return;
+    }
+    if (s.announced.has(m.peer.id)) return;
+    s.announced.add(m.peer.id);
+    m.peer.link.sendEvent({ t: 'ds.incoming', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, mode: s.mode });
+  }
+
+  #setDestination(s: SendSession, destination: Destination): void {
+    s.destination = this.#checkDestination(s.room, s.sender.peer, destination);
+    this.hub.afterReply(s.sender.peer, () => this.#announceAll(s));
+  }
+
+  #checkDestination(room: Room, sender: Peer, destination: Destination): 'broadcast' | Set<string> {
+    if (destination === 'broadcast') return 'broadcast';
+    for (const id of destination) {
+      if (id === sender.id) throw new BackchannelError(ErrorCode.InvalidArgument, 'a session cannot be sent to its own sender');
+      if (!room.members.has(id)) throw new BackchannelError(ErrorCode.ParticipantNotFound, `participant ${id} is not in this room`, { details: { participantId: id } });
+    }
+    return new Set(destination);
+  }
+
+  #unsupport(room: Room, member: Member, streamId: number): void {
+    const k = `${room.num}:${member.peer.id}`;
+    let set = this.#unsupported.get(k);
+    if (!set) this.#unsupported.set(k, (set = new Set()));
+    set.add(streamId);
+    for (const s of this.#byRoom.get(room.num)?.values() ?? []) {
+      if (s.streamId !== streamId || !this.#includes(s, member)) continue;
+      member.peer.link.discard(s.key);
+      this.hub.afterReply(member.peer, () => s.sender.peer.link.sendEvent({ t: 'ds.unsupported', room: room.num, streamId, participantId: member.peer.id }));
+    }
+  }
+
+  #detach(s: SendSession, m: Member): void {
+    s.detached.add(m.peer.id);
+    m.peer.link.discard(s.key);
+    const why = reason(SessionCloseReason.ReceiverTooSlow, `receiver fell more than ${this.hub.config.receiverQueueMaxBytes} bytes behind`);
+    m.peer.link.sendEvent({ t: 'ds.closed', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, reason: why });
+    s.sender.peer.link.sendEvent({ t: 'ds.detached', room: s.room.num, streamId: s.streamId, participantId: m.peer.id, reason: why });
+  }
+
+  /** Closes a session: receivers get `ds.closed` after the data queued before it. */
+  #close(s: SendSession, why: Reason, tellSender: boolean): void {
+    const sessions = this.#byRoom.get(s.room.num);
+    if (!sessions?.delete(s.key)) return;
+    this.#forget(s);
+    for (const m of s.room.members.values()) {
+      if (m === s.sender || !s.announced.has(m.peer.id) || s.detached.has(m.peer.id)) continue;
+      m.peer.link.sendSessionEvent(s.key, s.priority, { t: 'ds.closed', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, reason: why });
+    }
+    if (tellSender && !s.sender.peer.gone) s.sender.peer.link.sendEvent({ t: 'ds.ended', room: s.room.num, streamId: s.streamId, reason: why });
+  }
+
+  #forget(s: SendSession): void {
+    this.#active.delete(s);
+    const peer = s.sender.peer;
+    const n = (this.#perPeer.get(peer) ?? 1) - 1;
+    if (n > 0) this.#perPeer.set(peer, n);
+    else this.#perPeer.delete(peer);
+  }
+
+  #own(room: Room, peer: Peer, streamId: number): SendSession {
+    const s = this.#byRoom.get(room.num)?.get(sessionKey(room.num, peer.sid, streamId));
+    if (!s) throw new BackchannelError(ErrorCode.SessionNotFound, `no open send session on stream ${streamId}`, { details: { streamId } });
+    return s;
+  }
+
+  #includes(s: SendSession, m: Member): boolean {
+    if (m === s.sender) return false;
+    return s.destination === 'broadcast' || s.destination.has(m.peer.id);
+  }
+
+  /** Whether `m` does not take stream `streamId`: unsupported, not subscribed, or no data sessions. */
+  #refuses(room: Room, m: Member, streamId: number): boolean {
+    const p = m.peer;
+    if (!p.grants.subscribeData || !p.capabilities.dataSession) return true;
+    if (p.capabilities.streamIds && streamId < STREAM_ID_RESERVED_MIN && !p.capabilities.streamIds.includes(streamId)) return true;
+    return this.#unsupported.get(`${room.num}:${p.id}`)?.has(streamId) ?? false;
+  }
+
+  #allocate(roomNum: number, peer: Peer, sessions: Map<string, SendSession>): number {
+    for (let id = AUTO_ID_MIN; id < STREAM_ID_RESERVED_MIN; id++) {
+      if (!sessions.has(sessionKey(roomNum, peer.sid, id))) return id;
+    }
+    throw new BackchannelError(ErrorCode.StreamIdsExhausted, 'no free stream id left to allocate');
+  }
+
+  /** Applies the per-participant bitrate limit by pausing reads from a peer that is over it. */
+  #meter(peer: Peer, bytes: number): void {
+    const kbps = this.hub.config.maxDataBitrateKbps;
+    if (kbps === 0) return;
+    const rate = (kbps * 1000) / 8 / 1000; // bytes per ms
+    const burst = Math.max(rate * 250, 2 * this.hub.config.chunkBytes);
+    const now = Date.now();
+    let b = this.#buckets.get(peer);
+    if (!b) this.#buckets.set(peer, (b = { tokens: burst, last: now }));
+    b.tokens = Math.min(burst, b.tokens + (now - b.last) * rate) - bytes;
+    b.last = now;
+    if (b.tokens < 0) peer.link.pauseInbound(Math.ceil(-b.tokens / rate));
+  }
+
+  #activate(s: SendSession): void {
+    this.#active.add(s);
+    if (!this.#timer) {
+      this.#timer = setInterval(() => this.#report(), this.hub.config.backlogReportMs);
+      (this.#timer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** Tells senders how far their slowest receiver is behind, and receivers what was dropped. */
+  #report(): void {
+    for (const s of this.#active) {
+      let backlog = 0;
+      const visit = (m: Member) => {
+        if (m !== s.sender && !s.detached.has(m.peer.id)) backlog = Math.max(backlog, m.peer.link.queuedBytes(s.key));
+      };
+      if (s.destination === 'broadcast') for (const m of s.room.members.values()) visit(m);
+      else for (const id of s.destination) { const m = s.room.members.get(id); if (m) visit(m); }
+      if (backlog !== s.reportedBacklog || s.dropped !== s.reportedDropped) {
+        s.reportedBacklog = backlog;
+        s.reportedDropped = s.dropped;
+        s.sender.peer.link.sendEvent({ t: 'ds.backlog', room: s.room.num, streamId: s.streamId, bytes: backlog, dropped: s.dropped });
+      }
+      for (const [id, count] of s.recvDrops) {
+        s.room.members.get(id)?.peer.link.sendEvent({ t: 'ds.dropped', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, count });
+      }
+      s.recvDrops.clear();
+      if (backlog === 0) this.#active.delete(s);
+    }
+    if (this.#active.size === 0) this.stop();
+  }
+}
+
+/** Queue key of a session, the same at every receiver. */
+export function sessionKey(room: number, senderSid: number, streamId: number): string {
+  return `${room}:${senderSid}:${streamId}`;
+}

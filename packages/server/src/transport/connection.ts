@@ -1,0 +1,248 @@
+/**
+ * One client connection over a WebSocket: frame decoding, per-connection sequence numbers and
+ * acknowledgements, the fair priority outbound queue, and inbound pausing. It moves frames and
+ * knows nothing of rooms; the server glue wires it to the core.
+ */
+import type { WebSocket } from 'ws';
+import {
+  BackchannelError,
+  DATA_HEADER_BYTES,
+  ErrorCode,
+  FairQueue,
+  FrameKind,
+  decodeFrame,
+  encodeAckFrame,
+  encodeControlFrame,
+  writeDataHeader,
+  type DataFrame,
+  type PriorityClass,
+  type QueueItem,
+  type Reason,
+  type ServerEvent,
+  type ServerMessage,
+} from '@backchannel/protocol';
+import type { OutboundFrame, PeerLink } from '../core/peer.js';
+
+/** A queued marker: a control event that must follow the data queued before it. */
+interface EventMarker extends QueueItem {
+  event: ServerEvent;
+}
+type Outbound = OutboundFrame | EventMarker;
+
+export interface ConnectionOptions {
+  socketHighWaterBytes: number;
+  ackEvery: number;
+  ackDelayMs: number;
+  maxBadFrames: number;
+}
+
+export interface ConnectionHandlers {
+  /** A control message (parsed JSON object) arrived. */
+  control(conn: Connection, body: Uint8Array): void;
+  /** A data frame arrived. */
+  data(conn: Connection, frame: DataFrame, raw: Uint8Array): void;
+  /** The socket closed (for any reason). */
+  closed(conn: Connection, code: number, reason: string): void;
+}
+
+/** WebSocket close codes used by the server (4000–4999 are application codes). */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  AuthFailed: 4001,
+  ProtocolUnsupported: 4002,
+  HelloTimeout: 4003,
+  Kicked: 4004,
+  TooManyBadFrames: 4008,
+} as const;
+
+export class Connection implements PeerLink {
+  readonly #ws: WebSocket;
+  readonly #opts: ConnectionOptions;
+  readonly #handlers: ConnectionHandlers;
+  readonly #queue = new FairQueue<Outbound>();
+  #txSeq = 0;
+  #rxSeq = 0;
+  #unacked = 0;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  #badFrames = 0;
+  #pumping = false;
+  /** Highest connection sequence number the client has acknowledged. */
+  peerAck = 0;
+  /** Answered the last ping (liveness). */
+  alive = true;
+  closed = false;
+  /** Bytes and frames moved, for metrics. */
+  readonly stats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0 };
+
+  constructor(ws: WebSocket, options: ConnectionOptions, handlers: ConnectionHandlers) {
+    this.#ws = ws;
+    this.#opts = options;
+    this.#handlers = handlers;
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
+    ws.on('pong', () => (this.alive = true));
+    ws.on('close', (code, reason) => this.#onClose(code, reason.toString()));
+    ws.on('error', () => {
+      /* 'close' follows; errors such as oversize frames are reported by the close code */
+    });
+  }
+
+  /** Sends a control message now (replies and events). */
+  sendControl(msg: ServerMessage): void {
+    if (this.closed) return;
+    const frame = encodeControlFrame(++this.#txSeq, JSON.stringify(msg));
+    this.stats.framesOut++;
+    this.stats.bytesOut += frame.byteLength;
+    this.#ws.send(frame);
+  }
+
+  sendEvent(event: ServerEvent): void {
+    this.sendControl(event);
+  }
+
+  sendData(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap?: number): { queued: number; dropped: number } {
+    if (this.closed) return { queued: 0, dropped: 0 };
+    const dropped = this.#queue.push(key, priority, frame, dropCap).length;
+    this.stats.dropped += dropped;
+    this.#pump();
+    return { queued: this.#queue.bytesOf(key), dropped };
+  }
+
+  sendSessionEvent(key: string, priority: PriorityClass, event: ServerEvent): void {
+    if (this.#queue.lengthOf(key) === 0) this.sendControl(event);
+    else this.#queue.push(key, priority, { size: 0, droppable: false, event });
+  }
+
+  discard(key: string): void {
+    this.#queue.clear(key);
+  }
+
+  queuedBytes(key: string): number {
+    return this.#queue.bytesOf(key);
+  }
+
+  /** Total bytes waiting in the outbound queue. */
+  get queuedTotal(): number {
+    return this.#queue.bytes;
+  }
+
+  pauseInbound(ms: number): void {
+    if (this.closed || this.#pauseTimer) return;
+    this.#ws.pause();
+    this.#pauseTimer = setTimeout(() => {
+      this.#pauseTimer = undefined;
+      if (!this.closed) this.#ws.resume();
+    }, ms);
+  }
+
+  /** Sends `goodbye` with `reason`, then closes with the given WebSocket close code. */
+  close(reason: Reason, code: number = CloseCode.GoingAway): void {
+    if (this.closed) return;
+    this.sendControl({ t: 'goodbye', reason });
+    this.closed = true;
+    this.#ws.close(code, reason.code.slice(0, 120));
+  }
+
+  /** Drops the socket without a closing handshake (dead peer). */
+  terminate(): void {
+    this.#ws.terminate();
+  }
+
+  /** Sends a WebSocket ping (liveness check). */
+  ping(): void {
+    if (!this.closed) this.#ws.ping();
+  }
+
+  /** Writes queued data while the socket buffer is below the high-water mark. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      while (!this.closed && this.#ws.bufferedAmount < this.#opts.socketHighWaterBytes) {
+        const next = this.#queue.shift();
+        if (!next) break;
+        const item = next.item;
+        if ('event' in item) {
+          this.sendControl(item.event);
+          continue;
+        }
+        const out = Buffer.allocUnsafe(DATA_HEADER_BYTES + item.payload.byteLength);
+        writeDataHeader(out, 0, {
+          mode: item.mode,
+          fin: item.fin,
+          streamId: item.streamId,
+          room: item.room,
+          sender: item.sender,
+          seq: item.seq,
+          connSeq: item.droppable ? 0 : ++this.#txSeq,
+        });
+        out.set(item.payload, DATA_HEADER_BYTES);
+        this.stats.framesOut++;
+        this.stats.bytesOut += out.byteLength;
+        this.#ws.send(out, this.#afterWrite);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  readonly #afterWrite = (): void => {
+    if (this.#queue.length > 0) this.#pump();
+  };
+
+  #onMessage(data: Buffer, isBinary: boolean): void {
+    this.stats.framesIn++;
+    this.stats.bytesIn += data.byteLength;
+    if (!isBinary) return this.#bad(new BackchannelError(ErrorCode.BadFrame, 'text messages are not part of the protocol; send binary frames'));
+    let frame;
+    try {
+      frame = decodeFrame(data);
+    } catch (error) {
+      return this.#bad(error);
+    }
+    if (frame.kind === FrameKind.Ack) {
+      this.peerAck = frame.ack;
+      return;
+    }
+    if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received(frame.connSeq);
+    if (frame.kind === FrameKind.Control) this.#handlers.control(this, frame.body);
+    else this.#handlers.data(this, frame, data);
+  }
+
+  /** Reports a malformed frame to the client; too many of them close the connection. */
+  #bad(error: unknown): void {
+    const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.BadFrame, 'malformed frame', { cause: error });
+    this.reportError(err);
+    if (++this.#badFrames > this.#opts.maxBadFrames) {
+      this.close({ code: ErrorCode.BadFrame, message: `more than ${this.#opts.maxBadFrames} malformed frames` }, CloseCode.TooManyBadFrames);
+    }
+  }
+
+  /** Sends an `error` event (for problems not tied to a request). */
+  reportError(err: BackchannelError): void {
+    this.sendControl({ t: 'error', error: { code: err.code, message: err.message } });
+  }
+
+  /** Counts a received sequenced frame and acknowledges in batches. */
+  #received(connSeq: number): void {
+    if (connSeq > this.#rxSeq) this.#rxSeq = connSeq;
+    if (++this.#unacked >= this.#opts.ackEvery) this.#sendAck();
+    else if (!this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
+  }
+
+  #sendAck(): void {
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#unacked = 0;
+    if (!this.closed) this.#ws.send(encodeAckFrame(this.#rxSeq));
+  }
+
+  #onClose(code: number, reason: string): void {
+    this.closed = true;
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
+    this.#handlers.closed(this, code, reason);
+  }
+}
