@@ -49,7 +49,7 @@ export const ParticipantInfoSchema = Type.Object({
   capabilities: CapabilitiesSchema,
 });
 
-export const SessionInfoSchema = Type.Object({ streamId: StreamId, from: ParticipantId, mode: ModeSchema });
+export const SessionInfoSchema = Type.Object({ streamId: StreamId, from: ParticipantId, sid: Type.Integer(), mode: ModeSchema });
 
 export const RoomInfoSchema = Type.Object({
   room: RoomNum,
@@ -161,7 +161,7 @@ export type ServerEvent =
   | { t: 'room.left'; room: number; participantId: string; reason: Reason }
   | { t: 'room.updated'; room: number; participant: ParticipantInfo }
   | { t: 'room.ended'; room: number; reason: Reason }
-  | { t: 'ds.incoming'; room: number; streamId: number; from: string; mode: Static<typeof ModeSchema> }
+  | { t: 'ds.incoming'; room: number; streamId: number; from: string; sid: number; mode: Static<typeof ModeSchema> }
   | { t: 'ds.closed'; room: number; streamId: number; from: string; reason: Reason }
   | { t: 'ds.ended'; room: number; streamId: number; reason: Reason }
   | { t: 'ds.unsupported'; room: number; streamId: number; participantId: string }

@@ -71,7 +71,7 @@ export class SessionRouter {
       if (!this.#includes(s, member) || s.announced.has(member.peer.id)) continue;
       if (this.#refuses(room, member, s.streamId)) continue;
       s.announced.add(member.peer.id);
-      out.push({ streamId: s.streamId, from: s.sender.peer.id, mode: s.mode });
+      out.push({ streamId: s.streamId, from: s.sender.peer.id, sid: s.sender.peer.sid, mode: s.mode });
     }
     return out;
   };
@@ -236,7 +236,7 @@ export class SessionRouter {
     }
     if (s.announced.has(m.peer.id)) return;
     s.announced.add(m.peer.id);
-    m.peer.link.sendEvent({ t: 'ds.incoming', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, mode: s.mode });
+    m.peer.link.sendEvent({ t: 'ds.incoming', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, sid: s.sender.peer.sid, mode: s.mode });
   }
 
   #setDestination(s: SendSession, destination: Destination): void {

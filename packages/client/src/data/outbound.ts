@@ -1,0 +1,60 @@
+/**
+ * The SDK's outbound data path for one connection: a fair priority queue drained into the
+ * transport while its buffer is below the high-water mark.
+ */
+import { FairQueue, type DataHeader, type PriorityClass, type QueueItem } from '@backchannel/protocol';
+import type { Link } from '../link.js';
+
+/** A chunk waiting to be written. */
+export interface OutItem extends QueueItem {
+  header: Omit<DataHeader, 'connSeq' | 'sender'>;
+  payload: Uint8Array;
+  /** Told when the chunk has been handed to the transport. */
+  onSent: (item: OutItem) => void;
+}
+
+export class Outbound {
+  readonly queue = new FairQueue<OutItem>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #pumping = false;
+
+  constructor(
+    private readonly link: Link,
+    private readonly socketHighWaterBytes: number,
+  ) {}
+
+  /** Queues a chunk; returns the chunks dropped to respect `dropCap` (unreliable sessions). */
+  push(key: string, priority: PriorityClass, item: OutItem, dropCap?: number): OutItem[] {
+    const dropped = this.queue.push(key, priority, item, dropCap);
+    this.pump();
+    return dropped;
+  }
+
+  /** Writes queued chunks while the transport buffer has room; polls while it is full. */
+  pump(): void {
+    if (this.#pumping || this.link.closed) return;
+    this.#pumping = true;
+    try {
+      const t = this.link.transport;
+      while (t.bufferedAmount < this.socketHighWaterBytes) {
+        const next = this.queue.shift();
+        if (!next) return;
+        this.link.sendData(next.item.header, next.item.payload);
+        next.item.onSent(next.item);
+      }
+      // Browsers have no 'drain' event on WebSocket: poll the buffer until it has room.
+      this.#timer ??= setTimeout(() => {
+        this.#timer = undefined;
+        this.pump();
+      }, 2);
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  /** Stops polling (connection closed). */
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

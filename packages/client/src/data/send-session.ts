@@ -1,0 +1,289 @@
+/**
+ * The sending end of a data session: chunking, sequence numbers, pacing, and backpressure that
+ * counts both the local queue and what the server holds for the slowest receiver.
+ */
+import {
+  BackchannelError,
+  Emitter,
+  ErrorCode,
+  PRIORITY_CLASS,
+  SessionCloseReason,
+  type DataMode,
+  type Destination,
+  type Priority,
+  type Reason,
+} from '@backchannel/protocol';
+import type { OutItem } from './outbound.js';
+import type { RoomBase } from '../room.js';
+
+const encoder = new TextEncoder();
+
+/** Who receives a session: everyone else, one participant id, or a set of them. */
+export type DestinationInput = 'broadcast' | string | string[];
+
+/** Options of `makeSendDataSession`. */
+export interface SendSessionOptions {
+  /** Default `'broadcast'`. */
+  destination?: DestinationInput;
+  /** Default `'normal'`. */
+  priority?: Priority;
+  /** Pace sending to this rate (kbit/s). Default: unpaced. */
+  maxBitrateKbps?: number;
+}
+
+/** Counters of a send session. */
+export interface SendSessionStats {
+  messagesSent: number;
+  bytesSent: number;
+  /** Local queue + paced backlog + what the server holds for the slowest receiver. */
+  queuedBytes: number;
+  localQueuedBytes: number;
+  serverBacklogBytes: number;
+  /** Unreliable chunks dropped here (queue full) and in the server. */
+  droppedLocal: number;
+  droppedServer: number;
+  /** Sequence number the next `send()` will use. */
+  nextSeq: number;
+}
+
+type SendEvents = {
+  queueTooLong: [{ triggered: boolean }];
+  unsupported: [{ participantId: string }];
+  receiverDetached: [{ participantId: string; reason: Reason }];
+  closed: [{ reason: Reason }];
+};
+
+/** Normalises a destination for the wire. */
+export function toWireDestination(d: DestinationInput | undefined): Destination {
+  if (d === undefined || d === 'broadcast') return 'broadcast';
+  const ids = typeof d === 'string' ? [d] : [...new Set(d)];
+  if (ids.length === 0 || !ids.every((i) => typeof i === 'string' && i.length > 0)) {
+    throw new BackchannelError(ErrorCode.InvalidArgument, "destination must be 'broadcast', a participant id or a non-empty array of them");
+  }
+  return ids;
+}
+
+export class SendDataSession extends Emitter<SendEvents> {
+  readonly streamId: number;
+  readonly mode: DataMode;
+  readonly priority: Priority;
+  readonly maxBitrateKbps: number | undefined;
+  #destination: Destination;
+  #seq = 0;
+  #serverBacklog = 0;
+  #droppedServer = 0;
+  #droppedLocal = 0;
+  #messages = 0;
+  #bytes = 0;
+  #above = false;
+  #closed: Reason | undefined;
+  #drainWaiters: (() => void)[] = [];
+  #flushWaiters: (() => void)[] = [];
+  readonly #key: string;
+  // Pacing state (maxBitrateKbps).
+  #paced: OutItem[] = [];
+  #pacedBytes = 0;
+  #tokens = 0;
+  #tokensAt = 0;
+  #paceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly room: RoomBase,
+    streamId: number,
+    mode: DataMode,
+    destination: Destination,
+    options: SendSessionOptions,
+  ) {
+    super();
+    this.streamId = streamId;
+    this.mode = mode;
+    this.#destination = destination;
+    this.priority = options.priority ?? 'normal';
+    this.maxBitrateKbps = options.maxBitrateKbps;
+    this.#key = `${room.roomNum}:${streamId}`;
+  }
+
+  /** Current destination. */
+  get destination(): Destination {
+    return this.#destination;
+  }
+
+  /** Whether the session is closed (and why). */
+  get closeReason(): Reason | undefined {
+    return this.#closed;
+  }
+
+  /** Bytes queued: locally (incl. pacing) plus the server's backlog for the slowest receiver. */
+  get queuedBytes(): number {
+    return this.#localQueued() + this.#serverBacklog;
+  }
+
+  /**
+   * Queues `data` (bytes, or a string sent as UTF-8). Never throws for a full queue: returns
+   * whether queued bytes are still below the high-water mark. Throws `session-closed` after close
+   * and `message-too-large` for a reliable-message over the limit.
+   */
+  send(data: Uint8Array | string): boolean {
+    if (this.#closed) throw new BackchannelError(ErrorCode.SessionClosed, `session ${this.streamId} is closed (${this.#closed.code})`);
+    const bytes = typeof data === 'string' ? encoder.encode(data) : data;
+    if (!(bytes instanceof Uint8Array)) throw new BackchannelError(ErrorCode.InvalidArgument, 'send() takes a Uint8Array or a string');
+    const limits = this.room.core.limits;
+    if (this.mode === 'reliable-message' && bytes.byteLength > limits.maxMessageBytes) {
+      throw new BackchannelError(ErrorCode.MessageTooLarge, `message of ${bytes.byteLength} bytes exceeds the limit of ${limits.maxMessageBytes}`, {
+        details: { size: bytes.byteLength, limit: limits.maxMessageBytes },
+      });
+    }
+    const seq = this.#seq;
+    this.#seq = (this.#seq + 1) >>> 0;
+    this.#messages++;
+    this.#bytes += bytes.byteLength;
+    const chunk = limits.chunkBytes;
+    const droppable = this.mode === 'unreliable';
+    for (let off = 0; off === 0 || off < bytes.byteLength; off += chunk) {
+      const payload = bytes.subarray(off, Math.min(off + chunk, bytes.byteLength));
+      const fin = off + chunk >= bytes.byteLength;
+      const item: OutItem = {
+        size: payload.byteLength,
+        droppable,
+        header: { mode: this.mode, fin, streamId: this.streamId, room: this.room.roomNum, seq },
+        payload,
+        onSent: this.#onSent,
+      };
+      if (this.maxBitrateKbps) {
+        this.#paced.push(item);
+        this.#pacedBytes += item.size;
+      } else this.#enqueue(item);
+    }
+    if (this.maxBitrateKbps) this.#release();
+    this.#checkWater();
+    return this.queuedBytes < this.room.core.options.highWaterMarkBytes;
+  }
+
+  /** Resolves when queued bytes fall below the low-water mark (at once if they already are). */
+  drained(): Promise<void> {
+    if (this.#closed || this.queuedBytes < this.room.core.options.lowWaterMarkBytes) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Changes who receives data sent from now on; resolves once the server applies it. */
+  async changeDestination(destination: DestinationInput): Promise<void> {
+    if (this.#closed) throw new BackchannelError(ErrorCode.SessionClosed, `session ${this.streamId} is closed`);
+    const wire = toWireDestination(destination);
+    // Data already queued here was sent for the old destination: let it leave first.
+    await this.#flushed();
+    await this.room.core.link.request({ t: 'ds.dest', room: this.room.roomNum, streamId: this.streamId, destination: wire });
+    this.#destination = wire;
+  }
+
+  /** Sends what is queued, then closes the session; receivers see `closed` after the last data. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#flushed();
+    if (this.#closed) return;
+    this.#end({ code: SessionCloseReason.Closed, message: 'closed by the sender' });
+    await this.room.core.link.request({ t: 'ds.close', room: this.room.roomNum, streamId: this.streamId }).catch(() => undefined);
+  }
+
+  /** Counters and queue levels. */
+  stats(): SendSessionStats {
+    return {
+      messagesSent: this.#messages,
+      bytesSent: this.#bytes,
+      queuedBytes: this.queuedBytes,
+      localQueuedBytes: this.#localQueued(),
+      serverBacklogBytes: this.#serverBacklog,
+      droppedLocal: this.#droppedLocal,
+      droppedServer: this.#droppedServer,
+      nextSeq: this.#seq,
+    };
+  }
+
+  /** @internal Server feedback: bytes held for the slowest receiver, total unreliable drops. */
+  _onBacklog(bytes: number, dropped: number): void {
+    this.#serverBacklog = bytes;
+    this.#droppedServer = dropped;
+    this.#checkWater();
+  }
+
+  /** @internal The session ended for a reason other than our own close. */
+  _end(reason: Reason): void {
+    if (this.#closed) return;
+    this.#end(reason);
+  }
+
+  #end(reason: Reason): void {
+    this.#closed = reason;
+    clearTimeout(this.#paceTimer);
+    this.#paced = [];
+    this.#pacedBytes = 0;
+    this.room.core.outbound.queue.clear(this.#key);
+    this.room._forgetSendSession(this);
+    this.emit('closed', { reason });
+    this.#resolveAll();
+  }
+
+  #localQueued(): number {
+    return this.room.core.outbound.queue.bytesOf(this.#key) + this.#pacedBytes;
+  }
+
+  #enqueue(item: OutItem): void {
+    const cap = item.droppable ? this.room.core.options.unreliableQueueMaxBytes : undefined;
+    const dropped = this.room.core.outbound.push(this.#key, PRIORITY_CLASS[this.priority], item, cap);
+    this.#droppedLocal += dropped.length;
+  }
+
+  readonly #onSent = (): void => {
+    this.#checkWater();
+  };
+
+  #release(): void {
+    clearTimeout(this.#paceTimer);
+    this.#paceTimer = undefined;
+    const rate = (this.maxBitrateKbps! * 1000) / 8 / 1000; // bytes per ms
+    const burst = Math.max(this.room.core.limits.chunkBytes, rate * 50);
+    const now = Date.now();
+    this.#tokens = Math.min(burst, this.#tokens + (now - (this.#tokensAt || now)) * rate);
+    this.#tokensAt = now;
+    while (this.#paced.length > 0 && this.#tokens > 0) {
+      const item = this.#paced.shift()!;
+      this.#pacedBytes -= item.size;
+      this.#tokens -= item.size;
+      this.#enqueue(item);
+    }
+    if (this.#paced.length > 0) this.#paceTimer = setTimeout(() => this.#release(), Math.max(1, Math.ceil(-this.#tokens / rate)));
+    this.#checkWater();
+  }
+
+  #checkWater(): void {
+    const q = this.queuedBytes;
+    const { highWaterMarkBytes, lowWaterMarkBytes } = this.room.core.options;
+    if (!this.#above && q > highWaterMarkBytes) {
+      this.#above = true;
+      this.emit('queueTooLong', { triggered: true });
+    } else if (this.#above && q < lowWaterMarkBytes) {
+      this.#above = false;
+      this.emit('queueTooLong', { triggered: false });
+    }
+    if (q < lowWaterMarkBytes && this.#drainWaiters.length > 0) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const w of waiters) w();
+    }
+    if (this.#localQueued() === 0 && this.#flushWaiters.length > 0) {
+      const waiters = this.#flushWaiters;
+      this.#flushWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Resolves when nothing of this session is queued locally. */
+  #flushed(): Promise<void> {
+    if (this.#localQueued() === 0 || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#flushWaiters.push(resolve));
+  }
+
+  #resolveAll(): void {
+    for (const w of this.#drainWaiters.splice(0)) w();
+    for (const w of this.#flushWaiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * @packageDocumentation
+ * Backchannel client SDK (browsers and Node): calls, conferences and data sessions.
+ */
+export { Client, SDK_NAME } from './client.js';
+export type { ClientEvents, JoinOptions } from './client.js';
+export { Call, CallInvite } from './call.js';
+export type { CallEvents, CallState } from './call.js';
+export { Conference } from './conference.js';
+export { RoomBase } from './room.js';
+export type { IncomingSession, RoomEvents } from './room.js';
+export { RemoteParticipant } from './participant.js';
+export { SendDataSession } from './data/send-session.js';
+export type { DestinationInput, SendSessionOptions, SendSessionStats } from './data/send-session.js';
+export { RecvDataSession } from './data/recv-session.js';
+export type { DataInfo, OnData, ReceivedData, RecvSessionStats } from './data/recv-session.js';
+export { DEFAULT_CLIENT_OPTIONS } from './options.js';
+export type { ClientOptions } from './options.js';
+export { webSocketTransport } from './transport.js';
+export type { Transport, TransportFactory, WebSocketConstructor, WebSocketLike } from './transport.js';
+export { BackchannelError, CallEndReason, ErrorCode, LeaveReason, SessionCloseReason, STREAM_ID_APP_MAX, STREAM_ID_APP_MIN, STREAM_ID_RESERVED_MIN } from '@backchannel/protocol';
+export type { DataMode, Priority, Reason } from '@backchannel/protocol';

@@ -1,0 +1,68 @@
+/**
+ * Client options: every default in one place, validated once in `Client.connect`.
+ */
+import { BackchannelError, ErrorCode } from '@backchannel/protocol';
+import type { TransportFactory, WebSocketConstructor } from './transport.js';
+
+/** Options of {@link Client.connect}. Sizes in bytes, times in milliseconds. */
+export interface ClientOptions {
+  /** WebSocket implementation (browsers: the global one; Node: the `ws` package, set by the Node entry). */
+  WebSocket?: WebSocketConstructor;
+  /** Custom transport factory (overrides `WebSocket`). */
+  transport?: TransportFactory;
+  /** Give up connecting (open + hello) after this long. Default 10 000. */
+  connectTimeoutMs?: number;
+  /** Reject a request with `request-timeout` after this long. Default 10 000. */
+  requestTimeoutMs?: number;
+  /** Announce support for data sessions. Default true. */
+  dataSession?: boolean;
+  /** If set, the only stream ids this client handles; others are refused (senders see `unsupported`). */
+  streamIds?: number[];
+  /** A send session's queued bytes above which `send()` returns false and `queueTooLong` fires. Default 1 MiB. */
+  highWaterMarkBytes?: number;
+  /** Queued bytes below which `drained()` resolves and `queueTooLong {triggered:false}` fires. Default 256 KiB. */
+  lowWaterMarkBytes?: number;
+  /** Unreliable bytes queued per session before the oldest are dropped. Default 256 KiB. */
+  unreliableQueueMaxBytes?: number;
+  /** Transport buffer level above which the SDK stops writing data frames. Default 1 MiB. */
+  socketHighWaterBytes?: number;
+  /** Bytes held per room for stream ids that have no receiver yet. Default 1 MiB. */
+  pendingBufferBytes?: number;
+  /** How long data waits for a receiver before it is dropped (and reported). Default 5 000. */
+  pendingBufferMs?: number;
+  /** Frames received before an acknowledgement is sent. Default 64. */
+  ackEvery?: number;
+  /** Max delay of an acknowledgement. Default 200. */
+  ackDelayMs?: number;
+}
+
+export type ResolvedClientOptions = Required<Omit<ClientOptions, 'WebSocket' | 'transport' | 'streamIds'>> & Pick<ClientOptions, 'WebSocket' | 'transport' | 'streamIds'>;
+
+export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
+  connectTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  dataSession: true,
+  highWaterMarkBytes: 1024 * 1024,
+  lowWaterMarkBytes: 256 * 1024,
+  unreliableQueueMaxBytes: 256 * 1024,
+  socketHighWaterBytes: 1024 * 1024,
+  pendingBufferBytes: 1024 * 1024,
+  pendingBufferMs: 5_000,
+  ackEvery: 64,
+  ackDelayMs: 200,
+});
+
+/** Validates options over the defaults; throws `invalid-argument` naming the first bad one. */
+export function resolveClientOptions(input: ClientOptions = {}): Readonly<ResolvedClientOptions> {
+  const out = { ...DEFAULT_CLIENT_OPTIONS, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) } as ResolvedClientOptions;
+  for (const key of Object.keys(DEFAULT_CLIENT_OPTIONS) as (keyof typeof DEFAULT_CLIENT_OPTIONS)[]) {
+    const v = out[key];
+    const ok = typeof DEFAULT_CLIENT_OPTIONS[key] === 'boolean' ? typeof v === 'boolean' : Number.isInteger(v) && (v as number) > 0;
+    if (!ok) throw new BackchannelError(ErrorCode.InvalidArgument, `option ${key} must be ${typeof DEFAULT_CLIENT_OPTIONS[key] === 'boolean' ? 'a boolean' : 'a positive integer'}`);
+  }
+  if (out.lowWaterMarkBytes > out.highWaterMarkBytes) throw new BackchannelError(ErrorCode.InvalidArgument, 'option lowWaterMarkBytes must not exceed highWaterMarkBytes');
+  if (out.streamIds && !out.streamIds.every((s) => Number.isInteger(s) && s >= 1 && s <= 65535)) {
+    throw new BackchannelError(ErrorCode.InvalidArgument, 'option streamIds must hold integers 1–65535');
+  }
+  return Object.freeze(out);
+}

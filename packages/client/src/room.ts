@@ -1,0 +1,262 @@
+/**
+ * What a 1:1 call and a conference share: participants, their events, and data sessions.
+ */
+import {
+  BackchannelError,
+  Emitter,
+  ErrorCode,
+  STREAM_ID_RESERVED_MIN,
+  SessionCloseReason,
+  isValidStreamId,
+  type AnnouncedLimits,
+  type DataFrame,
+  type DataMode,
+  type ParticipantInfo,
+  type Reason,
+  type RoomInfo,
+  type ServerEvent,
+} from '@backchannel/protocol';
+import { Inbox } from './data/inbox.js';
+import type { Outbound } from './data/outbound.js';
+import { RecvDataSession, type OnData } from './data/recv-session.js';
+import { SendDataSession, toWireDestination, type SendSessionOptions } from './data/send-session.js';
+import type { Link } from './link.js';
+import type { ResolvedClientOptions } from './options.js';
+import { RemoteParticipant } from './participant.js';
+
+/** What rooms need from their client (internal). */
+export interface ClientCore {
+  link: Link;
+  outbound: Outbound;
+  options: Readonly<ResolvedClientOptions>;
+  limits: AnnouncedLimits;
+  participantId: string;
+}
+
+/** A data session someone opened toward this participant. */
+export interface IncomingSession {
+  streamId: number;
+  /** Participant id of the sender. */
+  from: string;
+  mode: DataMode;
+}
+
+/** Events every room emits. */
+export type RoomEvents = {
+  participantJoined: [RemoteParticipant];
+  participantLeft: [RemoteParticipant, Reason];
+  participantUpdated: [RemoteParticipant];
+  /** A sender opened a session that includes us (also fired on join for sessions already open). */
+  dataSessionIncoming: [IncomingSession];
+  /** Data was lost before a receiver existed, or a similar data problem (`receiver-buffer-overflow`, …). */
+  dataSessionError: [BackchannelError];
+  /** The room ended for us (left, ended, call over, connection lost). `durationMs` for calls. */
+  ended: [{ reason: Reason; durationMs?: number }];
+};
+
+const MODES: readonly DataMode[] = ['reliable-message', 'reliable-bytes', 'unreliable'];
+
+export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitter<E> {
+  /** Server-wide room number (internal handle). */
+  roomNum = 0;
+  /** Remote participants by participant id (hidden participants are not listed). */
+  readonly participants = new Map<string, RemoteParticipant>();
+  /** This client's own participant record in the room. */
+  self: ParticipantInfo | undefined;
+  readonly #bySid = new Map<number, string>();
+  readonly #send = new Map<number, SendDataSession>();
+  readonly #incoming = new Map<string, IncomingSession>();
+  readonly #inbox: Inbox;
+  #endReason: Reason | undefined;
+
+  constructor(readonly core: ClientCore) {
+    super();
+    this.#inbox = new Inbox({
+      pendingBufferBytes: core.options.pendingBufferBytes,
+      pendingBufferMs: core.options.pendingBufferMs,
+      maxMessageBytes: core.limits.maxMessageBytes,
+      participantIdOf: (sid) => (sid === 0 ? 'server' : (this.#bySid.get(sid) ?? `sid:${sid}`)),
+      reportError: (err) => (this as RoomBase).emit('dataSessionError', err),
+    });
+  }
+
+  /** Whether the room is over for this client. */
+  get isEnded(): boolean {
+    return this.#endReason !== undefined;
+  }
+
+  /** Sessions currently open toward this participant. */
+  get incomingSessions(): IncomingSession[] {
+    return [...this.#incoming.values()];
+  }
+
+  /**
+   * Opens a one-way data session. `streamId` 0/undefined lets the server pick a free id (returned
+   * on the session). Resolves once the server has opened it.
+   */
+  async makeSendDataSession(streamId: number | undefined, mode: DataMode = 'reliable-message', options: SendSessionOptions = {}): Promise<SendDataSession> {
+    return this._openSendSession(streamId, mode, options, false);
+  }
+
+  /** @internal Also used by built-in protocols on reserved stream ids. */
+  async _openSendSession(streamId: number | undefined, mode: DataMode, options: SendSessionOptions, reserved: boolean): Promise<SendDataSession> {
+    this.#assertOpen();
+    const id = streamId ?? 0;
+    if (id !== 0 && !isValidStreamId(id)) throw new BackchannelError(ErrorCode.StreamIdInvalid, `stream id must be an integer 1–65535 (got ${String(streamId)})`);
+    if (id >= STREAM_ID_RESERVED_MIN && !reserved) {
+      throw new BackchannelError(ErrorCode.StreamIdInvalid, `stream ids ${STREAM_ID_RESERVED_MIN}–65535 are reserved for Backchannel's own protocols`);
+    }
+    if (!MODES.includes(mode)) throw new BackchannelError(ErrorCode.InvalidArgument, `mode must be one of ${MODES.join(', ')}`);
+    const priority = options.priority ?? 'normal';
+    if (!['high', 'normal', 'low'].includes(priority)) throw new BackchannelError(ErrorCode.InvalidArgument, "priority must be 'high', 'normal' or 'low'");
+    if (options.maxBitrateKbps !== undefined && !(Number.isFinite(options.maxBitrateKbps) && options.maxBitrateKbps > 0)) {
+      throw new BackchannelError(ErrorCode.InvalidArgument, 'maxBitrateKbps must be a positive number');
+    }
+    const destination = toWireDestination(options.destination);
+    const { streamId: opened } = await this.core.link.request<{ streamId: number }>({ t: 'ds.open', room: this.roomNum, streamId: id, mode, destination, priority });
+    const session = new SendDataSession(this, opened, mode, destination, options);
+    this.#send.set(opened, session);
+    return session;
+  }
+
+  /**
+   * Starts receiving stream `streamId` from every sender. Data that arrived before is delivered
+   * first, in order. Without `onData`, iterate the receiver with `for await`.
+   */
+  async makeRecvDataSession(streamId: number, onData?: OnData): Promise<RecvDataSession> {
+    this.#assertOpen();
+    if (!isValidStreamId(streamId)) throw new BackchannelError(ErrorCode.StreamIdInvalid, `stream id must be an integer 1–65535 (got ${String(streamId)})`);
+    const rx = new RecvDataSession(streamId, onData, (r) => {
+      if (this.#inbox.receivers.get(r.streamId) === r) this.#inbox.receivers.delete(r.streamId);
+    });
+    this.#inbox.attach(rx);
+    return rx;
+  }
+
+  /** Refuses stream `streamId`: the server stops forwarding it here and its senders get `unsupported`. */
+  async unsupportDataSession(streamId: number): Promise<void> {
+    this.#assertOpen();
+    if (!isValidStreamId(streamId)) throw new BackchannelError(ErrorCode.StreamIdInvalid, `stream id must be an integer 1–65535 (got ${String(streamId)})`);
+    this.#inbox.refuse(streamId);
+    await this.core.link.request({ t: 'ds.unsupport', room: this.roomNum, streamId });
+  }
+
+  /** @internal */
+  _forgetSendSession(s: SendDataSession): void {
+    if (this.#send.get(s.streamId) === s) this.#send.delete(s.streamId);
+  }
+
+  /** @internal Applies a room snapshot (on join / call connect). */
+  _applyInfo(info: RoomInfo): void {
+    this.roomNum = info.room;
+    this.self = info.self;
+    this.#bySid.set(info.self.sid, info.self.id);
+    for (const p of info.participants) {
+      this.participants.set(p.id, new RemoteParticipant(p));
+      this.#bySid.set(p.sid, p.id);
+    }
+    // Late joiner: sessions already open. Announced after the caller's await resumes.
+    if (info.sessions.length > 0) {
+      for (const s of info.sessions) this.#bySid.set(s.sid, s.from);
+      setTimeout(() => {
+        for (const s of info.sessions) this.#incomingSession(s.streamId, s.from, s.mode);
+      }, 0);
+    }
+  }
+
+  /** @internal */
+  _onData(frame: DataFrame): void {
+    if (!this.isEnded) this.#inbox.onFrame(frame);
+  }
+
+  /** @internal Room-scoped server events. */
+  _onEvent(ev: ServerEvent): void {
+    switch (ev.t) {
+      case 'room.joined': {
+        const p = new RemoteParticipant(ev.participant);
+        this.participants.set(p.id, p);
+        this.#bySid.set(p.sid, p.id);
+        (this as RoomBase).emit('participantJoined', p);
+        return;
+      }
+      case 'room.left': {
+        const p = this.participants.get(ev.participantId);
+        if (!p) return;
+        this.participants.delete(p.id);
+        (this as RoomBase).emit('participantLeft', p, ev.reason);
+        return;
+      }
+      case 'room.updated': {
+        if (ev.participant.id === this.self?.id) {
+          this.self = ev.participant;
+          return;
+        }
+        const p = this.participants.get(ev.participant.id);
+        if (!p) return;
+        p._update(ev.participant);
+        (this as RoomBase).emit('participantUpdated', p);
+        return;
+      }
+      case 'room.ended':
+        this._end(ev.reason);
+        return;
+      case 'ds.incoming':
+        this.#bySid.set(ev.sid, ev.from);
+        this.#incomingSession(ev.streamId, ev.from, ev.mode);
+        return;
+      case 'ds.closed': {
+        this.#incoming.delete(`${ev.from}:${ev.streamId}`);
+        this.#inbox.receivers.get(ev.streamId)?.emit('closed', { from: ev.from, reason: ev.reason });
+        return;
+      }
+      case 'ds.dropped':
+        this.#inbox.receivers.get(ev.streamId)?._countDropped(ev.count, 0);
+        return;
+      case 'ds.backlog':
+        this.#send.get(ev.streamId)?._onBacklog(ev.bytes, ev.dropped);
+        return;
+      case 'ds.unsupported':
+        this.#send.get(ev.streamId)?.emit('unsupported', { participantId: ev.participantId });
+        return;
+      case 'ds.detached':
+        this.#send.get(ev.streamId)?.emit('receiverDetached', { participantId: ev.participantId, reason: ev.reason });
+        return;
+      case 'ds.ended':
+        this.#send.get(ev.streamId)?._end(ev.reason);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** @internal Ends the room locally: sessions close, receivers end, `ended` fires once. */
+  _end(reason: Reason, durationMs?: number): void {
+    if (this.#endReason) return;
+    this.#endReason = reason;
+    const sessionReason = { code: SessionCloseReason.RoomEnded, message: reason.message };
+    for (const s of [...this.#send.values()]) s._end(sessionReason);
+    for (const rx of this.#inbox.receivers.values()) {
+      for (const inc of this.#incoming.values()) if (inc.streamId === rx.streamId) rx.emit('closed', { from: inc.from, reason: sessionReason });
+    }
+    this.#inbox.close();
+    this.#incoming.clear();
+    this._detach();
+    (this as RoomBase).emit('ended', durationMs === undefined ? { reason } : { reason, durationMs });
+  }
+
+  /** @internal Removes the room from the client's registry. */
+  protected abstract _detach(): void;
+
+  #incomingSession(streamId: number, from: string, mode: DataMode): void {
+    const key = `${from}:${streamId}`;
+    if (this.#incoming.has(key)) return;
+    const inc = { streamId, from, mode };
+    this.#incoming.set(key, inc);
+    (this as RoomBase).emit('dataSessionIncoming', inc);
+  }
+
+  #assertOpen(): void {
+    if (this.#endReason) throw new BackchannelError(ErrorCode.NotInRoom, `the room has ended (${this.#endReason.code})`);
+    if (!this.roomNum) throw new BackchannelError(ErrorCode.NotInRoom, 'the call is not connected yet');
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The transport seam: the client core sends and receives whole frames through this interface and
+ * never sees a socket, so other transports (e.g. WebRTC data channels) can be added without
+ * touching room logic.
+ */
+
+/** A connected, message-oriented, ordered transport. */
+export interface Transport {
+  /** Sends one frame. */
+  send(frame: Uint8Array): void;
+  /** Bytes accepted by `send` but not yet handed to the network. */
+  readonly bufferedAmount: number;
+  /** Closes the transport; `onclose` follows. */
+  close(code?: number, reason?: string): void;
+  /** Called with each received frame. */
+  onframe: (frame: Uint8Array) => void;
+  /** Called once when the transport has closed. */
+  onclose: (code: number, reason: string) => void;
+}
+
+/** Opens a transport to `url`; resolves once it is open. */
+export type TransportFactory = (url: string) => Promise<Transport>;
+
+/** The subset of the WHATWG WebSocket constructor this SDK needs (browsers and the `ws` package). */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly bufferedAmount: number;
+  readonly readyState: number;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: string, listener: (event: any) => void): void;
+}
+export type WebSocketConstructor = new (url: string) => WebSocketLike;
+
+/** A {@link TransportFactory} over WebSocket, using `WebSocketImpl` (default: the global one). */
+export function webSocketTransport(WebSocketImpl?: WebSocketConstructor): TransportFactory {
+  return (url) =>
+    new Promise((resolve, reject) => {
+      const Impl = WebSocketImpl ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+      if (!Impl) return reject(new Error('no WebSocket implementation: pass options.WebSocket (e.g. the "ws" package)'));
+      let ws: WebSocketLike;
+      try {
+        ws = new Impl(url);
+      } catch (error) {
+        return reject(error);
+      }
+      ws.binaryType = 'arraybuffer';
+      let opened = false;
+      const transport: Transport = {
+        send: (frame) => ws.send(frame),
+        get bufferedAmount() {
+          return ws.bufferedAmount;
+        },
+        close: (code, reason) => ws.close(code, reason),
+        onframe: () => {},
+        onclose: () => {},
+      };
+      ws.addEventListener('open', () => {
+        opened = true;
+        resolve(transport);
+      });
+      ws.addEventListener('message', (ev: { data: unknown }) => {
+        if (ev.data instanceof ArrayBuffer) transport.onframe(new Uint8Array(ev.data));
+      });
+      ws.addEventListener('close', (ev: { code: number; reason: string }) => {
+        if (!opened) reject(new Error(`WebSocket closed before opening (code ${ev.code})`));
+        else transport.onclose(ev.code, ev.reason);
+      });
+      ws.addEventListener('error', () => {
+        if (!opened) reject(new Error(`could not connect to ${url}`));
+      });
+    });
+}
