@@ -82,15 +82,11 @@ export class Client extends Emitter<ClientEvents> {
       transport = await Promise.race([factory(url), timeout]);
       const link = new Link(transport, { requestTimeoutMs: opts.connectTimeoutMs, ackEvery: opts.ackEvery, ackDelayMs: opts.ackDelayMs });
       const capabilities = { protocol: PROTOCOL_VERSION, dataSession: opts.dataSession, ...(opts.streamIds ? { streamIds: opts.streamIds } : {}) };
-      // Register early so events sent right after the welcome (e.g. ringing calls) are not missed.
-      const early: ServerEvent[] = [];
-      const offEarly = link.on('event', (ev) => early.push(ev));
+      // Events right after the welcome (e.g. calls already ringing) wait in the link until the
+      // caller's code after `await Client.connect()` has run and attached its listeners.
       const welcome = await Promise.race([link.request<WelcomeResult>({ t: 'hello', token, protocol: PROTOCOL_VERSION, sdk: SDK_NAME, capabilities }), timeout]);
-      offEarly();
       const client = new Client(link, welcome, { ...opts });
       link.setRequestTimeout(opts.requestTimeoutMs);
-      // Let the caller attach listeners before replaying what arrived during the handshake.
-      if (early.length > 0) setTimeout(() => early.forEach((ev) => client.#onEvent(ev)), 0);
       return client;
     } catch (error) {
       transport?.close(1000, 'handshake failed');

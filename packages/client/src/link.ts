@@ -20,6 +20,21 @@ import type { Transport } from './transport.js';
 
 const decoder = new TextDecoder();
 
+/** Runs `fn` on a later macrotask (after every pending microtask). */
+const nextMacrotask: (fn: () => void) => void =
+  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function'
+    ? (fn) => (globalThis as unknown as { setImmediate: (f: () => void) => void }).setImmediate(fn)
+    : typeof MessageChannel === 'function'
+      ? (fn) => {
+          const ch = new MessageChannel();
+          ch.port1.onmessage = () => {
+            ch.port1.close();
+            fn();
+          };
+          ch.port2.postMessage(null);
+        }
+      : (fn) => setTimeout(fn, 0);
+
 type LinkEvents = {
   event: [ServerEvent];
   data: [DataFrame];
@@ -51,6 +66,9 @@ export class Link extends Emitter<LinkEvents> {
   /** Highest sequence number the server acknowledged. */
   serverAck = 0;
   closed = false;
+  // Frames waiting while a just-delivered reply's awaiting code runs (see #onFrame).
+  #backlog: Uint8Array[] = [];
+  #held = false;
 
   constructor(transport: Transport, options: LinkOptions) {
     super();
@@ -91,38 +109,67 @@ export class Link extends Emitter<LinkEvents> {
     if (!this.closed) this.transport.close(code, reason);
   }
 
+  /**
+   * A transport may hand over several frames in one macrotask. If a reply is followed by events
+   * about what it created, the code awaiting the reply must run first (to attach listeners), so
+   * after each reply the remaining frames wait for the next macrotask. Order is preserved.
+   */
   #onFrame(buf: Uint8Array): void {
+    if (this.#held) {
+      this.#backlog.push(buf);
+      return;
+    }
+    if (this.#process(buf)) this.#hold();
+  }
+
+  #hold(): void {
+    this.#held = true;
+    nextMacrotask(() => {
+      this.#held = false;
+      while (this.#backlog.length > 0) {
+        const next = this.#backlog.shift()!;
+        if (this.#process(next)) {
+          if (this.#backlog.length > 0) this.#hold();
+          return;
+        }
+      }
+    });
+  }
+
+  /** Handles one frame; returns true if it was a reply. */
+  #process(buf: Uint8Array): boolean {
     let frame;
     try {
       frame = decodeFrame(buf);
     } catch {
-      return; // A server never sends malformed frames; ignoring keeps a bad proxy from crashing the app.
+      return false; // A server never sends malformed frames; ignoring keeps a bad proxy from crashing the app.
     }
     if (frame.kind === FrameKind.Ack) {
       this.serverAck = frame.ack;
-      return;
+      return false;
     }
     if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received(frame.connSeq);
     if (frame.kind === FrameKind.Data) {
       this.emit('data', frame);
-      return;
+      return false;
     }
     let msg: ServerMessage;
     try {
       msg = JSON.parse(decoder.decode(frame.body)) as ServerMessage;
     } catch {
-      return;
+      return false;
     }
     if (msg.t === 'ok' || msg.t === 'err') {
       const p = this.#pending.get(msg.re);
-      if (!p) return;
+      if (!p) return false;
       this.#pending.delete(msg.re);
       clearTimeout(p.timer);
       if (msg.t === 'ok') p.resolve(msg.data);
       else p.reject(BackchannelError.fromWire(msg.error));
-      return;
+      return true;
     }
     this.emit('event', msg);
+    return false;
   }
 
   #received(connSeq: number): void {
@@ -140,6 +187,11 @@ export class Link extends Emitter<LinkEvents> {
 
   #onClose(code: number, reason: string): void {
     if (this.closed) return;
+    if (this.#held) {
+      // Deliver what is still waiting before reporting the close.
+      nextMacrotask(() => this.#onClose(code, reason));
+      return;
+    }
     this.closed = true;
     clearTimeout(this.#ackTimer);
     for (const p of this.#pending.values()) {

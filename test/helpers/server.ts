@@ -1,0 +1,65 @@
+/**
+ * Test harness: runs the real `backchannel serve` CLI as a child process on a free port and
+ * mints tokens for it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { createAccessToken, type Grants } from '@backchannel/server-sdk';
+
+export const CLI = resolve(import.meta.dirname, '../../packages/server/dist/cli.js');
+export const API_KEY = 'testkey';
+export const API_SECRET = 'test-secret-0123456789';
+
+export interface ServerProcess {
+  url: string;
+  port: number;
+  httpUrl: string;
+  proc: ChildProcess;
+  /** JSON log lines seen so far. */
+  logs: Record<string, unknown>[];
+  token(userId: string, grants?: Grants, extra?: { name?: string; ttl?: string | number }): Promise<string>;
+  /** Sends SIGTERM and waits for the process to exit; resolves with its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `backchannel serve` with `config` (any ServerConfig fields) on a random free port. */
+export async function startServerProcess(config: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const dir = mkdtempSync(join(tmpdir(), 'bc-test-'));
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ port: 0, logLevel: 'info', apiKeys: { [API_KEY]: API_SECRET }, ...config }));
+  const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const url = await new Promise<string>((resolvePromise, reject) => {
+    const rl = createInterface({ input: proc.stdout! });
+    rl.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'backchannel server listening') resolvePromise(entry.url as string);
+      } catch {
+        /* not JSON */
+      }
+    });
+    proc.once('exit', (code) => reject(new Error(`server exited early with ${code}: ${stderr}`)));
+  });
+  const port = Number(new URL(url).port);
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  return {
+    url,
+    port,
+    httpUrl: `http://127.0.0.1:${port}`,
+    proc,
+    logs,
+    token: (userId, grants = { conferences: ['*'] }, extra = {}) =>
+      createAccessToken({ apiKey: API_KEY, apiSecret: API_SECRET, userId, grants, ttl: extra.ttl ?? '1h', ...(extra.name ? { name: extra.name } : {}) }),
+    stop: async () => {
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { FairQueue, type QueueItem } from '@backchannel/protocol';
+
+interface Item extends QueueItem {
+  id: string;
+}
+const item = (id: string, size = 10, droppable = false): Item => ({ id, size, droppable });
+
+function drain(q: FairQueue<Item>): string[] {
+  const out: string[] = [];
+  for (let n = q.shift(); n; n = q.shift()) out.push(n.item.id);
+  return out;
+}
+
+describe('FairQueue', () => {
+  it('serves higher priority classes first', () => {
+    const q = new FairQueue<Item>();
+    q.push('low', 2, item('l1'));
+    q.push('normal', 1, item('n1'));
+    q.push('high', 0, item('h1'));
+    q.push('high', 0, item('h2'));
+    expect(drain(q)).toEqual(['h1', 'h2', 'n1', 'l1']);
+  });
+
+  it('round-robins sessions of one class, so a small message is not stuck behind a big transfer', () => {
+    const q = new FairQueue<Item>();
+    for (let i = 0; i < 5; i++) q.push('file', 1, item(`f${i}`));
+    q.push('chat', 1, item('c0'));
+    expect(drain(q)).toEqual(['f0', 'c0', 'f1', 'f2', 'f3', 'f4']);
+  });
+
+  it('drops the oldest droppable items beyond the cap and keeps markers', () => {
+    const q = new FairQueue<Item>();
+    q.push('u', 1, item('a', 10, true));
+    q.push('u', 1, item('m', 0, false));
+    q.push('u', 1, item('b', 10, true));
+    const dropped = q.push('u', 1, item('c', 10, true), 20);
+    expect(dropped.map((d) => d.id)).toEqual(['a']);
+    expect(q.bytesOf('u')).toBe(20);
+    expect(drain(q)).toEqual(['m', 'b', 'c']);
+  });
+
+  it('keeps per-session FIFO order and exact byte accounting under any interleaving', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ key: fc.constantFrom('a', 'b', 'c'), pri: fc.constantFrom(0, 1, 2) as fc.Arbitrary<0 | 1 | 2>, size: fc.nat(100), shift: fc.boolean() })),
+        (ops) => {
+          const q = new FairQueue<Item & { key: string; n: number }>();
+          const prio: Record<string, 0 | 1 | 2> = {};
+          const counters: Record<string, number> = {};
+          const lastSeen: Record<string, number> = {};
+          let bytes = 0;
+          for (const op of ops) {
+            if (op.shift) {
+              const n = q.shift();
+              if (n) {
+                bytes -= n.item.size;
+                expect(n.item.n).toBeGreaterThan(lastSeen[n.key] ?? -1);
+                lastSeen[n.key] = n.item.n;
+              }
+            } else {
+              // A session keeps the class it was created with while it has items.
+              const pri = q.lengthOf(op.key) > 0 ? prio[op.key]! : op.pri;
+              prio[op.key] = pri;
+              const n = (counters[op.key] = (counters[op.key] ?? 0) + 1);
+              q.push(op.key, pri, { id: `${op.key}${n}`, size: op.size, droppable: false, key: op.key, n });
+              bytes += op.size;
+            }
+            expect(q.bytes).toBe(bytes);
+          }
+        },
+      ),
+    );
+  });
+});
