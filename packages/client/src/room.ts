@@ -209,9 +209,12 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
         this.#inbox.receivers.get(ev.streamId)?.emit('closed', { from: ev.from, reason: ev.reason });
         return;
       }
-      case 'ds.dropped':
-        this.#inbox.receivers.get(ev.streamId)?._countDropped(ev.count, 0);
+      case 'ds.dropped': {
+        const rx = this.#inbox.receivers.get(ev.streamId);
+        rx?._countDropped(ev.count, 0);
+        rx?.emit('dropped', { from: ev.from, count: ev.count });
         return;
+      }
       case 'ds.backlog':
         this.#send.get(ev.streamId)?._onBacklog(ev.bytes, ev.dropped);
         return;

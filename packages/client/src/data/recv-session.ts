@@ -32,6 +32,8 @@ export interface RecvSessionStats {
 type RecvEvents = {
   /** One sender's session on this stream id closed (after its last data). */
   closed: [{ from: string; reason: Reason }];
+  /** The server dropped `count` unreliable chunks from `from` for this receiver (congestion). */
+  dropped: [{ from: string; count: number }];
 };
 
 export type OnData = (data: Uint8Array, info: DataInfo) => void;

@@ -50,6 +50,8 @@ type SendEvents = {
   queueTooLong: [{ triggered: boolean }];
   unsupported: [{ participantId: string }];
   receiverDetached: [{ participantId: string; reason: Reason }];
+  /** Server feedback: bytes it holds for the slowest receiver, and unreliable chunks it dropped. */
+  backlog: [{ serverBacklogBytes: number; droppedServer: number }];
   closed: [{ reason: Reason }];
 };
 
@@ -203,6 +205,7 @@ export class SendDataSession extends Emitter<SendEvents> {
     this.#serverBacklog = bytes;
     this.#droppedServer = dropped;
     this.#checkWater();
+    this.emit('backlog', { serverBacklogBytes: bytes, droppedServer: dropped });
   }
 
   /** @internal The session ended for a reason other than our own close. */
@@ -240,7 +243,7 @@ export class SendDataSession extends Emitter<SendEvents> {
     clearTimeout(this.#paceTimer);
     this.#paceTimer = undefined;
     const rate = (this.maxBitrateKbps! * 1000) / 8 / 1000; // bytes per ms
-    const burst = Math.max(this.room.core.limits.chunkBytes, rate * 50);
+    const burst = rate * 50; // at most 50 ms worth of data at once
     const now = Date.now();
     this.#tokens = Math.min(burst, this.#tokens + (now - (this.#tokensAt || now)) * rate);
     this.#tokensAt = now;

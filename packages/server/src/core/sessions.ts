@@ -41,6 +41,8 @@ interface SendSession {
   recvDrops: Map<string, number>;
   reportedBacklog: number;
   reportedDropped: number;
+  /** Since when each receiver has been at least a chunk behind (reliable sessions). */
+  behindSince: Map<string, number>;
 }
 
 type DsMessage = ClientMessage<'ds.open' | 'ds.dest' | 'ds.close' | 'ds.unsupport' | 'ds.support'>;
@@ -134,6 +136,12 @@ export class SessionRouter {
       } else {
         const { queued } = m.peer.link.sendData(s.key, s.priority, out);
         if (queued > cfg.receiverQueueMaxBytes) this.#detach(s, m);
+        else if (queued >= s.reportedBacklog + cfg.chunkBytes) {
+          // Growth is reported at once (a sender can push megabytes between timer ticks);
+          // the timer reports decreases and the exact maximum over receivers.
+          s.reportedBacklog = queued;
+          s.sender.peer.link.sendEvent({ t: 'ds.backlog', room: room.num, streamId: s.streamId, bytes: queued, dropped: s.dropped });
+        }
       }
     };
     if (s.destination === 'broadcast') {
@@ -161,7 +169,8 @@ export class SessionRouter {
     const sessions = this.#byRoom.get(room.num);
     const code = ROOM_GONE_CODES.has(why.code) ? SessionCloseReason.RoomEnded : SessionCloseReason.SenderLeft;
     for (const s of [...(sessions?.values() ?? [])]) {
-      if (s.sender === member) this.#close(s, reason(code, code === SessionCloseReason.RoomEnded ? 'the room ended' : 'the sender left'), true);
+      // The leaving sender learns of its own sessions' end from the room ending on its side.
+      if (s.sender === member) this.#close(s, reason(code, code === SessionCloseReason.RoomEnded ? 'the room ended' : 'the sender left'), false);
       else {
         s.announced.delete(member.peer.id);
         s.detached.delete(member.peer.id);
@@ -215,6 +224,7 @@ export class SessionRouter {
       recvDrops: new Map(),
       reportedBacklog: 0,
       reportedDropped: 0,
+      behindSince: new Map(),
     };
     sessions.set(key, s);
     this.#byRoom.set(room.num, sessions);
@@ -265,10 +275,10 @@ export class SessionRouter {
     }
   }
 
-  #detach(s: SendSession, m: Member): void {
+  #detach(s: SendSession, m: Member, detail = `receiver fell more than ${this.hub.config.receiverQueueMaxBytes} bytes behind`): void {
     s.detached.add(m.peer.id);
     m.peer.link.discard(s.key);
-    const why = reason(SessionCloseReason.ReceiverTooSlow, `receiver fell more than ${this.hub.config.receiverQueueMaxBytes} bytes behind`);
+    const why = reason(SessionCloseReason.ReceiverTooSlow, detail);
     m.peer.link.sendEvent({ t: 'ds.closed', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, reason: why });
     s.sender.peer.link.sendEvent({ t: 'ds.detached', room: s.room.num, streamId: s.streamId, participantId: m.peer.id, reason: why });
   }
@@ -324,7 +334,7 @@ export class SessionRouter {
     const kbps = this.hub.config.maxDataBitrateKbps;
     if (kbps === 0) return;
     const rate = (kbps * 1000) / 8 / 1000; // bytes per ms
-    const burst = Math.max(rate * 250, 2 * this.hub.config.chunkBytes);
+    const burst = Math.max(rate * 250, this.hub.config.chunkBytes);
     const now = Date.now();
     let b = this.#buckets.get(peer);
     if (!b) this.#buckets.set(peer, (b = { tokens: burst, last: now }));
@@ -343,10 +353,23 @@ export class SessionRouter {
 
   /** Tells senders how far their slowest receiver is behind, and receivers what was dropped. */
   #report(): void {
+    const now = Date.now();
+    const { chunkBytes, slowReceiverTimeoutMs } = this.hub.config;
     for (const s of this.#active) {
       let backlog = 0;
       const visit = (m: Member) => {
-        if (m !== s.sender && !s.detached.has(m.peer.id)) backlog = Math.max(backlog, m.peer.link.queuedBytes(s.key));
+        if (m === s.sender || s.detached.has(m.peer.id)) return;
+        const queued = m.peer.link.queuedBytes(s.key);
+        if (s.mode !== 'unreliable' && slowReceiverTimeoutMs > 0 && queued >= chunkBytes) {
+          const since = s.behindSince.get(m.peer.id);
+          if (since === undefined) s.behindSince.set(m.peer.id, now);
+          else if (now - since >= slowReceiverTimeoutMs) {
+            s.behindSince.delete(m.peer.id);
+            this.#detach(s, m, `receiver stayed behind for ${slowReceiverTimeoutMs} ms`);
+            return;
+          }
+        } else s.behindSince.delete(m.peer.id);
+        backlog = Math.max(backlog, queued);
       };
       if (s.destination === 'broadcast') for (const m of s.room.members.values()) visit(m);
       else for (const id of s.destination) { const m = s.room.members.get(id); if (m) visit(m); }
