@@ -43,6 +43,12 @@ export interface ServerConfig {
   maxDataBitrateKbps: number;
   /** Bytes the server holds for one receiver of one reliable session before detaching it as `receiver-too-slow`. Default 8 MiB. */
   receiverQueueMaxBytes: number;
+  /**
+   * A receiver that stays at least one chunk behind on a reliable session for this long is detached
+   * as `receiver-too-slow` (so a stalled receiver cannot hold back a sender that respects
+   * backpressure); 0 disables the time limit. Default 10 000.
+   */
+  slowReceiverTimeoutMs: number;
   /** Bytes of unreliable data held for one receiver of one session before the oldest is dropped. Default 256 KiB. */
   unreliableQueueMaxBytes: number;
   /** Socket buffer level above which the server stops writing data to a connection, bytes. Default 512 KiB. */
@@ -55,6 +61,30 @@ export interface ServerConfig {
   ackDelayMs: number;
   /** How long graceful shutdown waits for clients to be told and sockets to close, ms. Default 5 000. */
   shutdownTimeoutMs: number;
+  /** Server API: sustained requests per second allowed per API key; 0 = unlimited. Default 20. */
+  apiRateLimit: number;
+  /** Server API: requests an API key may make in a burst above the sustained rate. Default 40. */
+  apiRateBurst: number;
+  /** Server API: largest request body, bytes. Default 1 MiB. */
+  apiMaxBodyBytes: number;
+  /** URLs that receive webhook events (http or https). Default none. */
+  webhookUrls: readonly string[];
+  /** API key whose secret signs webhooks; empty = the first configured key. Default empty. */
+  webhookApiKey: string;
+  /** A webhook attempt without an answer by then counts as failed, ms. Default 10 000. */
+  webhookTimeoutMs: number;
+  /** Delay before the first retry of a webhook; doubles for each next retry, ms. Default 1 000. */
+  webhookRetryBaseMs: number;
+  /** Longest delay between two webhook retries, ms. Default 60 000. */
+  webhookRetryMaxMs: number;
+  /** Attempts per webhook event (the first included) before it is dropped. Default 8. */
+  webhookMaxAttempts: number;
+  /** Webhook requests in flight at once per URL (each room has at most one). Default 16. */
+  webhookConcurrency: number;
+  /** Webhook events held per URL (queued, waiting for a retry or in flight); more are dropped. Default 10 000. */
+  webhookQueueMaxEvents: number;
+  /** How long graceful shutdown waits for pending webhooks to be delivered, ms. Default 5 000. */
+  webhookFlushTimeoutMs: number;
 }
 
 /** Development API key; a server using it logs a warning. */
@@ -83,12 +113,25 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxSessionsPerParticipant: 64,
   maxDataBitrateKbps: 200_000,
   receiverQueueMaxBytes: 8 * 1024 * 1024,
+  slowReceiverTimeoutMs: 10_000,
   unreliableQueueMaxBytes: 256 * 1024,
   socketHighWaterBytes: 512 * 1024,
   backlogReportMs: 50,
   ackEvery: 64,
   ackDelayMs: 200,
   shutdownTimeoutMs: 5_000,
+  apiRateLimit: 20,
+  apiRateBurst: 40,
+  apiMaxBodyBytes: 1024 * 1024,
+  webhookUrls: Object.freeze([]) as readonly string[],
+  webhookApiKey: '',
+  webhookTimeoutMs: 10_000,
+  webhookRetryBaseMs: 1_000,
+  webhookRetryMaxMs: 60_000,
+  webhookMaxAttempts: 8,
+  webhookConcurrency: 16,
+  webhookQueueMaxEvents: 10_000,
+  webhookFlushTimeoutMs: 5_000,
 });
 
 type NumericKey = { [K in keyof ServerConfig]: ServerConfig[K] extends number ? K : never }[keyof ServerConfig];
@@ -109,12 +152,23 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   maxSessionsPerParticipant: [1, 65535],
   maxDataBitrateKbps: [0, 100_000_000],
   receiverQueueMaxBytes: [1024, 4 * 1024 * 1024 * 1024],
+  slowReceiverTimeoutMs: [0, 3_600_000],
   unreliableQueueMaxBytes: [1024, 1024 * 1024 * 1024],
   socketHighWaterBytes: [1024, 1024 * 1024 * 1024],
   backlogReportMs: [1, 60_000],
   ackEvery: [1, 1_000_000],
   ackDelayMs: [1, 60_000],
   shutdownTimeoutMs: [0, 600_000],
+  apiRateLimit: [0, 1_000_000],
+  apiRateBurst: [1, 1_000_000],
+  apiMaxBodyBytes: [1024, 64 * 1024 * 1024],
+  webhookTimeoutMs: [1, 600_000],
+  webhookRetryBaseMs: [1, 3_600_000],
+  webhookRetryMaxMs: [1, 86_400_000],
+  webhookMaxAttempts: [1, 100],
+  webhookConcurrency: [1, 1_000],
+  webhookQueueMaxEvents: [1, 10_000_000],
+  webhookFlushTimeoutMs: [0, 600_000],
 };
 
 /** Thrown for an invalid setting; the message names the setting and what it must be. */
@@ -144,7 +198,27 @@ export function resolveConfig(input: Partial<ServerConfig> = {}): Readonly<Serve
   out.devKeys = keys.length === 1 && keys[0]![0] === DEV_API_KEY && keys[0]![1] === DEV_API_SECRET;
   if (out.chunkBytes + 64 > out.maxFrameBytes) throw new ConfigError('setting "maxFrameBytes" must exceed "chunkBytes" by at least 64 bytes');
   out.apiKeys = Object.freeze({ ...out.apiKeys });
+  out.webhookUrls = Object.freeze(checkWebhookUrls(out.webhookUrls));
+  if (typeof out.webhookApiKey !== 'string') throw new ConfigError('setting "webhookApiKey" must be a string (an API key, or empty for the first one)');
+  if (out.webhookApiKey && !Object.hasOwn(out.apiKeys, out.webhookApiKey)) throw new ConfigError(`setting "webhookApiKey" names unknown API key "${out.webhookApiKey}"`);
+  if (out.webhookRetryBaseMs > out.webhookRetryMaxMs) throw new ConfigError('setting "webhookRetryBaseMs" must not exceed "webhookRetryMaxMs"');
   return Object.freeze(out);
+}
+
+function checkWebhookUrls(value: unknown): string[] {
+  if (!Array.isArray(value)) throw new ConfigError('setting "webhookUrls" must be an array of http(s) URLs');
+  return value.map((url) => {
+    let parsed: URL | undefined;
+    try {
+      parsed = typeof url === 'string' ? new URL(url) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+      throw new ConfigError(`setting "webhookUrls" must hold http(s) URLs (got ${JSON.stringify(url)})`);
+    }
+    return parsed.href;
+  });
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
