@@ -66,6 +66,7 @@ export class Connection implements PeerLink {
   #unacked = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  #pausedUntil = 0;
   #badFrames = 0;
   #pumping = false;
   /** Highest connection sequence number the client has acknowledged. */
@@ -129,8 +130,14 @@ export class Connection implements PeerLink {
   }
 
   pauseInbound(ms: number): void {
-    if (this.closed || this.#pauseTimer) return;
-    this.#ws.pause();
+    if (this.closed) return;
+    // Frames already read keep arriving while paused and deepen the deficit: extend, never shorten.
+    const until = Date.now() + ms;
+    if (this.#pauseTimer) {
+      if (until <= this.#pausedUntil) return;
+      clearTimeout(this.#pauseTimer);
+    } else this.#ws.pause();
+    this.#pausedUntil = until;
     this.#pauseTimer = setTimeout(() => {
       this.#pauseTimer = undefined;
       if (!this.closed) this.#ws.resume();
