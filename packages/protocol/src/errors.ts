@@ -40,7 +40,6 @@ export const ErrorCode = {
   TooManySessions: 'too-many-sessions',
   SessionClosed: 'session-closed',
   SessionNotFound: 'session-not-found',
-  BitrateExceeded: 'bitrate-exceeded',
   ReceiverExists: 'receiver-exists',
   ReceiverBufferOverflow: 'receiver-buffer-overflow',
   // Connection lifecycle.
@@ -49,6 +48,20 @@ export const ErrorCode = {
   RequestTimeout: 'request-timeout',
   ServerShutdown: 'server-shutdown',
   InternalError: 'internal-error',
+  // Server API (HTTP).
+  /** No server-API route matches the request path. */
+  NotFound: 'not-found',
+  /** The route exists but not for this HTTP method. */
+  MethodNotAllowed: 'method-not-allowed',
+  // Webhook verification (server SDK).
+  /** A webhook request lacks the signature headers or its body is not a JSON event. */
+  WebhookMalformed: 'webhook-malformed',
+  /** No signature in the webhook headers matches the body and the API secret. */
+  WebhookSignatureInvalid: 'webhook-signature-invalid',
+  /** The webhook timestamp is outside the accepted tolerance (old, or in the future). */
+  WebhookTimestampStale: 'webhook-timestamp-stale',
+  /** A webhook event with this id was already accepted (replay). */
+  WebhookReplayed: 'webhook-replayed',
 } as const;
 
 /** One of the stable error code strings in {@link ErrorCode}. */

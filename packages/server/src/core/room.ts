@@ -13,6 +13,8 @@ export interface Member {
   joinedAt: number;
   /** Hidden members are not listed to others and their joins/leaves are not announced. */
   hidden: boolean;
+  /** Stream ids this member refused with `unsupportDataSession` (created on first use). */
+  unsupported?: Set<number>;
 }
 
 /** Hook through which the data-session layer reports the sessions a member would receive. */

@@ -59,7 +59,6 @@ interface Bucket {
 export class SessionRouter {
   readonly #byRoom = new Map<number, Map<string, SendSession>>();
   readonly #perPeer = new Map<Peer, number>();
-  readonly #unsupported = new Map<string, Set<number>>();
   readonly #buckets = new WeakMap<Peer, Bucket>();
   readonly #active = new Set<SendSession>();
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -101,7 +100,7 @@ export class SessionRouter {
         this.#unsupport(room, member, msg.streamId);
         return {};
       case 'ds.support':
-        this.#unsupported.get(`${room.num}:${peer.id}`)?.delete(msg.streamId);
+        member.unsupported?.delete(msg.streamId);
         return {};
     }
   }
@@ -177,7 +176,6 @@ export class SessionRouter {
         if (s.destination !== 'broadcast') s.destination.delete(member.peer.id);
       }
     }
-    this.#unsupported.delete(`${room.num}:${member.peer.id}`);
   }
 
   /** The room is gone: forget its sessions. */
@@ -264,10 +262,7 @@ export class SessionRouter {
   }
 
   #unsupport(room: Room, member: Member, streamId: number): void {
-    const k = `${room.num}:${member.peer.id}`;
-    let set = this.#unsupported.get(k);
-    if (!set) this.#unsupported.set(k, (set = new Set()));
-    set.add(streamId);
+    (member.unsupported ??= new Set()).add(streamId);
     for (const s of this.#byRoom.get(room.num)?.values() ?? []) {
       if (s.streamId !== streamId || !this.#includes(s, member)) continue;
       member.peer.link.discard(s.key);
@@ -315,11 +310,11 @@ export class SessionRouter {
   }
 
   /** Whether `m` does not take stream `streamId`: unsupported, not subscribed, or no data sessions. */
-  #refuses(room: Room, m: Member, streamId: number): boolean {
+  #refuses(_room: Room, m: Member, streamId: number): boolean {
     const p = m.peer;
     if (!p.grants.subscribeData || !p.capabilities.dataSession) return true;
     if (p.capabilities.streamIds && streamId < STREAM_ID_RESERVED_MIN && !p.capabilities.streamIds.includes(streamId)) return true;
-    return this.#unsupported.get(`${room.num}:${p.id}`)?.has(streamId) ?? false;
+    return m.unsupported?.has(streamId) ?? false;
   }
 
   #allocate(roomNum: number, peer: Peer, sessions: Map<string, SendSession>): number {
