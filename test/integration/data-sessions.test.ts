@@ -190,6 +190,30 @@ describe('incoming, late joiners and the pre-receiver buffer', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('held data that waits longer than pendingBufferMs is dropped and reported, never silently', async () => {
+    const a = await Client.connect(server.url, await server.token('exp-a'));
+    const b = await Client.connect(server.url, await server.token('exp-b'), { pendingBufferMs: 100 });
+    const ra = await a.joinConference('expiry');
+    const rb = await b.joinConference('expiry');
+    const error = next<BackchannelError>(rb, 'dataSessionError');
+    const tx = await ra.makeSendDataSession(510);
+    tx.send('too early');
+    tx.send('also too early');
+    const err = await error;
+    expect(err).toMatchObject({ code: ErrorCode.ReceiverBufferOverflow, details: { streamId: 510, count: 2 } });
+    expect(err.message).toMatch(/100 ms/);
+    const got: string[] = [];
+    const rx = await rb.makeRecvDataSession(510, (d) => got.push(text(d)));
+    expect(rx.stats().droppedBeforeReceiver).toBe(2);
+    const arrived = deferred();
+    rx.on('closed', () => arrived.resolve());
+    tx.send('in time');
+    await tx.close();
+    await arrived.promise;
+    expect(got).toEqual(['in time']);
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('a receiver can be iterated with for await', async () => {
     const [a, b] = await roomOf(server, 'iter', ['it-a', 'it-b']);
     const rx = await b!.room.makeRecvDataSession(600);
