@@ -9,6 +9,12 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createAccessToken, type Grants } from '@backchannel/server-sdk';
 
+/** Server processes still running; killed if the test process exits without stopping them. */
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
 export const CLI = resolve(import.meta.dirname, '../../packages/server/dist/cli.js');
 export const API_KEY = 'testkey';
 export const API_SECRET = 'test-secret-0123456789';
@@ -31,6 +37,8 @@ export async function startServerProcess(config: Record<string, unknown> = {}, e
   const file = join(dir, 'config.json');
   writeFileSync(file, JSON.stringify({ port: 0, logLevel: 'info', apiKeys: { [API_KEY]: API_SECRET }, ...config }));
   const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  children.add(proc);
+  proc.once('exit', () => children.delete(proc));
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));

@@ -97,9 +97,15 @@ export class Link extends Emitter<LinkEvents> {
     });
   }
 
-  /** Sends one data frame (unreliable frames carry no connection sequence number). */
-  sendData(header: Omit<DataHeader, 'connSeq' | 'sender'>, payload: Uint8Array): number {
-    const frame = encodeDataFrame({ ...header, sender: 0, connSeq: header.mode === 'unreliable' ? 0 : ++this.#txSeq }, payload);
+  /**
+   * Sends one data frame (unreliable frames carry no connection sequence number). For addressed
+   * sessions `target` is the recipient's handle, carried in the header's sender field.
+   */
+  sendData(header: Omit<DataHeader, 'connSeq' | 'sender'> & { target?: number }, payload: Uint8Array): number {
+    const frame = encodeDataFrame(
+      { mode: header.mode, fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0, connSeq: header.mode === 'unreliable' ? 0 : ++this.#txSeq },
+      payload,
+    );
     this.transport.send(frame);
     return frame.byteLength;
   }

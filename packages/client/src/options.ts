@@ -30,6 +30,12 @@ export interface ClientOptions {
   pendingBufferBytes?: number;
   /** How long data waits for a receiver before it is dropped (and reported). Default 5 000. */
   pendingBufferMs?: number;
+  /** Outgoing data streams open at once per room; more is `too-many-streams`. Default 8. */
+  maxOutgoingStreams?: number;
+  /** Incoming data streams at once per room; more are refused back to the sender. Default 16. */
+  maxIncomingStreams?: number;
+  /** How long an incoming stream waits for a topic handler before it is refused. Default 2 000. */
+  streamHandlerWaitMs?: number;
   /** Frames received before an acknowledgement is sent. Default 64. */
   ackEvery?: number;
   /** Max delay of an acknowledgement. Default 200. */
@@ -48,6 +54,9 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   socketHighWaterBytes: 1024 * 1024,
   pendingBufferBytes: 1024 * 1024,
   pendingBufferMs: 5_000,
+  maxOutgoingStreams: 8,
+  maxIncomingStreams: 16,
+  streamHandlerWaitMs: 2_000,
   ackEvery: 64,
   ackDelayMs: 200,
 });

@@ -5,6 +5,7 @@ import {
   BackchannelError,
   Emitter,
   ErrorCode,
+  STREAM_ID_CONTROL,
   STREAM_ID_RESERVED_MIN,
   SessionCloseReason,
   isValidStreamId,
@@ -16,6 +17,8 @@ import {
   type RoomInfo,
   type ServerEvent,
 } from '@backchannel/protocol';
+import { ControlChannel } from './builtin/control.js';
+import { Rpc, type PerformRpcOptions, type RpcHandler } from './builtin/rpc.js';
 import { Inbox } from './data/inbox.js';
 import type { Outbound } from './data/outbound.js';
 import { RecvDataSession, type OnData } from './data/recv-session.js';
@@ -23,6 +26,9 @@ import { SendDataSession, toWireDestination, type SendSessionOptions } from './d
 import type { Link } from './link.js';
 import type { ResolvedClientOptions } from './options.js';
 import { RemoteParticipant } from './participant.js';
+import { blobSource, platform, type FileSource } from './platform.js';
+import { DataStreams, type StreamHandler, type StreamOptions } from './streams/manager.js';
+import type { StreamWriter } from './streams/writer.js';
 
 /** What rooms need from their client (internal). */
 export interface ClientCore {
@@ -64,6 +70,10 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
   /** This client's own participant record in the room. */
   self: ParticipantInfo | undefined;
   readonly #bySid = new Map<number, string>();
+  readonly #sidByPid = new Map<string, number>();
+  readonly #control: ControlChannel;
+  readonly #rpc: Rpc;
+  readonly #streams: DataStreams;
   readonly #send = new Map<number, SendDataSession>();
   readonly #incoming = new Map<string, IncomingSession>();
   readonly #inbox: Inbox;
@@ -77,7 +87,11 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
       maxMessageBytes: core.limits.maxMessageBytes,
       participantIdOf: (sid) => (sid === 0 ? 'server' : (this.#bySid.get(sid) ?? `sid:${sid}`)),
       reportError: (err) => (this as RoomBase).emit('dataSessionError', err),
+      onReserved: (data, info, sid) => this.#onReserved(data, info, sid),
     });
+    this.#control = new ControlChannel(this as RoomBase);
+    this.#rpc = new Rpc(this.#control, (pid) => this.participants.has(pid) || this.#sidByPid.has(pid));
+    this.#streams = new DataStreams(this as RoomBase, this.#control);
   }
 
   /** Whether the room is over for this client. */
@@ -112,7 +126,7 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
     if (options.maxBitrateKbps !== undefined && !(Number.isFinite(options.maxBitrateKbps) && options.maxBitrateKbps > 0)) {
       throw new BackchannelError(ErrorCode.InvalidArgument, 'maxBitrateKbps must be a positive number');
     }
-    const destination = toWireDestination(options.destination);
+    const destination = toWireDestination(options.internalDestination ?? options.destination);
     const { streamId: opened } = await this.core.link.request<{ streamId: number }>({ t: 'ds.open', room: this.roomNum, streamId: id, mode, destination, priority });
     const session = new SendDataSession(this, opened, mode, destination, options);
     this.#send.set(opened, session);
@@ -150,16 +164,16 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
   _applyInfo(info: RoomInfo): void {
     this.roomNum = info.room;
     this.self = info.self;
-    this.#bySid.set(info.self.sid, info.self.id);
+    this.#mapSid(info.self.sid, info.self.id);
     for (const p of info.participants) {
       this.participants.set(p.id, new RemoteParticipant(p));
-      this.#bySid.set(p.sid, p.id);
+      this.#mapSid(p.sid, p.id);
     }
     // Late joiner: sessions already open. Announced after the caller's await resumes.
     if (info.sessions.length > 0) {
-      for (const s of info.sessions) this.#bySid.set(s.sid, s.from);
+      for (const s of info.sessions) this.#mapSid(s.sid, s.from);
       setTimeout(() => {
-        for (const s of info.sessions) this.#incomingSession(s.streamId, s.from, s.mode);
+        for (const s of info.sessions) if (s.streamId < STREAM_ID_RESERVED_MIN) this.#incomingSession(s.streamId, s.from, s.mode);
       }, 0);
     }
   }
@@ -175,11 +189,12 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
       case 'room.joined': {
         const p = new RemoteParticipant(ev.participant);
         this.participants.set(p.id, p);
-        this.#bySid.set(p.sid, p.id);
+        this.#mapSid(p.sid, p.id);
         (this as RoomBase).emit('participantJoined', p);
         return;
       }
       case 'room.left': {
+        this.#rpc.participantLeft(ev.participantId);
         const p = this.participants.get(ev.participantId);
         if (!p) return;
         this.participants.delete(p.id);
@@ -201,10 +216,15 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
         this._end(ev.reason);
         return;
       case 'ds.incoming':
-        this.#bySid.set(ev.sid, ev.from);
-        this.#incomingSession(ev.streamId, ev.from, ev.mode);
+        this.#mapSid(ev.sid, ev.from);
+        if (ev.streamId < STREAM_ID_RESERVED_MIN) this.#incomingSession(ev.streamId, ev.from, ev.mode);
         return;
       case 'ds.closed': {
+        if (ev.streamId >= STREAM_ID_RESERVED_MIN) {
+          const sid = this.#sidByPid.get(ev.from);
+          if (sid !== undefined) this.#streams.onSessionClosed(sid, ev.streamId, ev.reason);
+          return;
+        }
         this.#incoming.delete(`${ev.from}:${ev.streamId}`);
         this.#inbox.receivers.get(ev.streamId)?.emit('closed', { from: ev.from, reason: ev.reason });
         return;
@@ -242,9 +262,106 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
       for (const inc of this.#incoming.values()) if (inc.streamId === rx.streamId) rx.emit('closed', { from: inc.from, reason: sessionReason });
     }
     this.#inbox.close();
+    this.#streams.close(sessionReason);
+    this.#rpc.close();
     this.#incoming.clear();
     this._detach();
     (this as RoomBase).emit('ended', durationMs === undefined ? { reason } : { reason, durationMs });
+  }
+
+  /** @internal Numeric handle of a participant (for addressed messages). */
+  _sidOf(participantId: string): number | undefined {
+    return this.#sidByPid.get(participantId);
+  }
+
+  // ---- Data streams (topic-based, on reserved stream ids) ----
+
+  /** Sends `text` as one text stream on `topic`; resolves when sent. */
+  async sendText(topic: string, text: string, options: StreamOptions = {}): Promise<{ id: string }> {
+    const w = await this.streamText(topic, { ...options, totalLength: new TextEncoder().encode(text).byteLength });
+    await w.write(text);
+    await w.close();
+    return { id: w.info.id };
+  }
+
+  /** Opens a text stream writer on `topic`. */
+  async streamText(topic: string, options: StreamOptions = {}): Promise<StreamWriter<string>> {
+    this.#assertOpen();
+    return (await this.#streams.open('text', topic, options)) as StreamWriter<string>;
+  }
+
+  /** Opens a byte stream writer on `topic`. */
+  async streamBytes(topic: string, options: StreamOptions = {}): Promise<StreamWriter<Uint8Array>> {
+    this.#assertOpen();
+    return (await this.#streams.open('bytes', topic, options)) as StreamWriter<Uint8Array>;
+  }
+
+  /** Sends `data` as one byte stream on `topic` (SHA-256 verified by receivers). */
+  async sendBytes(topic: string, data: Uint8Array, options: StreamOptions = {}): Promise<{ id: string }> {
+    const w = await this.streamBytes(topic, { ...options, totalLength: data.byteLength });
+    await w.write(data);
+    await w.close();
+    return { id: w.info.id };
+  }
+
+  /**
+   * Sends a file as a byte stream, reading it chunk by chunk (never whole in memory): a `File` or
+   * `Blob` anywhere, or a path in Node. Name, size and MIME type go in the header; receivers verify
+   * its SHA-256.
+   */
+  async sendFile(topic: string, file: Blob | string, options: StreamOptions = {}): Promise<{ id: string; bytes: number }> {
+    const source: FileSource = typeof file === 'string' ? await platform.openPath(file) : blobSource(file, options.name);
+    const w = await this.streamBytes(topic, { name: source.name, mimeType: source.mimeType, ...options, totalLength: source.size });
+    try {
+      for await (const chunk of source.chunks(this.core.limits.chunkBytes - 5)) await w.write(chunk);
+    } catch (error) {
+      await w.abort(`reading the file failed: ${(error as Error).message}`).catch(() => undefined);
+      throw error;
+    }
+    await w.close();
+    return { id: w.info.id, bytes: w.bytesWritten };
+  }
+
+  /** Handles incoming streams on `topic` (one handler per topic). */
+  registerStreamHandler(topic: string, handler: StreamHandler): void {
+    this.#streams.register(topic, handler);
+  }
+
+  unregisterStreamHandler(topic: string): void {
+    this.#streams.unregister(topic);
+  }
+
+  // ---- RPC ----
+
+  /** Makes `method` callable by other participants of this room. */
+  registerRpcMethod(method: string, handler: RpcHandler): void {
+    this.#rpc.register(method, handler);
+  }
+
+  unregisterRpcMethod(method: string): void {
+    this.#rpc.unregister(method);
+  }
+
+  /** Calls `method` on another participant; resolves with its response payload. */
+  performRpc(options: PerformRpcOptions): Promise<string> {
+    this.#assertOpen();
+    return this.#rpc.perform(options);
+  }
+
+  #onReserved(data: Uint8Array, info: { from: string; seq: number; streamId: number; mode: DataMode }, sid: number): void {
+    if (info.streamId === STREAM_ID_CONTROL) {
+      const msg = ControlChannel.parse(data);
+      if (!msg) return;
+      if (msg.t.startsWith('rpc.')) this.#rpc.onControl(msg, info.from);
+      else if (msg.t.startsWith('stream.')) this.#streams.onControl(msg, info.from);
+      return;
+    }
+    this.#streams.onMessage(data, info, sid);
+  }
+
+  #mapSid(sid: number, participantId: string): void {
+    this.#bySid.set(sid, participantId);
+    this.#sidByPid.set(participantId, sid);
   }
 
   /** @internal Removes the room from the client's registry. */

@@ -42,6 +42,16 @@ export const ErrorCode = {
   SessionNotFound: 'session-not-found',
   ReceiverExists: 'receiver-exists',
   ReceiverBufferOverflow: 'receiver-buffer-overflow',
+  // Data streams and RPC (built on data sessions).
+  StreamAborted: 'stream-aborted',
+  StreamRefused: 'stream-refused',
+  StreamIntegrity: 'stream-integrity',
+  TooManyStreams: 'too-many-streams',
+  RpcTimeout: 'rpc-timeout',
+  RpcUnsupportedMethod: 'rpc-unsupported-method',
+  RpcApplicationError: 'rpc-application-error',
+  RpcPayloadTooLarge: 'rpc-payload-too-large',
+  RpcRecipientDisconnected: 'rpc-recipient-disconnected',
   // Connection lifecycle.
   ConnectFailed: 'connect-failed',
   ConnectionClosed: 'connection-closed',

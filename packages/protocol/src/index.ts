@@ -49,7 +49,15 @@ export type {
 export { CallEndReason, InviteRevokedReason, LeaveReason, RoomEndReason, SessionCloseReason } from './reasons.js';
 export { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version.js';
 export { parseControlBody, validateClientMessage } from './validate.js';
-export { STREAM_ID_APP_MIN, STREAM_ID_APP_MAX, STREAM_ID_RESERVED_MIN, isValidStreamId } from './stream-ids.js';
+export {
+  STREAM_ID_APP_MAX,
+  STREAM_ID_APP_MIN,
+  STREAM_ID_CONTROL,
+  STREAM_ID_DATA_STREAM_MAX,
+  STREAM_ID_DATA_STREAM_MIN,
+  STREAM_ID_RESERVED_MIN,
+  isValidStreamId,
+} from './stream-ids.js';
 export { Emitter } from './emitter.js';
 export type { EventMap, ListenerErrorHandler } from './emitter.js';
 export { FairQueue, PRIORITY_CLASS } from './fair-queue.js';

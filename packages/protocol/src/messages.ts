@@ -22,9 +22,13 @@ export const MetadataSchema = Type.Unknown();
 
 export const ModeSchema = Type.Union([Type.Literal('reliable-message'), Type.Literal('reliable-bytes'), Type.Literal('unreliable')]);
 export const PrioritySchema = Type.Union([Type.Literal('high'), Type.Literal('normal'), Type.Literal('low')]);
-/** Destination of a data session: everyone else in the room, or a set of participant ids. */
+/**
+ * Destination of a data session: everyone else in the room, a set of participant ids, or
+ * `'addressed'`: each frame names its one recipient (its sender field carries the recipient's sid).
+ */
 export const DestinationSchema = Type.Union([
   Type.Literal('broadcast'),
+  Type.Literal('addressed'),
   Type.Array(ParticipantId, { minItems: 1, maxItems: 10_000, uniqueItems: true }),
 ]);
 

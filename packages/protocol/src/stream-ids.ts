@@ -9,3 +9,10 @@ export const STREAM_ID_RESERVED_MIN = 65000;
 export function isValidStreamId(id: unknown): id is number {
   return Number.isInteger(id) && (id as number) >= 1 && (id as number) <= 65535;
 }
+
+/** Reserved: each room's addressed control channel (RPC, stream control). */
+export const STREAM_ID_CONTROL = 65000;
+/** Reserved: first stream id of outgoing data streams (one session per stream). */
+export const STREAM_ID_DATA_STREAM_MIN = 65001;
+/** Reserved: last stream id of outgoing data streams. */
+export const STREAM_ID_DATA_STREAM_MAX = 65499;

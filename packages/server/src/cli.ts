@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 /**
- * The `backchannel` command: run the server, mint tokens. Settings come from flags, then
+ * The `backchannel` command: run the server, mint tokens, drive the server API (rooms,
+ * participants, send), receive webhooks (webhook listen). Server settings come from flags, then
  * environment variables, then a JSON config file, then the defaults (see docs/cli.md).
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createAccessToken } from '@backchannel/server-sdk';
+import { registerApiCommands } from './api/cli.js';
 import { ConfigError, DEFAULT_CONFIG, DEV_API_KEY, DEV_API_SECRET, resolveConfig, type ServerConfig } from './config.js';
 import { startServer } from './server.js';
 import { SERVER_VERSION } from './version.js';
+import { registerWebhookCommands } from './webhooks/listener.js';
 
 function int(name: string) {
   return (value: string): number => {
@@ -44,6 +47,7 @@ function fromEnv(env: NodeJS.ProcessEnv): Partial<ServerConfig> {
     if (!env.BACKCHANNEL_API_KEY || !env.BACKCHANNEL_API_SECRET) throw new ConfigError('set both BACKCHANNEL_API_KEY and BACKCHANNEL_API_SECRET');
     out.apiKeys = { [env.BACKCHANNEL_API_KEY]: env.BACKCHANNEL_API_SECRET };
   }
+  if (env.BACKCHANNEL_WEBHOOK_URLS) out.webhookUrls = env.BACKCHANNEL_WEBHOOK_URLS.split(',').map((u) => u.trim()).filter(Boolean);
   return out;
 }
 
@@ -63,14 +67,16 @@ function buildProgram(): Command {
     .option('--api-key <key>', 'API key (env BACKCHANNEL_API_KEY; needs --api-secret)')
     .option('--api-secret <secret>', 'API secret (env BACKCHANNEL_API_SECRET)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env BACKCHANNEL_LOG_LEVEL, default info)')
+    .option('--webhook <url>', 'URL that receives webhook events; repeatable (env BACKCHANNEL_WEBHOOK_URLS, comma-separated)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addHelpText('after', '\nLogs are JSON lines on stdout. SIGINT/SIGTERM shut down gracefully (clients see reason server-shutdown).')
-    .action(async (opts: { host?: string; port?: number; config?: string; apiKey?: string; apiSecret?: string; logLevel?: string }) => {
+    .action(async (opts: { host?: string; port?: number; config?: string; apiKey?: string; apiSecret?: string; logLevel?: string; webhook: string[] }) => {
       let config: Readonly<ServerConfig>;
       try {
         const merged: Partial<ServerConfig> = { ...(opts.config ? readConfigFile(opts.config) : {}), ...fromEnv(process.env) };
         if (opts.host) merged.host = opts.host;
         if (opts.port !== undefined) merged.port = opts.port;
         if (opts.logLevel) merged.logLevel = opts.logLevel;
+        if (opts.webhook.length > 0) merged.webhookUrls = opts.webhook;
         if (opts.apiKey || opts.apiSecret) {
           if (!opts.apiKey || !opts.apiSecret) throw new ConfigError('--api-key and --api-secret go together');
           merged.apiKeys = { [opts.apiKey]: opts.apiSecret };
@@ -86,6 +92,7 @@ function buildProgram(): Command {
         process.stderr.write(
           `\nBackchannel dev server: ${server.url}\n` +
             `  health:    http://${config.host}:${server.port}/healthz\n` +
+            `  API:       http://${config.host}:${server.port}/api/v1/ (openapi.json; admin token: backchannel token create --user app --admin)\n` +
             `  dev token: ${token}\n` +
             `  WARNING: using the development API key "${DEV_API_KEY}"/"${DEV_API_SECRET}". Set --api-key/--api-secret for production.\n\n`,
         );
@@ -141,6 +148,8 @@ function buildProgram(): Command {
         program.error(`backchannel token create: ${(error as Error).message}`, { exitCode: 2 });
       }
     });
+  registerApiCommands(program);
+  registerWebhookCommands(program);
   return program;
 }
 

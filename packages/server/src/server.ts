@@ -17,6 +17,8 @@ import {
   type ClientMessage,
   type WelcomeResult,
 } from '@backchannel/protocol';
+import type { WebhookStats } from '@backchannel/server-sdk';
+import { ApiRouter } from './api/router.js';
 import { verifyAccessToken } from './auth.js';
 import { resolveConfig, type ServerConfig } from './config.js';
 import type { HubEvent } from './core/events.js';
@@ -24,6 +26,7 @@ import { Hub } from './core/hub.js';
 import type { Peer } from './core/peer.js';
 import { CloseCode, Connection } from './transport/connection.js';
 import { SERVER_VERSION } from './version.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
 
 /** Events of a running server. */
 export type ServerEvents = {
@@ -44,6 +47,9 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   readonly config: Readonly<ServerConfig>;
   readonly hub: Hub;
   readonly log: Logger;
+  /** Webhook delivery (signed POSTs of every core event to the configured URLs). */
+  readonly #webhooks: WebhookDispatcher;
+  readonly #api: ApiRouter;
   readonly #http: HttpServer;
   readonly #wss: WebSocketServer;
   readonly #connections = new Set<Connection>();
@@ -57,7 +63,9 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     super();
     this.config = config;
     this.log = options.logger ?? pino({ level: config.logLevel, base: { service: 'backchannel' } });
+    this.#webhooks = new WebhookDispatcher(config, this.log);
     this.hub = new Hub({ config, emit: (e) => this.#onHubEvent(e) });
+    this.#api = new ApiRouter({ hub: this.hub, config, log: this.log, webhookStats: () => this.#webhooks.stats(), closing: () => this.#closing !== undefined });
     this.#http = createHttpServer((req, res) => this.#onHttp(req, res));
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false });
     this.#http.on('upgrade', (req, socket, head) => {
@@ -80,6 +88,11 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     return `ws://${host}:${this.port}`;
   }
 
+  /** Delivery counters of each configured webhook URL (also served at `GET /api/v1/webhooks`). */
+  webhookStats(): WebhookStats {
+    return this.#webhooks.stats();
+  }
+
   /** Binds and starts accepting connections. */
   async listen(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
@@ -97,7 +110,8 @@ export class BackchannelServer extends Emitter<ServerEvents> {
 
   /**
    * Graceful shutdown: stop accepting, end calls and rooms with `server-shutdown`, say goodbye to
-   * every client, wait (bounded) for sockets to close.
+   * every client, wait (bounded) for sockets to close, and flush pending webhooks (bounded by
+   * `webhookFlushTimeoutMs`, in parallel with the socket wait).
    */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
@@ -110,11 +124,13 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     if (this.#pingTimer) clearInterval(this.#pingTimer);
     const httpClosed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.hub.shutdown();
+    const webhooksFlushed = this.#webhooks.flush(this.config.webhookFlushTimeoutMs);
     for (const conn of this.#connections) conn.close({ code: ErrorCode.ServerShutdown, message: 'the server is shutting down' }, CloseCode.GoingAway);
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, this.config.shutdownTimeoutMs).unref());
     const allClosed = this.#connections.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#drained = resolve));
     await Promise.race([allClosed, deadline]);
     for (const conn of this.#connections) conn.terminate();
+    await webhooksFlushed;
     this.#http.closeAllConnections();
     await httpClosed;
     this.log.info('shut down');
@@ -123,11 +139,13 @@ export class BackchannelServer extends Emitter<ServerEvents> {
 
   #onHubEvent(event: HubEvent): void {
     this.log.debug({ event }, event.type);
+    this.#webhooks.handle(event);
     this.emit('event', event);
   }
 
   #onHttp(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (ApiRouter.owns(path)) return this.#api.handle(req, res);
     if (path === '/healthz') {
       const ok = this.#ready && !this.#closing;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });

@@ -2,7 +2,7 @@
  * Incoming data of one room: reassembly of fragmented reliable messages, dispatch to receivers by
  * stream id, and the bounded buffer that holds data whose receiver does not exist yet.
  */
-import { BackchannelError, ErrorCode, type DataFrame, type DataMode } from '@backchannel/protocol';
+import { BackchannelError, ErrorCode, STREAM_ID_RESERVED_MIN, type DataFrame, type DataMode } from '@backchannel/protocol';
 import { RecvDataSession, type DataInfo } from './recv-session.js';
 
 interface Held {
@@ -20,6 +20,8 @@ export interface InboxHost {
   participantIdOf(sid: number): string;
   /** Reports lost data (pending overflow/expiry, oversize reassembly) as an error event. */
   reportError(error: BackchannelError): void;
+  /** Receives messages on reserved stream ids (built-in protocols), with the sender's handle. */
+  onReserved(data: Uint8Array, info: DataInfo, senderSid: number): void;
 }
 
 export class Inbox {
@@ -57,7 +59,9 @@ export class Inbox {
         data = concat(p.parts, p.bytes);
       }
     }
-    this.deliver(data, { from: this.host.participantIdOf(frame.sender), seq: frame.seq, streamId: frame.streamId, mode: frame.mode });
+    const info = { from: this.host.participantIdOf(frame.sender), seq: frame.seq, streamId: frame.streamId, mode: frame.mode };
+    if (frame.streamId >= STREAM_ID_RESERVED_MIN) this.host.onReserved(data, info, frame.sender);
+    else this.deliver(data, info);
   }
 
   /** Delivers to the receiver of `info.streamId`, or holds it until one is made. */

@@ -21,10 +21,15 @@ const encoder = new TextEncoder();
 /** Who receives a session: everyone else, one participant id, or a set of them. */
 export type DestinationInput = 'broadcast' | string | string[];
 
+/** @internal Destinations the SDK's built-in protocols may also use. */
+export type InternalDestination = DestinationInput | { addressed: true };
+
 /** Options of `makeSendDataSession`. */
 export interface SendSessionOptions {
   /** Default `'broadcast'`. */
   destination?: DestinationInput;
+  /** @internal */
+  internalDestination?: InternalDestination;
   /** Default `'normal'`. */
   priority?: Priority;
   /** Pace sending to this rate (kbit/s). Default: unpaced. */
@@ -56,8 +61,9 @@ type SendEvents = {
 };
 
 /** Normalises a destination for the wire. */
-export function toWireDestination(d: DestinationInput | undefined): Destination {
+export function toWireDestination(d: InternalDestination | undefined): Destination {
   if (d === undefined || d === 'broadcast') return 'broadcast';
+  if (typeof d === 'object' && !Array.isArray(d)) return 'addressed';
   const ids = typeof d === 'string' ? [d] : [...new Set(d)];
   if (ids.length === 0 || !ids.every((i) => typeof i === 'string' && i.length > 0)) {
     throw new BackchannelError(ErrorCode.InvalidArgument, "destination must be 'broadcast', a participant id or a non-empty array of them");
@@ -126,6 +132,15 @@ export class SendDataSession extends Emitter<SendEvents> {
    * and `message-too-large` for a reliable-message over the limit.
    */
   send(data: Uint8Array | string): boolean {
+    return this.#queue(data, undefined);
+  }
+
+  /** @internal Sends one message to one participant (sessions opened with destination 'addressed'). */
+  _sendTo(targetSid: number, data: Uint8Array | string): boolean {
+    return this.#queue(data, targetSid);
+  }
+
+  #queue(data: Uint8Array | string, target: number | undefined): boolean {
     if (this.#closed) throw new BackchannelError(ErrorCode.SessionClosed, `session ${this.streamId} is closed (${this.#closed.code})`);
     const bytes = typeof data === 'string' ? encoder.encode(data) : data;
     if (!(bytes instanceof Uint8Array)) throw new BackchannelError(ErrorCode.InvalidArgument, 'send() takes a Uint8Array or a string');
@@ -147,7 +162,7 @@ export class SendDataSession extends Emitter<SendEvents> {
       const item: OutItem = {
         size: payload.byteLength,
         droppable,
-        header: { mode: this.mode, fin, streamId: this.streamId, room: this.room.roomNum, seq },
+        header: target === undefined ? { mode: this.mode, fin, streamId: this.streamId, room: this.room.roomNum, seq } : { mode: this.mode, fin, streamId: this.streamId, room: this.room.roomNum, seq, target },
         payload,
         onSent: this.#onSent,
       };

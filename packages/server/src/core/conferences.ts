@@ -47,6 +47,12 @@ export class ConferenceManager {
     return {};
   }
 
+  /** Server API: replaces a member's metadata (size-checked) and notifies everyone in the room. */
+  updateByServer(room: Room, member: Member, metadata: unknown): void {
+    this.checkMetadata(metadata);
+    this.setMetadata(room, member, metadata);
+  }
+
   /** Sets metadata and notifies everyone in the room (the member itself included). */
   setMetadata(room: Room, member: Member, metadata: unknown): void {
     member.metadata = metadata ?? null;

@@ -25,7 +25,9 @@ export type HubEvent =
   | { type: 'conference.started'; at: number; room: RoomRef }
   | { type: 'conference.ended'; at: number; room: RoomRef; reason: Reason; durationMs: number }
   | { type: 'participant.joined'; at: number; room: RoomRef; participant: ParticipantInfo }
-  | { type: 'participant.left'; at: number; room: RoomRef; participant: ParticipantInfo; reason: Reason };
+  | { type: 'participant.left'; at: number; room: RoomRef; participant: ParticipantInfo; reason: Reason }
+  /** The server API removed a participant (a `participant.left` with reason `kicked` follows in conferences). */
+  | { type: 'participant.kicked'; at: number; room: RoomRef; participant: ParticipantInfo; reason: Reason };
 
 /** The `type` of a {@link HubEvent}. */
 export type HubEventType = HubEvent['type'];

@@ -14,6 +14,7 @@ import {
 } from '@backchannel/protocol';
 import type { Identity } from '../auth.js';
 import type { ServerConfig } from '../config.js';
+import { AppMessenger } from './app-messages.js';
 import { CallManager } from './calls.js';
 import { ConferenceManager } from './conferences.js';
 import type { HubEvent } from './events.js';
@@ -46,6 +47,8 @@ export class Hub {
   readonly calls: CallManager;
   readonly conferences: ConferenceManager;
   readonly sessions: SessionRouter;
+  /** App control messages sent by the server API. */
+  readonly appMessages: AppMessenger;
   readonly emit: (event: HubEvent) => void;
   #nextSid = 1;
   #nextRoom = 1;
@@ -58,6 +61,7 @@ export class Hub {
     this.calls = new CallManager(this);
     this.conferences = new ConferenceManager(this);
     this.sessions = new SessionRouter(this);
+    this.appMessages = new AppMessenger(this);
   }
 
   get shuttingDown(): boolean {
@@ -177,6 +181,7 @@ export class Hub {
   enter(room: Room, peer: Peer, displayName: string, metadata: unknown): Member {
     const member: Member = { peer, displayName, metadata: metadata ?? null, joinedAt: Date.now(), hidden: peer.grants.hidden };
     room.members.set(peer.id, member);
+    room.bySid.set(peer.sid, member);
     peer.rooms.set(room.num, room);
     if (!member.hidden) room.broadcast({ t: 'room.joined', room: room.num, participant: Room.info(member) }, member);
     if (room.kind === 'conference') this.emit({ type: 'participant.joined', at: member.joinedAt, room: { kind: room.kind, name: room.name }, participant: Room.info(member) });
@@ -189,12 +194,30 @@ export class Hub {
     if (room.members.get(member.peer.id) !== member) return;
     this.sessions.memberLeaving(room, member, why);
     room.members.delete(member.peer.id);
+    room.bySid.delete(member.peer.sid);
     member.peer.rooms.delete(room.num);
     if (options.announce !== false && !member.hidden) room.broadcast({ t: 'room.left', room: room.num, participantId: member.peer.id, reason: why });
     if (room.kind === 'conference') {
       this.emit({ type: 'participant.left', at: Date.now(), room: { kind: room.kind, name: room.name }, participant: Room.info(member), reason: why });
       if (room.size === 0) this.conferences.roomEmptied(room);
     }
+  }
+
+  /**
+   * Removes `member` from `room` on behalf of the server API, `message` being the reason given.
+   * Emits `participant.kicked`; in a conference the kicked client's room ends with reason `kicked`
+   * and the others see it leave with reason `kicked`. A 1:1 call cannot lose one side: it ends with
+   * `ended-by-server` (the message names the kick).
+   */
+  kick(room: Room, member: Member, message: string): void {
+    const why = reason(LeaveReason.Kicked, message);
+    this.emit({ type: 'participant.kicked', at: Date.now(), room: { kind: room.kind, name: room.name }, participant: Room.info(member), reason: why });
+    if (room.kind === 'call') {
+      this.calls.endByServer(room.name, `${member.peer.userId} was removed by the server: ${message}`);
+      return;
+    }
+    member.peer.link.sendEvent({ t: 'room.ended', room: room.num, reason: why });
+    this.exit(room, member, why);
   }
 
   /** Handles `room.leave`: for a call that is a hang-up, for a conference a plain leave. */

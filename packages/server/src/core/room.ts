@@ -22,6 +22,8 @@ export type OpenSessionsFor = (room: Room, member: Member) => SessionInfo[];
 
 export class Room {
   readonly members = new Map<string, Member>();
+  /** Members by their numeric handle (recipients of addressed frames). */
+  readonly bySid = new Map<number, Member>();
   readonly createdAt = Date.now();
   ended = false;
   /** Timer that ends an empty conference after the grace period. */

@@ -30,7 +30,7 @@ interface SendSession {
   streamId: number;
   mode: DataMode;
   priority: PriorityClass;
-  destination: 'broadcast' | Set<string>;
+  destination: 'broadcast' | 'addressed' | Set<string>;
   /** Receivers told `ds.incoming` (once per sender and stream id). */
   announced: Set<string>;
   /** Receivers detached as too slow; nothing more is forwarded to them. */
@@ -145,6 +145,10 @@ export class SessionRouter {
     };
     if (s.destination === 'broadcast') {
       for (const m of room.members.values()) visit(m);
+    } else if (s.destination === 'addressed') {
+      const m = room.bySid.get(frame.sender);
+      if (!m) throw new BackchannelError(ErrorCode.ParticipantNotFound, `no participant with handle ${frame.sender} in room ${room.num}`);
+      visit(m);
     } else {
       for (const id of s.destination) {
         const m = room.members.get(id);
@@ -173,7 +177,7 @@ export class SessionRouter {
       else {
         s.announced.delete(member.peer.id);
         s.detached.delete(member.peer.id);
-        if (s.destination !== 'broadcast') s.destination.delete(member.peer.id);
+        if (typeof s.destination !== 'string') s.destination.delete(member.peer.id);
       }
     }
   }
@@ -252,8 +256,8 @@ export class SessionRouter {
     this.hub.afterReply(s.sender.peer, () => this.#announceAll(s));
   }
 
-  #checkDestination(room: Room, sender: Peer, destination: Destination): 'broadcast' | Set<string> {
-    if (destination === 'broadcast') return 'broadcast';
+  #checkDestination(room: Room, sender: Peer, destination: Destination): 'broadcast' | 'addressed' | Set<string> {
+    if (destination === 'broadcast' || destination === 'addressed') return destination;
     for (const id of destination) {
       if (id === sender.id) throw new BackchannelError(ErrorCode.InvalidArgument, 'a session cannot be sent to its own sender');
       if (!room.members.has(id)) throw new BackchannelError(ErrorCode.ParticipantNotFound, `participant ${id} is not in this room`, { details: { participantId: id } });
@@ -306,7 +310,7 @@ export class SessionRouter {
 
   #includes(s: SendSession, m: Member): boolean {
     if (m === s.sender) return false;
-    return s.destination === 'broadcast' || s.destination.has(m.peer.id);
+    return s.destination === 'broadcast' || s.destination === 'addressed' || s.destination.has(m.peer.id);
   }
 
   /** Whether `m` does not take stream `streamId`: unsupported, not subscribed, or no data sessions. */
@@ -366,7 +370,7 @@ export class SessionRouter {
         } else s.behindSince.delete(m.peer.id);
         backlog = Math.max(backlog, queued);
       };
-      if (s.destination === 'broadcast') for (const m of s.room.members.values()) visit(m);
+      if (typeof s.destination === 'string') for (const m of s.room.members.values()) visit(m);
       else for (const id of s.destination) { const m = s.room.members.get(id); if (m) visit(m); }
       if (backlog !== s.reportedBacklog || s.dropped !== s.reportedDropped) {
         s.reportedBacklog = backlog;

@@ -1,0 +1,206 @@
+/**
+ * Child processes of a run: the servers and the workers. Every child is registered here and killed
+ * when the run ends, fails, or is interrupted (SIGINT/SIGTERM), so nothing outlives the run.
+ */
+import { fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { BENCH_API_KEY, BENCH_API_SECRET } from './clients.mjs';
+import { sleep, withTimeout } from './util.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const BENCH_DIR = resolve(HERE, '..');
+export const REPO_DIR = resolve(BENCH_DIR, '..');
+const WORKER = join(BENCH_DIR, 'worker.mjs');
+const HOOK = pathToFileURL(join(HERE, 'server-hook.mjs')).href;
+const CLI = join(REPO_DIR, 'packages/server/dist/cli.js');
+const PEERS = { socketio: join(BENCH_DIR, 'peers/socketio-server.mjs'), ws: join(BENCH_DIR, 'peers/ws-relay.mjs') };
+
+/**
+ * Backchannel server settings for the benchmark; everything else is the product default.
+ * - maxDataBitrateKbps 0: the per-participant data bitrate limit (default 200 Mbit/s) is off, so
+ *   the benchmark measures the server, not the limit.
+ * - maxParticipantsPerRoom: raised from 1,000 for the 5,000-participant scenario.
+ */
+export const BACKCHANNEL_BENCH_CONFIG = Object.freeze({
+  host: '127.0.0.1',
+  port: 0,
+  logLevel: 'info',
+  apiKeys: { [BENCH_API_KEY]: BENCH_API_SECRET },
+  maxDataBitrateKbps: 0,
+  maxParticipantsPerRoom: 10_000,
+});
+
+const children = new Set();
+
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Kills every child still running: SIGTERM, then SIGKILL after `graceMs`. */
+export async function killAll(graceMs = 3000) {
+  const list = [...children];
+  for (const c of list) c.kill('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (children.size > 0 && Date.now() < deadline) await sleep(50);
+  for (const c of children) c.kill('SIGKILL');
+}
+
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/** A worker process with a request/response channel. */
+export async function startWorker(label = 'worker') {
+  const child = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=6144'] }));
+  const pending = new Map();
+  let nextId = 1;
+  let exited = false;
+  child.on('message', (m) => {
+    if (m && m.t === 'log') return void console.error(`[${label} ${child.pid}] ${m.text}`);
+    const p = m && pending.get(m.re);
+    if (!p) return;
+    pending.delete(m.re);
+    if (m.ok) p.resolve(m.result);
+    else p.reject(new Error(`${label} ${p.op}: ${m.error}`));
+  });
+  child.once('exit', (code, signal) => {
+    exited = true;
+    for (const p of pending.values()) p.reject(new Error(`${label} exited (${code ?? signal}) during ${p.op}`));
+    pending.clear();
+  });
+  const call = (op, args = {}, timeoutMs = 60_000) => {
+    if (exited) return Promise.reject(new Error(`${label} has exited`));
+    const id = nextId++;
+    const promise = new Promise((resolve, reject) => pending.set(id, { resolve, reject, op }));
+    child.send({ id, op, args });
+    return withTimeout(promise, timeoutMs, `${label} ${op}`);
+  };
+  await call('ready', {}, 30_000);
+  return {
+    pid: child.pid,
+    call,
+    /** Closes the participants (bounded), then ends the process. */
+    async close() {
+      if (!exited) await call('closeAll', {}, 60_000).catch(() => undefined);
+      if (!exited) {
+        const gone = new Promise((r) => child.once('exit', r));
+        child.disconnect();
+        await Promise.race([gone, sleep(3000)]);
+        if (!exited) child.kill('SIGKILL');
+      }
+    },
+  };
+}
+
+/**
+ * Starts the server of `system` ('backchannel' | 'socketio' | 'ws') on a free 127.0.0.1 port.
+ * Every server runs with `--expose-gc` and the same preloaded hook (see server-hook.mjs); with
+ * `cpuProfDir`, also with `--cpu-prof` (the profile is written when it exits).
+ */
+export async function startServer(system, { cpuProfDir, config = {} } = {}) {
+  const execArgv = ['--expose-gc', '--import', HOOK];
+  if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
+  let child;
+  let dir;
+  let url;
+  const logs = [];
+  if (system === 'backchannel') {
+    dir = mkdtempSync(join(tmpdir(), 'bc-bench-'));
+    const file = join(dir, 'config.json');
+    writeFileSync(file, JSON.stringify({ ...BACKCHANNEL_BENCH_CONFIG, ...config }));
+    child = track(fork(CLI, ['serve', '--config', file], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
+    url = new Promise((resolvePromise, reject) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        let entry;
+        try {
+          entry = JSON.parse(line);
+        } catch {
+          return;
+        }
+        if (entry.msg === 'backchannel server listening') resolvePromise(entry.url);
+        else if (entry.level >= 40) logs.push(entry);
+      });
+      child.once('exit', (code) => reject(new Error(`backchannel server exited early (${code})`)));
+    });
+  } else {
+    child = track(fork(PEERS[system], [], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
+    child.stdout.resume();
+    url = new Promise((resolvePromise, reject) => {
+      child.on('message', (m) => m?.t === 'listening' && resolvePromise(m.url));
+      child.once('exit', (code) => reject(new Error(`${system} server exited early (${code})`)));
+    });
+  }
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    if (stderr.length < 8192) stderr += d;
+  });
+  const exited = new Promise((r) => child.once('exit', (code, signal) => r(code ?? signal)));
+  const pid = child.pid;
+  const rpc = (t) =>
+    withTimeout(
+      new Promise((resolvePromise) => {
+        const id = Math.random();
+        const on = (m) => {
+          if (m?.t === t && m.id === id) {
+            child.off('message', on);
+            resolvePromise(m);
+          }
+        };
+        child.on('message', on);
+        child.send({ t, id });
+      }),
+      30_000,
+      `${system} server ${t}`,
+    );
+  return {
+    system,
+    pid,
+    url: await withTimeout(url, 20_000, `${system} server start`),
+    /** Warnings and errors the server logged (Backchannel). */
+    logs,
+    get stderr() {
+      return stderr;
+    },
+    /** Resident set size and its peak so far, bytes; CPU time used, ms. */
+    async stats() {
+      const proc = procStats(pid);
+      if (proc) return proc;
+      const { mem, cpu } = await rpc('bench:mem');
+      return { rss: mem.rss, peakRss: NaN, cpuMs: (cpu.user + cpu.system) / 1000 };
+    },
+    /** Forces two full GCs in the server; resolves with its memoryUsage() after them. */
+    async gc() {
+      return (await rpc('bench:gc')).mem;
+    },
+    /** SIGTERM (graceful: Backchannel says goodbye to clients, and --cpu-prof is written), then SIGKILL. */
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const code = await Promise.race([exited, sleep(10_000).then(() => 'timeout')]);
+      if (code === 'timeout') child.kill('SIGKILL');
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+const CLK_TCK = 100; // Linux USER_HZ
+
+/** RSS, peak RSS (VmHWM) and CPU time of `pid` from /proc; undefined where /proc is missing. */
+export function procStats(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) * 1024;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+    return { rss: kb('VmRSS'), peakRss: kb('VmHWM'), cpuMs: (ticks * 1000) / CLK_TCK };
+  } catch {
+    return undefined;
+  }
+}

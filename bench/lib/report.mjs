@@ -1,0 +1,147 @@
+/**
+ * Turning a run's results into the stdout table, the targets check and bench/RESULTS.md.
+ */
+import { SYSTEMS, SYSTEM_LABELS } from './scenarios.mjs';
+
+const PEERS = ['socketio', 'ws'];
+
+export function fmt(v, digits = 0) {
+  if (v === undefined || v === null || Number.isNaN(v)) return '–';
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? a / b : NaN);
+const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : '–');
+
+/**
+ * Rows of the results table: scenario, metric, one column per system, then Backchannel / peer for
+ * each peer. For "lower is better" metrics a ratio below 1 favours Backchannel.
+ */
+export function tableRows(run, systems = SYSTEMS) {
+  const rows = [];
+  for (const sc of run.scenarios) {
+    sc.metrics.forEach((m, i) => {
+      const cells = systems.map((s) => {
+        const r = sc.results[s];
+        if (!r) return '';
+        if (r.error) return i === 0 ? 'error' : '';
+        return fmt(r[m.key], m.digits);
+      });
+      const bc = sc.results.backchannel;
+      const ratios = systems.includes('backchannel')
+        ? PEERS.filter((p) => systems.includes(p)).map((p) => (m.better === 'info' || !bc || bc.error || !sc.results[p] || sc.results[p].error ? '' : fmtRatio(ratio(bc[m.key], sc.results[p][m.key]))))
+        : [];
+      const arrow = m.better === 'higher' ? ' ↑' : m.better === 'lower' ? ' ↓' : '';
+      rows.push([i === 0 ? sc.title : '', `${m.label} (${m.unit})${arrow}`, ...cells, ...ratios]);
+    });
+  }
+  return rows;
+}
+
+export function tableHeader(systems = SYSTEMS) {
+  const ratios = systems.includes('backchannel') ? PEERS.filter((p) => systems.includes(p)).map((p) => `BC / ${SYSTEM_LABELS[p]}`) : [];
+  return ['Scenario', 'Metric', ...systems.map((s) => SYSTEM_LABELS[s]), ...ratios];
+}
+
+/** A plain-text table (first two columns left-aligned, the rest right-aligned). */
+export function textTable(header, rows) {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const line = (r) => r.map((v, c) => (c < 2 ? String(v ?? '').padEnd(widths[c]) : String(v ?? '').padStart(widths[c]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function markdownTable(header, rows) {
+  const esc = (v) => String(v ?? '').replaceAll('|', '\\|');
+  return [
+    `| ${header.map(esc).join(' | ')} |`,
+    `|${header.map((_, c) => (c < 2 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** The product's targets, checked against this run (only where all needed numbers exist). */
+export function checkTargets(run) {
+  const out = [];
+  const get = (id) => run.scenarios.find((s) => s.id === id);
+  const ok = (r) => r && !r.error;
+  for (const id of ['tp-100', 'tp-1k', 'tp-16k', 'fanout-1k', 'mesh-1k']) {
+    const sc = get(id);
+    if (!sc || !ok(sc.results.backchannel)) continue;
+    const bc = sc.results.backchannel.msgsPerSec;
+    if (ok(sc.results.ws)) {
+      const r = bc / sc.results.ws.msgsPerSec;
+      out.push({ target: `${sc.title}: delivered msg/s ≥ 0.8× ws relay`, value: fmtRatio(r), met: r >= 0.8 });
+    }
+    if (ok(sc.results.socketio)) {
+      const r = bc / sc.results.socketio.msgsPerSec;
+      out.push({ target: `${sc.title}: delivered msg/s ≥ 2× Socket.IO`, value: fmtRatio(r), met: r >= 2 });
+    }
+  }
+  for (const id of ['lat-1000', 'lat-50pct']) {
+    const sc = get(id);
+    if (!sc || !ok(sc.results.backchannel) || !ok(sc.results.ws)) continue;
+    const bc = sc.results.backchannel.p99Ms;
+    const limit = sc.results.ws.p99Ms + 0.3;
+    out.push({ target: `${sc.title}: p99 ≤ ws relay p99 + 0.3 ms`, value: `${fmt(bc, 3)} ms (limit ${fmt(limit, 3)} ms)`, met: bc <= limit });
+  }
+  const sc = get('scale');
+  if (sc && ok(sc.results.backchannel)) {
+    for (const p of sc.results.backchannel.points) {
+      out.push({ target: `RSS per idle participant ≤ 50 KB @${p.participants} (settled RSS)`, value: `${fmt(p.rssPerParticipantKB, 1)} KB`, met: p.rssPerParticipantKB <= 50 });
+    }
+  }
+  return out;
+}
+
+export function targetsText(targets) {
+  if (targets.length === 0) return '(no targets apply to the scenarios run)';
+  return textTable(
+    ['Target', 'Backchannel', 'Met'],
+    targets.map((t) => [t.target, t.value, t.met ? 'yes' : 'NO']),
+  );
+}
+
+export function machineLine(meta) {
+  const m = meta.machine;
+  return `${m.cpuModel} × ${m.cpus} logical CPUs, ${m.memGiB} GiB RAM, ${m.os}; Node ${m.node}`;
+}
+
+/** The content of bench/RESULTS.md for `run`. */
+export function resultsMarkdown(run) {
+  const { meta } = run;
+  const systems = meta.systems;
+  const targets = checkTargets(run);
+  const bcConfig = Object.entries(meta.backchannelConfig)
+    .filter(([k]) => !['host', 'port', 'apiKeys', 'logLevel'].includes(k))
+    .map(([k, v]) => `\`${k}: ${v}\``)
+    .join(', ');
+  return `# Benchmark results
+
+Backchannel \`reliable-message\` data sessions against the peers a user would pick instead —
+Socket.IO (\`socket.io\` ${meta.versions.socketio}) and a bare \`ws\` relay (\`ws\` ${meta.versions.ws}) — in one run on one
+machine. How each scenario is measured and the fairness rules are in [README.md](README.md).
+Profiles of the Backchannel server's hot path are in [PROFILE.md](PROFILE.md).
+
+- **Date:** ${meta.date}
+- **Command:** \`${meta.command}\`${meta.quick ? ' (quick smoke run: short windows, numbers are indicative only)' : ''}
+- **Machine:** ${machineLine(meta)}
+- **Load average (1 min) at start / end:** ${meta.loadStart.toFixed(2)} / ${meta.loadEnd.toFixed(2)}${meta.loadStart > meta.machine.cpus * 0.5 ? ' — other work was running on the machine; treat small differences with care' : ''}
+- **Clock check:** timestamps use CLOCK_MONOTONIC, shared by all processes; measured worker-vs-orchestrator offset ${fmt(meta.clock.offsetUs, 1)} µs (bound ±${fmt(meta.clock.boundUs, 1)} µs, half the best IPC round trip)
+- **Backchannel server settings beyond the defaults:** ${bcConfig}
+- **Run time:** ${fmt(meta.elapsedSec, 0)} s
+
+Ratios are Backchannel ÷ peer. ↑ = higher is better, ↓ = lower is better.
+
+${markdownTable(tableHeader(systems), tableRows(run, systems))}
+
+## Targets
+
+${targets.length === 0 ? '(no targets apply to the scenarios run)' : markdownTable(['Target', 'Backchannel', 'Met'], targets.map((t) => [t.target, t.value, t.met ? 'yes' : '**no**']))}
+${
+  run.scenarios.some((s) => Object.values(s.results).some((r) => r.error))
+    ? `\n## Errors\n\n${run.scenarios
+        .flatMap((s) => Object.entries(s.results).filter(([, r]) => r.error).map(([sys, r]) => `- ${s.title}, ${SYSTEM_LABELS[sys]}: ${r.error}`))
+        .join('\n')}\n`
+    : ''
+}`;
+}

@@ -1,0 +1,325 @@
+/**
+ * The scenarios. Each runs the same application code (lib/clients.mjs) with the same process
+ * layout on every system: one server process, and worker processes hosting the participants.
+ */
+import { nowNs, median, sleep } from './util.mjs';
+import { startServer, startWorker } from './procs.mjs';
+
+export const SYSTEMS = ['backchannel', 'socketio', 'ws'];
+export const SYSTEM_LABELS = { backchannel: 'Backchannel', socketio: 'Socket.IO', ws: 'ws relay' };
+
+const ROOM = 'bench';
+const MiB = 1024 * 1024;
+
+/** Run lengths: the full run, and `--quick` (a smoke run: numbers are indicative only). */
+export const DURATIONS = {
+  full: { warmupMs: 1500, windowMs: 2000, windows: 3, latencyMs: 8000, latencyWarmupMs: 1000, scale: [1000, 5000], joins: 200, bulkBytes: 64 * MiB },
+  quick: { warmupMs: 300, windowMs: 500, windows: 1, latencyMs: 700, latencyWarmupMs: 200, scale: [100, 250], joins: 20, bulkBytes: 8 * MiB },
+};
+
+/**
+ * Worker layouts: per worker process, how many participants it hosts and whether they send and/or
+ * receive. Every system gets the same layout.
+ */
+const LAYOUTS = {
+  pair: [
+    { n: 1, send: true, recv: false },
+    { n: 1, send: false, recv: true },
+  ],
+  fanout: [
+    { n: 1, send: true, recv: false },
+    { n: 3, send: false, recv: true },
+    { n: 3, send: false, recv: true },
+    { n: 3, send: false, recv: true },
+  ],
+  mesh: [
+    { n: 2, send: true, recv: true },
+    { n: 2, send: true, recv: true },
+    { n: 2, send: true, recv: true },
+    { n: 2, send: true, recv: true },
+    { n: 2, send: true, recv: true },
+  ],
+};
+
+/** Starts a server and `count` workers, runs `fn`, and always tears everything down. */
+async function withRig(system, ctx, count, fn) {
+  const server = await startServer(system, { cpuProfDir: ctx.cpuProfDir });
+  const workers = [];
+  try {
+    const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => startWorker(`${system} worker ${i}`)));
+    for (const s of started) if (s.status === 'fulfilled') workers.push(s.value);
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return await fn(server, workers);
+  } finally {
+    await Promise.all(workers.map((w) => w.close()));
+    const code = await server.stop();
+    if (ctx.cpuProfDir && code !== 0) ctx.log(`  (server exited with ${code}; its CPU profile may be missing)`);
+  }
+}
+
+/** Joins every worker's participants (names unique per run); returns the layout's totals. */
+async function joinLayout(system, server, workers, layout) {
+  await Promise.all(
+    workers.map((w, i) =>
+      w.call('join', { system, url: server.url, room: ROOM, names: Array.from({ length: layout[i].n }, (_, k) => `p${i}-${k}`), concurrency: layout[i].n }),
+    ),
+  );
+  return layout.reduce((a, l) => a + l.n, 0);
+}
+
+/** Gathers data-path errors from all workers; throws if there were any. */
+async function checkErrors(workers) {
+  const all = await Promise.all(workers.map((w) => w.call('errors')));
+  const errors = all.flatMap((e) => e.errors);
+  const badSize = all.reduce((a, e) => a + e.badSize, 0);
+  if (badSize > 0) errors.push(`${badSize} messages had the wrong size`);
+  if (errors.length > 0) throw new Error(`data-path errors: ${[...new Set(errors)].slice(0, 5).join('; ')}`);
+}
+
+/** Sum over receivers of delivered msg/s between two samples (each receiver on its own clock reading). */
+function deliveredRate(prev, cur) {
+  let rate = 0;
+  let total = 0;
+  for (let w = 0; w < cur.length; w++) {
+    const secs = Number(BigInt(cur[w].ns) - BigInt(prev[w].ns)) / 1e9;
+    let d = 0;
+    for (let i = 0; i < cur[w].msgs.length; i++) d += cur[w].msgs[i] - prev[w].msgs[i];
+    total += d;
+    rate += d / secs;
+  }
+  return { rate, total };
+}
+
+/**
+ * Senders flood `size`-byte messages as fast as backpressure lets them; receivers count what is
+ * delivered to the application. Measured over `windows` windows after a warm-up; the median
+ * window is reported.
+ */
+async function flood(system, ctx, { size, layout: layoutName }) {
+  const layout = LAYOUTS[layoutName];
+  const d = ctx.durations;
+  return withRig(system, ctx, layout.length, async (server, workers) => {
+    const total = await joinLayout(system, server, workers, layout);
+    const receivers = workers.filter((_, i) => layout[i].recv);
+    const senders = workers.filter((_, i) => layout[i].send);
+    await Promise.all(receivers.map((w) => w.call('recvCount', { size })));
+    await Promise.all(senders.map((w) => w.call('sendFlood', { size, receivers: total - 1, mode: 'reliable-message' })));
+    await sleep(d.warmupMs);
+    let prev = await Promise.all(receivers.map((w) => w.call('sample')));
+    const cpu0 = await server.stats();
+    const first = prev;
+    const windows = [];
+    for (let k = 0; k < d.windows; k++) {
+      await sleep(d.windowMs);
+      const cur = await Promise.all(receivers.map((w) => w.call('sample')));
+      windows.push(deliveredRate(prev, cur).rate);
+      prev = cur;
+    }
+    const cpu1 = await server.stats();
+    const { total: delivered } = deliveredRate(first, prev);
+    await Promise.all(senders.map((w) => w.call('stop', {}, 30_000)));
+    await checkErrors(workers);
+    const end = await server.stats();
+    const secs = Number(BigInt(prev[0].ns) - BigInt(first[0].ns)) / 1e9;
+    const msgsPerSec = median(windows);
+    return {
+      msgsPerSec,
+      mbPerSec: (msgsPerSec * size) / 1e6,
+      peakRssMB: end.peakRss / MiB,
+      serverCpuPct: ((cpu1.cpuMs - cpu0.cpuMs) / 1000 / secs) * 100,
+      serverCpuUsPerMsg: ((cpu1.cpuMs - cpu0.cpuMs) * 1000) / delivered,
+      windows: windows.map(Math.round),
+    };
+  });
+}
+
+/** One-way latency of 100 B timestamped messages sent at `rate` msg/s, 1:1. */
+async function latency(system, ctx, rate) {
+  const d = ctx.durations;
+  return withRig(system, ctx, 2, async (server, workers) => {
+    await joinLayout(system, server, workers, LAYOUTS.pair);
+    const fromNs = nowNs() + BigInt(d.latencyWarmupMs * 1e6);
+    await workers[1].call('recvLatency', { fromNs: fromNs.toString() });
+    const sent = await workers[0].call('sendRate', { size: 100, rate, durationMs: d.latencyWarmupMs + d.latencyMs, receivers: 1, mode: 'reliable-message' }, d.latencyMs + 60_000);
+    await sleep(300);
+    const lat = await workers[1].call('latencyResult');
+    await checkErrors(workers);
+    const end = await server.stats();
+    const ms = (us) => us / 1000;
+    return {
+      targetRate: Math.round(rate),
+      achievedRate: Math.round(sent.achievedRate),
+      p50Ms: ms(lat.p50),
+      p99Ms: ms(lat.p99),
+      p999Ms: ms(lat.p999),
+      maxMs: ms(lat.max),
+      samples: lat.count,
+      peakRssMB: end.peakRss / MiB,
+    };
+  });
+}
+
+/** Transfer of one bulk payload, 1:1, in 64 KiB chunks with backpressure. */
+async function bulk(system, ctx) {
+  const totalBytes = ctx.durations.bulkBytes;
+  return withRig(system, ctx, 2, async (server, workers) => {
+    await joinLayout(system, server, workers, LAYOUTS.pair);
+    await workers[1].call('recvBulk', { totalBytes });
+    const mode = system === 'backchannel' ? 'reliable-bytes' : undefined;
+    const s = await workers[0].call('sendBulk', { totalBytes, chunkBytes: 64 * 1024, mode, receivers: 1 }, 180_000);
+    const r = await workers[1].call('bulkWait', {}, 180_000);
+    await checkErrors(workers);
+    const end = await server.stats();
+    const secs = Number(BigInt(r.endNs) - BigInt(s.startNs)) / 1e9;
+    return { seconds: secs, mbPerSec: totalBytes / 1e6 / secs, peakRssMB: end.peakRss / MiB, bytes: r.bytes };
+  });
+}
+
+/** Sequential connect + join, each closed before the next, with one other participant in the room. */
+async function joinLatency(system, ctx) {
+  return withRig(system, ctx, 2, async (server, workers) => {
+    await workers[0].call('join', { system, url: server.url, room: ROOM, names: ['anchor'], concurrency: 1 });
+    const r = await workers[1].call('joinSeq', { system, url: server.url, room: ROOM, n: ctx.durations.joins }, 300_000);
+    return { p50Ms: r.p50, p99Ms: r.p99, maxMs: r.max, joins: r.count };
+  });
+}
+
+/** Median of `n` RSS samples `everyMs` apart, bytes. */
+async function settledRss(server, n = 5, everyMs = 200) {
+  const samples = [];
+  for (let i = 0; i < n; i++) {
+    samples.push((await server.stats()).rss);
+    if (i < n - 1) await sleep(everyMs);
+  }
+  return median(samples);
+}
+
+/** Waits until the server uses under 5 % of a core over 300 ms (joins and their events done). */
+async function waitIdle(server, maxMs = 120_000) {
+  const deadline = Date.now() + maxMs;
+  for (;;) {
+    const a = await server.stats();
+    await sleep(300);
+    const b = await server.stats();
+    if ((b.cpuMs - a.cpuMs) / 300 < 0.05 || Date.now() > deadline) return;
+  }
+}
+
+/**
+ * Idle participants in one room, joined by 4 worker processes (25 joins in flight each), with RSS
+ * read at each checkpoint once the server is idle: settled RSS (median of 5 samples), and RSS and
+ * heap after forced GCs.
+ */
+async function scale(system, ctx) {
+  const checkpoints = ctx.durations.scale;
+  const W = 4;
+  return withRig(system, ctx, W, async (server, workers) => {
+    await sleep(300);
+    const base = await settledRss(server);
+    const baseGc = await server.gc();
+    let joined = 0;
+    const points = [];
+    for (const cp of checkpoints) {
+      const need = cp - joined;
+      const cpu0 = await server.stats();
+      const t0 = nowNs();
+      await Promise.all(
+        workers.map((w, i) => {
+          const n = Math.floor(need / W) + (i < need % W ? 1 : 0);
+          const names = Array.from({ length: n }, (_, k) => `idle-${i}-${joined + k}`);
+          return w.call('join', { system, url: server.url, room: ROOM, names, concurrency: 25 }, 600_000);
+        }),
+      );
+      const joinSecs = Number(nowNs() - t0) / 1e9;
+      const cpu1 = await server.stats();
+      joined = cp;
+      await waitIdle(server);
+      const rss = await settledRss(server);
+      const gc = await server.gc();
+      points.push({
+        participants: cp,
+        joinRatePerSec: need / joinSecs,
+        serverCpuMsPerJoin: (cpu1.cpuMs - cpu0.cpuMs) / need,
+        rssMB: rss / MiB,
+        rssPerParticipantKB: (rss - base) / cp / 1000,
+        gcRssPerParticipantKB: (gc.rss - baseGc.rss) / cp / 1000,
+        gcHeapPerParticipantKB: (gc.heapUsed - baseGc.heapUsed) / cp / 1000,
+      });
+    }
+    await checkErrors(workers);
+    const out = { baseRssMB: base / MiB, points };
+    points.forEach((p) => {
+      const k = p === points[points.length - 1] ? 'max' : 'first';
+      Object.assign(out, { [`${k}N`]: p.participants, [`${k}JoinRate`]: p.joinRatePerSec, [`${k}RssPerKB`]: p.rssPerParticipantKB, [`${k}GcRssPerKB`]: p.gcRssPerParticipantKB, [`${k}HeapPerKB`]: p.gcHeapPerParticipantKB, [`${k}CpuMsPerJoin`]: p.serverCpuMsPerJoin });
+    });
+    return out;
+  });
+}
+
+const M = (key, label, unit, better, digits) => ({ key, label, unit, better, digits });
+const TP_METRICS = [
+  M('msgsPerSec', 'delivered msg/s', 'msg/s', 'higher', 0),
+  M('mbPerSec', 'delivered MB/s', 'MB/s', 'higher', 1),
+  M('peakRssMB', 'server peak RSS', 'MiB', 'lower', 0),
+  M('serverCpuPct', 'server CPU', '%', 'lower', 0),
+  M('serverCpuUsPerMsg', 'server CPU per delivered msg', 'µs', 'lower', 2),
+];
+const LAT_METRICS = [
+  M('achievedRate', 'rate sent', 'msg/s', 'info', 0),
+  M('p50Ms', 'p50', 'ms', 'lower', 3),
+  M('p99Ms', 'p99', 'ms', 'lower', 3),
+  M('p999Ms', 'p99.9', 'ms', 'lower', 3),
+];
+
+/** Every scenario, in run order. `group` is what `--only` selects on (an id works too). */
+export function scenarios() {
+  return [
+    { id: 'tp-100', group: 'throughput', title: '1:1 throughput, 100 B', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 100, layout: 'pair' }) },
+    { id: 'tp-1k', group: 'throughput', title: '1:1 throughput, 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'pair' }) },
+    { id: 'tp-16k', group: 'throughput', title: '1:1 throughput, 16 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 16384, layout: 'pair' }) },
+    { id: 'fanout-1k', group: 'fanout', title: 'Fan-out 1→9 (10 in room), 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'fanout' }) },
+    { id: 'mesh-1k', group: 'fanout', title: 'Mesh 10×9 (all 10 send), 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'mesh' }) },
+    { id: 'lat-1000', group: 'latency', title: 'Latency 100 B @ 1,000 msg/s', metrics: LAT_METRICS, run: (s, c) => latency(s, c, 1000) },
+    {
+      id: 'lat-50pct',
+      group: 'latency',
+      title: 'Latency 100 B @ 50 % of own max',
+      metrics: LAT_METRICS,
+      run: async (s, c) => latency(s, c, 0.5 * (await c.maxRate100(s))),
+    },
+    {
+      id: 'bulk',
+      group: 'bulk',
+      title: (c) => `Bulk ${c.durations.bulkBytes / MiB} MiB 1:1 (64 KiB chunks)`,
+      metrics: [M('seconds', 'transfer time', 's', 'lower', 3), M('mbPerSec', 'throughput', 'MB/s', 'higher', 1), M('peakRssMB', 'server peak RSS', 'MiB', 'lower', 0)],
+      run: bulk,
+    },
+    {
+      id: 'join',
+      group: 'join',
+      title: (c) => `Join latency, ${c.durations.joins} sequential connect→joined`,
+      metrics: [M('p50Ms', 'p50', 'ms', 'lower', 2), M('p99Ms', 'p99', 'ms', 'lower', 2), M('maxMs', 'max', 'ms', 'lower', 2)],
+      run: joinLatency,
+    },
+    {
+      id: 'scale',
+      group: 'scale',
+      title: (c) => `Idle participants in one room (${c.durations.scale.join(' / ')})`,
+      metrics: (c) => {
+        const [a, b] = c.durations.scale;
+        return [
+          M('firstRssPerKB', `RSS per participant @${a}`, 'KB', 'lower', 1),
+          M('firstGcRssPerKB', `RSS per participant @${a}, after GC`, 'KB', 'lower', 1),
+          M('firstJoinRate', `join rate 0→${a}`, 'joins/s', 'higher', 0),
+          M('maxRssPerKB', `RSS per participant @${b}`, 'KB', 'lower', 1),
+          M('maxGcRssPerKB', `RSS per participant @${b}, after GC`, 'KB', 'lower', 1),
+          M('maxHeapPerKB', `JS heap per participant @${b}, after GC`, 'KB', 'lower', 1),
+          M('maxJoinRate', `join rate ${a}→${b}`, 'joins/s', 'higher', 0),
+          M('maxCpuMsPerJoin', `server CPU per join ${a}→${b}`, 'ms', 'lower', 2),
+        ];
+      },
+      run: scale,
+    },
+  ];
+}

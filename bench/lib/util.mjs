@@ -1,0 +1,55 @@
+/**
+ * Small helpers shared by the orchestrator and the workers: the shared clock, sleeping, and
+ * summary statistics.
+ */
+
+/**
+ * Nanoseconds on CLOCK_MONOTONIC (libuv's uv_hrtime). On Linux and macOS this clock is system-wide,
+ * so values taken in different processes on one machine are directly comparable: a timestamp
+ * written into a payload by the sender can be subtracted from the receiver's clock.
+ */
+export const nowNs = () => process.hrtime.bigint();
+
+/** Milliseconds on the same clock, as a float. */
+export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Yields to the event loop (after I/O callbacks): lets sockets drain and timers fire. */
+export const yieldLoop = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Percentile (0–100) of an ascending-sorted numeric array, nearest-rank. */
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+}
+
+export function median(values) {
+  const s = [...values].filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** p50/p90/p99/p99.9/max of a list of samples (any unit), plus the count. */
+export function summarize(samples) {
+  const sorted = Float64Array.from(samples).sort();
+  return {
+    count: sorted.length,
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
+    p999: percentile(sorted, 99.9),
+    max: sorted.length ? sorted[sorted.length - 1] : NaN,
+  };
+}
+
+/** A promise that rejects after `ms` with `what` in the message. */
+export function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

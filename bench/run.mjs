@@ -1,0 +1,219 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench [-- options]`: runs the benchmark scenarios on Backchannel and its peers, prints
+ * a table, writes bench/results/<timestamp>.json and (for a full run) refreshes bench/RESULTS.md.
+ * See bench/README.md.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, release, totalmem, type } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { summarizeProfile } from './lib/cpuprofile.mjs';
+import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, REPO_DIR, killAll, startWorker } from './lib/procs.mjs';
+import { checkTargets, fmt, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable } from './lib/report.mjs';
+import { DURATIONS, SYSTEMS, SYSTEM_LABELS, scenarios } from './lib/scenarios.mjs';
+import { nowNs } from './lib/util.mjs';
+
+const USAGE = `Usage: npm run bench -- [options]
+
+  --quick              short smoke run (about a minute; numbers are indicative only)
+  --only LIST          scenarios to run, by group or id, comma-separated:
+                         throughput (tp-100, tp-1k, tp-16k), fanout (fanout-1k, mesh-1k),
+                         latency (lat-1000, lat-50pct), bulk, join, scale
+  --systems LIST       systems to run: backchannel, socketio, ws (default: all three)
+  --profile            run the Backchannel server under --cpu-prof (default scenarios tp-1k and
+                       fanout-1k, Backchannel only) and print its top self-time functions
+  --write-md           refresh bench/RESULTS.md even for a quick or partial run
+  --no-md              do not refresh bench/RESULTS.md
+  -h, --help           this text
+
+A full run (no --quick, --only, --systems or --profile) refreshes bench/RESULTS.md.`;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    systems: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    'write-md': { type: 'boolean', default: false },
+    'no-md': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+  strict: true,
+});
+if (args.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
+const systems = args.profile ? ['backchannel'] : args.systems ? list(args.systems) : SYSTEMS;
+for (const s of systems) if (!SYSTEMS.includes(s)) fail(`unknown system "${s}" (one of ${SYSTEMS.join(', ')})`);
+const all = scenarios();
+const only = args.only ? list(args.only) : args.profile ? ['tp-1k', 'fanout-1k'] : undefined;
+if (only) for (const o of only) if (!all.some((s) => s.id === o || s.group === o)) fail(`unknown scenario "${o}"\n\n${USAGE}`);
+const selected = only ? all.filter((s) => only.includes(s.id) || only.includes(s.group)) : all;
+const partial = Boolean(args.quick || only || args.systems || args.profile);
+const writeMd = !args['no-md'] && (args['write-md'] || !partial);
+
+if (!existsSync(join(REPO_DIR, 'packages/server/dist/cli.js')) || !existsSync(join(REPO_DIR, 'packages/client/dist/index.node.js'))) {
+  fail('the packages are not built: run `npm run build` first');
+}
+
+const durations = DURATIONS[args.quick ? 'quick' : 'full'];
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const resultsDir = join(BENCH_DIR, 'results');
+mkdirSync(resultsDir, { recursive: true });
+const log = (msg) => process.stderr.write(`${msg}\n`);
+
+// A hard limit on the whole run, and cleanup of every child on any way out.
+const hardLimitMs = args.quick ? 180_000 : 60 * 60_000;
+const watchdog = setTimeout(() => {
+  log(`bench: run exceeded ${hardLimitMs / 1000} s; stopping`);
+  void killAll(1000).then(() => process.exit(1));
+}, hardLimitMs);
+watchdog.unref();
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    log(`bench: ${sig}, stopping children`);
+    void killAll(2000).then(() => process.exit(130));
+  });
+}
+
+function fail(msg) {
+  console.error(`bench: ${msg}`);
+  process.exit(2);
+}
+
+function version(pkg) {
+  try {
+    return JSON.parse(readFileSync(join(REPO_DIR, 'node_modules', pkg, 'package.json'), 'utf8')).version;
+  } catch {
+    return '?';
+  }
+}
+
+/** Measures how far a worker's clock reading is from ours (expected ≈ 0: one shared clock). */
+async function clockCheck() {
+  const w = await startWorker('clock');
+  try {
+    let best = { rtt: Infinity, offset: 0 };
+    for (let i = 0; i < 30; i++) {
+      const t0 = nowNs();
+      const { ns } = await w.call('clock');
+      const t1 = nowNs();
+      const rtt = Number(t1 - t0);
+      if (rtt < best.rtt) best = { rtt, offset: Number(BigInt(ns) - (t0 + t1) / 2n) };
+    }
+    return { offsetUs: best.offset / 1000, boundUs: best.rtt / 2000 };
+  } finally {
+    await w.close();
+  }
+}
+
+async function main() {
+  const started = Date.now();
+  const cpuInfo = cpus();
+  const meta = {
+    date: new Date().toISOString(),
+    command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    quick: args.quick,
+    systems,
+    machine: {
+      cpuModel: cpuInfo[0]?.model.trim() ?? 'unknown',
+      cpus: cpuInfo.length,
+      memGiB: Math.round(totalmem() / 2 ** 30),
+      freeMemGiB: Math.round(freemem() / 2 ** 30),
+      os: `${type()} ${release()}`,
+      node: process.version,
+    },
+    versions: { socketio: version('socket.io'), socketioClient: version('socket.io-client'), ws: version('ws') },
+    backchannelConfig: BACKCHANNEL_BENCH_CONFIG,
+    durations,
+    loadStart: loadavg()[0],
+  };
+  log(`bench: ${machineLine(meta)}; load ${meta.loadStart.toFixed(2)}`);
+  meta.clock = await clockCheck();
+  log(`bench: clock offset worker↔orchestrator ${fmt(meta.clock.offsetUs, 1)} µs (±${fmt(meta.clock.boundUs, 1)} µs)`);
+
+  const run = { meta, scenarios: [] };
+  const results = {};
+  const profDir = args.profile ? join(resultsDir, `profiles-${stamp}`) : undefined;
+  const profiles = [];
+  const ctx = {
+    durations,
+    log,
+    results,
+    cpuProfDir: undefined,
+    /** Max 1:1 100 B msg/s of `system`: from this run's tp-100, else a short probe. */
+    async maxRate100(system) {
+      const known = results['tp-100']?.[system];
+      if (known && !known.error) return known.msgsPerSec;
+      log(`  (probing ${SYSTEM_LABELS[system]} 100 B max rate for the 50 % point)`);
+      const probe = all.find((s) => s.id === 'tp-100');
+      const r = await probe.run(system, { ...ctx, cpuProfDir: undefined, durations: { ...durations, windows: 1 } });
+      return r.msgsPerSec;
+    },
+  };
+  for (const sc of selected) {
+    const title = typeof sc.title === 'function' ? sc.title(ctx) : sc.title;
+    const metrics = typeof sc.metrics === 'function' ? sc.metrics(ctx) : sc.metrics;
+    const entry = { id: sc.id, title, metrics, results: {} };
+    run.scenarios.push(entry);
+    results[sc.id] = entry.results;
+    for (const system of systems) {
+      const t0 = Date.now();
+      process.stderr.write(`▶ ${title} — ${SYSTEM_LABELS[system]} … `);
+      const dir = profDir ? join(profDir, sc.id) : undefined;
+      try {
+        entry.results[system] = await sc.run(system, { ...ctx, cpuProfDir: dir });
+        process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      } catch (error) {
+        entry.results[system] = { error: error instanceof Error ? error.message : String(error) };
+        process.stderr.write(`FAILED (${entry.results[system].error})\n`);
+        await killAll(1000); // whatever that scenario left running
+      }
+      if (dir && existsSync(dir)) {
+        const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+        if (file) profiles.push({ scenario: sc.id, title, file: join(dir, file), summary: summarizeProfile(join(dir, file)) });
+      }
+    }
+  }
+  meta.loadEnd = loadavg()[0];
+  meta.elapsedSec = (Date.now() - started) / 1000;
+
+  const header = tableHeader(systems);
+  console.log(`\nBackchannel vs Socket.IO vs ws relay — ${machineLine(meta)}`);
+  console.log(`${meta.date}  load ${meta.loadStart.toFixed(2)} → ${meta.loadEnd.toFixed(2)}${args.quick ? '  (QUICK run: indicative only)' : ''}\n`);
+  console.log(textTable(header, tableRows(run, systems)));
+  const targets = checkTargets(run);
+  console.log(`\nTargets\n${targetsText(targets)}`);
+  run.targets = targets;
+
+  if (profiles.length > 0) {
+    run.profiles = profiles.map((p) => ({ scenario: p.scenario, file: p.file, ...p.summary }));
+    for (const p of profiles) {
+      const s = p.summary;
+      console.log(`\nCPU profile, Backchannel server — ${p.title}: ${fmt(s.busyMs, 0)} ms busy of ${fmt(s.totalMs, 0)} ms (${p.file})`);
+      console.log(textTable(['Self %', 'Self ms', 'Function', 'Where'], s.functions.map((f) => [fmt(f.pct, 1), fmt(f.selfMs, 0), f.name, f.where]).map((r) => [r[2], r[3], r[0], r[1]])));
+      console.log(`\nBy file:\n${textTable(['File', '', 'Self %', 'Self ms'], s.files.slice(0, 12).map((f) => [f.name, '', fmt(f.pct, 1), fmt(f.selfMs, 0)]))}`);
+    }
+  }
+
+  const file = join(resultsDir, `${stamp}.json`);
+  writeFileSync(file, `${JSON.stringify(run, null, 2)}\n`);
+  console.log(`\nResults: ${file}`);
+  if (writeMd) {
+    writeFileSync(join(BENCH_DIR, 'RESULTS.md'), resultsMarkdown(run));
+    console.log(`Refreshed ${join(BENCH_DIR, 'RESULTS.md')}`);
+  }
+  const failed = run.scenarios.flatMap((s) => Object.entries(s.results).filter(([, r]) => r.error));
+  await killAll(1000);
+  process.exit(failed.length > 0 ? 1 : 0);
+}
+
+main().catch(async (error) => {
+  console.error(`bench: ${error?.stack ?? error}`);
+  await killAll(1000);
+  process.exit(1);
+});

@@ -1,0 +1,41 @@
+/**
+ * A room's control channel: one addressed session on reserved stream 65000 that carries small
+ * JSON messages to one participant at a time (RPC, data-stream refusals). Opened on first use.
+ */
+import { BackchannelError, ErrorCode, STREAM_ID_CONTROL } from '@backchannel/protocol';
+import type { SendDataSession } from '../data/send-session.js';
+import type { RoomBase } from '../room.js';
+
+/** A message on the control channel. */
+export type ControlMessage = { t: string } & Record<string, unknown>;
+
+export class ControlChannel {
+  #tx: Promise<SendDataSession> | undefined;
+
+  constructor(private readonly room: RoomBase) {}
+
+  /** Sends `msg` to participant `to`. */
+  async send(to: string, msg: ControlMessage): Promise<void> {
+    const sid = this.room._sidOf(to);
+    if (sid === undefined) throw new BackchannelError(ErrorCode.ParticipantNotFound, `participant ${to} is not in this room`, { details: { participantId: to } });
+    this.#tx ??= this.room._openSendSession(STREAM_ID_CONTROL, 'reliable-message', { internalDestination: { addressed: true }, priority: 'high' }, true);
+    let tx: SendDataSession;
+    try {
+      tx = await this.#tx;
+    } catch (error) {
+      this.#tx = undefined;
+      throw error;
+    }
+    tx._sendTo(sid, JSON.stringify(msg));
+  }
+
+  /** Parses a received control message; undefined if malformed. */
+  static parse(data: Uint8Array): ControlMessage | undefined {
+    try {
+      const msg = JSON.parse(new TextDecoder().decode(data)) as unknown;
+      return typeof msg === 'object' && msg !== null && typeof (msg as ControlMessage).t === 'string' ? (msg as ControlMessage) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * Data streams of one room: opening writers (one reserved-id session per stream), dispatching
+ * incoming stream messages to per-topic handlers, holding streams briefly while no handler is
+ * registered, refusing what cannot be taken, and enforcing the concurrency limits.
+ */
+import {
+  BackchannelError,
+  ErrorCode,
+  STREAM_ID_DATA_STREAM_MAX,
+  STREAM_ID_DATA_STREAM_MIN,
+  type Priority,
+  type Reason,
+} from '@backchannel/protocol';
+import type { ControlChannel, ControlMessage } from '../builtin/control.js';
+import type { DestinationInput } from '../data/send-session.js';
+import type { DataInfo } from '../data/recv-session.js';
+import type { RoomBase } from '../room.js';
+import { decodeStreamMessage, type StreamHeader, type StreamMessage } from './format.js';
+import { StreamReader } from './reader.js';
+import { StreamWriter, type StreamProgress } from './writer.js';
+
+/** Options of the stream-opening methods. */
+export interface StreamOptions {
+  /** Default `'broadcast'`. */
+  destination?: DestinationInput;
+  attributes?: Record<string, string>;
+  mimeType?: string;
+  name?: string;
+  /** Total bytes, when known (shown to receivers as progress total). */
+  totalLength?: number;
+  priority?: Priority;
+  onProgress?: (p: StreamProgress) => void;
+}
+
+/** Called for each incoming stream on a topic. */
+export type StreamHandler = (reader: StreamReader, context: { from: string }) => void | Promise<void>;
+
+interface Incoming {
+  from: string;
+  header: StreamHeader;
+  reader: StreamReader | undefined;
+  held: StreamMessage[];
+  heldBytes: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  refused: boolean;
+}
+
+const randomId = () => {
+  const b = crypto.getRandomValues(new Uint8Array(12));
+  return 'ST_' + Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+};
+
+export class DataStreams {
+  readonly #handlers = new Map<string, StreamHandler>();
+  readonly #outgoing = new Map<string, StreamWriter<string | Uint8Array>>();
+  /** Reserved stream ids in use by outgoing streams (from opening until their session closed). */
+  readonly #usedIds = new Set<number>();
+  readonly #incoming = new Map<string, Incoming>();
+
+  constructor(
+    private readonly room: RoomBase,
+    private readonly control: ControlChannel,
+  ) {}
+
+  /** Opens a writer. Rejects with `too-many-streams` at the outgoing limit (never waits). */
+  async open(kind: 'text' | 'bytes', topic: string, options: StreamOptions = {}): Promise<StreamWriter<string | Uint8Array>> {
+    if (typeof topic !== 'string' || !topic) throw new BackchannelError(ErrorCode.InvalidArgument, 'a stream needs a topic');
+    const limit = this.room.core.options.maxOutgoingStreams;
+    if (this.#usedIds.size >= limit) {
+      throw new BackchannelError(ErrorCode.TooManyStreams, `at most ${limit} outgoing streams may be open at once (option maxOutgoingStreams)`, { details: { limit } });
+    }
+    const streamId = this.#freeStreamId();
+    this.#usedIds.add(streamId);
+    let tx;
+    try {
+      tx = await this.room._openSendSession(streamId, 'reliable-message', { destination: options.destination ?? 'broadcast', priority: options.priority ?? 'normal' }, true);
+    } catch (error) {
+      this.#usedIds.delete(streamId);
+      throw error;
+    }
+    const header: StreamHeader = {
+      id: randomId(),
+      topic,
+      kind,
+      mimeType: options.mimeType ?? (kind === 'text' ? 'text/plain' : 'application/octet-stream'),
+      attributes: { ...(options.attributes ?? {}) },
+      timestamp: Date.now(),
+      ...(options.name !== undefined ? { name: options.name } : {}),
+      ...(options.totalLength !== undefined ? { totalLength: options.totalLength } : {}),
+    };
+    const dest = options.destination;
+    const expected = dest === undefined || dest === 'broadcast' ? undefined : typeof dest === 'string' ? [dest] : dest;
+    const writer: StreamWriter<string | Uint8Array> = new StreamWriter(
+      tx,
+      header,
+      { ...(options.onProgress ? { onProgress: options.onProgress } : {}), ...(expected ? { expected } : {}), chunkBytes: this.room.core.limits.chunkBytes },
+      () => {
+        this.#outgoing.delete(header.id);
+        this.#usedIds.delete(streamId);
+      },
+    );
+    tx.on('closed', ({ reason }) => writer._sessionEnded(reason));
+    this.#outgoing.set(header.id, writer);
+    return writer;
+  }
+
+  register(topic: string, handler: StreamHandler): void {
+    if (this.#handlers.has(topic)) throw new BackchannelError(ErrorCode.InvalidArgument, `a stream handler for topic "${topic}" is already registered`);
+    this.#handlers.set(topic, handler);
+    for (const [key, inc] of this.#incoming) if (!inc.reader && !inc.refused && inc.header.topic === topic) this.#start(key, inc, handler);
+  }
+
+  unregister(topic: string): void {
+    this.#handlers.delete(topic);
+  }
+
+  /** A message on a data-stream session from `info.from` (handle `sid`). */
+  onMessage(data: Uint8Array, info: DataInfo, sid: number): void {
+    if (info.streamId < STREAM_ID_DATA_STREAM_MIN || info.streamId > STREAM_ID_DATA_STREAM_MAX) return;
+    let msg: StreamMessage;
+    try {
+      msg = decodeStreamMessage(data);
+    } catch {
+      return;
+    }
+    const key = `${sid}:${info.streamId}`;
+    if (msg.type === 'header') return this.#onHeader(key, info.from, msg.header);
+    const inc = this.#incoming.get(key);
+    if (!inc || inc.refused) return;
+    if (!inc.reader) {
+      inc.held.push(msg.type === 'chunk' ? { ...msg, data: msg.data.slice() } : msg);
+      inc.heldBytes += msg.type === 'chunk' ? msg.data.byteLength : 0;
+      if (inc.heldBytes > this.room.core.options.pendingBufferBytes) this.#refuse(key, inc, 'buffer-full', 'the stream arrived before a handler and outgrew the pending buffer');
+      return;
+    }
+    this.#feed(key, inc, msg);
+  }
+
+  /** The session under an incoming stream closed: a stream without its trailer ends abnormally. */
+  onSessionClosed(sid: number, streamId: number, reason: Reason): void {
+    const key = `${sid}:${streamId}`;
+    const inc = this.#incoming.get(key);
+    if (!inc) return;
+    this.#drop(key, inc);
+    inc.reader?._abort(reason);
+  }
+
+  /** A control message about streams. */
+  onControl(msg: ControlMessage, from: string): void {
+    if (msg.t !== 'stream.refuse' || typeof msg.id !== 'string') return;
+    const reason = msg.reason as Reason | undefined;
+    this.#outgoing.get(msg.id)?._refused(from, reason && typeof reason.code === 'string' ? reason : { code: 'refused', message: 'refused' });
+  }
+
+  /** The room ended: every incoming stream ends abnormally. */
+  close(reason: Reason): void {
+    for (const [key, inc] of this.#incoming) {
+      this.#drop(key, inc);
+      inc.reader?._abort(reason);
+    }
+  }
+
+  #onHeader(key: string, from: string, header: StreamHeader): void {
+    const previous = this.#incoming.get(key);
+    if (previous) this.#drop(key, previous);
+    const inc: Incoming = { from, header, reader: undefined, held: [], heldBytes: 0, timer: undefined, refused: false };
+    this.#incoming.set(key, inc);
+    const limit = this.room.core.options.maxIncomingStreams;
+    const active = [...this.#incoming.values()].filter((i) => !i.refused).length;
+    if (active > limit) return this.#refuse(key, inc, 'too-many-streams', `the receiver takes at most ${limit} incoming streams at once`);
+    const handler = this.#handlers.get(header.topic);
+    if (handler) return this.#start(key, inc, handler);
+    const waitMs = this.room.core.options.streamHandlerWaitMs;
+    inc.timer = setTimeout(() => this.#refuse(key, inc, 'no-handler', `no handler for topic "${header.topic}" within ${waitMs} ms`), waitMs);
+  }
+
+  #start(key: string, inc: Incoming, handler: StreamHandler): void {
+    clearTimeout(inc.timer);
+    inc.timer = undefined;
+    const reader = new StreamReader({ ...inc.header, sender: inc.from });
+    inc.reader = reader;
+    try {
+      const r = handler(reader, { from: inc.from });
+      if (r && typeof (r as Promise<void>).then === 'function') (r as Promise<void>).catch((e) => console.error(`[backchannel] stream handler for "${inc.header.topic}" failed:`, e));
+    } catch (e) {
+      console.error(`[backchannel] stream handler for "${inc.header.topic}" failed:`, e);
+    }
+    const held = inc.held;
+    inc.held = [];
+    inc.heldBytes = 0;
+    for (const m of held) this.#feed(key, inc, m);
+  }
+
+  #feed(key: string, inc: Incoming, msg: StreamMessage): void {
+    if (msg.type === 'chunk') inc.reader!._chunk(msg.index, msg.data);
+    else if (msg.type === 'trailer') {
+      inc.reader!._trailer(msg.trailer);
+      this.#drop(key, inc);
+    }
+  }
+
+  #refuse(_key: string, inc: Incoming, code: string, message: string): void {
+    if (inc.refused) return;
+    inc.refused = true;
+    clearTimeout(inc.timer);
+    inc.held = [];
+    inc.heldBytes = 0;
+    this.control.send(inc.from, { t: 'stream.refuse', id: inc.header.id, reason: { code, message } }).catch(() => undefined);
+    this.room.emit('dataSessionError', new BackchannelError(ErrorCode.StreamRefused, `refused stream "${inc.header.topic}" from ${inc.from}: ${message}`, { details: { topic: inc.header.topic, from: inc.from, reason: code } }));
+  }
+
+  #drop(key: string, inc: Incoming): void {
+    clearTimeout(inc.timer);
+    if (this.#incoming.get(key) === inc) this.#incoming.delete(key);
+  }
+
+  #freeStreamId(): number {
+    for (let id = STREAM_ID_DATA_STREAM_MIN; id <= STREAM_ID_DATA_STREAM_MAX; id++) if (!this.#usedIds.has(id)) return id;
+    throw new BackchannelError(ErrorCode.TooManyStreams, 'no reserved stream id left for another stream');
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The receiving end of a data stream: an async iterable of chunks (strings for text streams,
+ * bytes for byte streams), `readAll()`, progress events, and integrity checking.
+ */
+import { BackchannelError, Emitter, ErrorCode, type Reason } from '@backchannel/protocol';
+import { platform, type Hasher } from '../platform.js';
+import type { StreamHeader, StreamTrailer } from './format.js';
+import type { StreamProgress } from './writer.js';
+
+/** A stream's header as the reader sees it, with the sender's participant id. */
+export interface StreamInfo extends StreamHeader {
+  sender: string;
+}
+
+type ReaderEvents = {
+  progress: [StreamProgress];
+};
+
+const decoder = new TextDecoder();
+
+export class StreamReader<T extends string | Uint8Array = string | Uint8Array> extends Emitter<ReaderEvents> implements AsyncIterable<T> {
+  readonly info: StreamInfo;
+  #queue: T[] = [];
+  #waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
+  #ended = false;
+  #error: BackchannelError | undefined;
+  #bytes = 0;
+  #next = 0;
+  #trailer: StreamTrailer | undefined;
+  readonly #hasher: Hasher | undefined;
+
+  /** @internal */
+  constructor(info: StreamInfo) {
+    super();
+    this.info = info;
+    this.#hasher = info.kind === 'bytes' ? platform.createHasher() : undefined;
+  }
+
+  /** Payload bytes received so far. */
+  get bytesReceived(): number {
+    return this.#bytes;
+  }
+
+  /** Attributes the sender put in the trailer (after the end). */
+  get trailerAttributes(): Record<string, string> | undefined {
+    return this.#trailer?.attributes;
+  }
+
+  /** Reads the whole stream: one string for text streams, one Uint8Array for byte streams. */
+  async readAll(): Promise<T> {
+    const parts: T[] = [];
+    for await (const chunk of this) parts.push(chunk);
+    if (this.info.kind === 'text') return (parts as string[]).join('') as T;
+    const total = (parts as Uint8Array[]).reduce((n, p) => n + p.byteLength, 0);
+    const out = new Uint8Array(total);
+    let off = 0;
+    for (const p of parts as Uint8Array[]) {
+      out.set(p, off);
+      off += p.byteLength;
+    }
+    return out as T;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: () => {
+        const chunk = this.#queue.shift();
+        if (chunk !== undefined) return Promise.resolve({ value: chunk, done: false });
+        if (this.#error) return Promise.reject(this.#error);
+        if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve, reject) => (this.#waiter = { resolve, reject }));
+      },
+    };
+  }
+
+  /** @internal */
+  _chunk(index: number, data: Uint8Array): void {
+    if (this.#ended) return;
+    if (index !== this.#next) return this._fail(new BackchannelError(ErrorCode.StreamAborted, `stream chunk ${index} arrived, expected ${this.#next}`));
+    this.#next++;
+    this.#hasher?.update(data);
+    this.#bytes += data.byteLength;
+    this.#push((this.info.kind === 'text' ? decoder.decode(data) : data.slice()) as T);
+    this.emit('progress', { bytes: this.#bytes, total: this.info.totalLength });
+  }
+
+  /** @internal */
+  _trailer(trailer: StreamTrailer): void {
+    if (this.#ended) return;
+    this.#trailer = trailer;
+    if (trailer.reason) return this._fail(new BackchannelError(ErrorCode.StreamAborted, `stream "${this.info.topic}" was aborted: ${trailer.reason}`, { details: { reason: trailer.reason } }));
+    if (trailer.sha256 && this.#hasher) {
+      const actual = this.#hasher.hex();
+      if (actual !== trailer.sha256) {
+        return this._fail(new BackchannelError(ErrorCode.StreamIntegrity, `stream "${this.info.topic}" failed its SHA-256 check`, { details: { expected: trailer.sha256, actual } }));
+      }
+    }
+    this.#ended = true;
+    this.#settle();
+  }
+
+  /** @internal The stream ended without a trailer (sender left, room ended, …). */
+  _abort(reason: Reason): void {
+    if (this.#ended) return;
+    this._fail(new BackchannelError(ErrorCode.StreamAborted, `stream "${this.info.topic}" ended early: ${reason.message}`, { details: { reason: reason.code } }));
+  }
+
+  /** @internal */
+  _fail(error: BackchannelError): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    this.#settle();
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  #push(chunk: T): void {
+    const w = this.#waiter;
+    if (w) {
+      this.#waiter = undefined;
+      w.resolve({ value: chunk, done: false });
+    } else this.#queue.push(chunk);
+  }
+
+  #settle(): void {
+    const w = this.#waiter;
+    if (!w || this.#queue.length > 0) return;
+    this.#waiter = undefined;
+    if (this.#error) w.reject(this.#error);
+    else w.resolve({ value: undefined, done: true });
+  }
+}
