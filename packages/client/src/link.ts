@@ -17,23 +17,10 @@ import {
   type ServerMessage,
 } from '@backchannel/protocol';
 import type { Transport } from './transport.js';
+import { nextMacrotask } from './util.js';
 
 const decoder = new TextDecoder();
 
-/** Runs `fn` on a later macrotask (after every pending microtask). */
-const nextMacrotask: (fn: () => void) => void =
-  typeof (globalThis as { setImmediate?: unknown }).setImmediate === 'function'
-    ? (fn) => (globalThis as unknown as { setImmediate: (f: () => void) => void }).setImmediate(fn)
-    : typeof MessageChannel === 'function'
-      ? (fn) => {
-          const ch = new MessageChannel();
-          ch.port1.onmessage = () => {
-            ch.port1.close();
-            fn();
-          };
-          ch.port2.postMessage(null);
-        }
-      : (fn) => setTimeout(fn, 0);
 
 type LinkEvents = {
   event: [ServerEvent];

@@ -56,6 +56,8 @@ export type RoomEvents = {
   dataSessionIncoming: [IncomingSession];
   /** Data was lost before a receiver existed, or a similar data problem (`receiver-buffer-overflow`, …). */
   dataSessionError: [BackchannelError];
+  /** A receiver refused one of our data streams (e.g. no handler for its topic). */
+  streamRefused: [{ id: string; topic: string; participantId: string; reason: Reason }];
   /** The room ended for us (left, ended, call over, connection lost). `durationMs` for calls. */
   ended: [{ reason: Reason; durationMs?: number }];
 };

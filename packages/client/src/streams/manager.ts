@@ -37,6 +37,8 @@ export type StreamHandler = (reader: StreamReader, context: { from: string }) =>
 
 interface Incoming {
   from: string;
+  /** The trailer has arrived (a held stream is complete and outlives its session). */
+  complete: boolean;
   header: StreamHeader;
   reader: StreamReader | undefined;
   held: StreamMessage[];
@@ -56,6 +58,8 @@ export class DataStreams {
   /** Reserved stream ids in use by outgoing streams (from opening until their session closed). */
   readonly #usedIds = new Set<number>();
   readonly #incoming = new Map<string, Incoming>();
+  /** Topics of recently opened outgoing streams by stream id, to report late refusals. */
+  readonly #recentTopics = new Map<string, string>();
 
   constructor(
     private readonly room: RoomBase,
@@ -101,6 +105,8 @@ export class DataStreams {
     );
     tx.on('closed', ({ reason }) => writer._sessionEnded(reason));
     this.#outgoing.set(header.id, writer);
+    this.#recentTopics.set(header.id, topic);
+    if (this.#recentTopics.size > 256) this.#recentTopics.delete(this.#recentTopics.keys().next().value as string);
     return writer;
   }
 
@@ -128,6 +134,7 @@ export class DataStreams {
     const inc = this.#incoming.get(key);
     if (!inc || inc.refused) return;
     if (!inc.reader) {
+      if (msg.type === 'trailer') inc.complete = true;
       inc.held.push(msg.type === 'chunk' ? { ...msg, data: msg.data.slice() } : msg);
       inc.heldBytes += msg.type === 'chunk' ? msg.data.byteLength : 0;
       if (inc.heldBytes > this.room.core.options.pendingBufferBytes) this.#refuse(key, inc, 'buffer-full', 'the stream arrived before a handler and outgrew the pending buffer');
@@ -141,6 +148,13 @@ export class DataStreams {
     const key = `${sid}:${streamId}`;
     const inc = this.#incoming.get(key);
     if (!inc) return;
+    if (inc.complete && !inc.reader && !inc.refused) {
+      // A complete stream still waiting for its handler stays (its refusal timer running), under
+      // its own id: the session's stream id may be reused by the sender's next stream.
+      this.#incoming.delete(key);
+      this.#incoming.set(`held:${inc.header.id}`, inc);
+      return;
+    }
     this.#drop(key, inc);
     inc.reader?._abort(reason);
   }
@@ -148,8 +162,11 @@ export class DataStreams {
   /** A control message about streams. */
   onControl(msg: ControlMessage, from: string): void {
     if (msg.t !== 'stream.refuse' || typeof msg.id !== 'string') return;
-    const reason = msg.reason as Reason | undefined;
-    this.#outgoing.get(msg.id)?._refused(from, reason && typeof reason.code === 'string' ? reason : { code: 'refused', message: 'refused' });
+    const raw = msg.reason as Reason | undefined;
+    const reason = raw && typeof raw.code === 'string' && typeof raw.message === 'string' ? raw : { code: 'refused', message: 'refused' };
+    this.#outgoing.get(msg.id)?._refused(from, reason);
+    const topic = this.#recentTopics.get(msg.id);
+    if (topic !== undefined) this.room.emit('streamRefused', { id: msg.id, topic, participantId: from, reason });
   }
 
   /** The room ended: every incoming stream ends abnormally. */
@@ -163,7 +180,7 @@ export class DataStreams {
   #onHeader(key: string, from: string, header: StreamHeader): void {
     const previous = this.#incoming.get(key);
     if (previous) this.#drop(key, previous);
-    const inc: Incoming = { from, header, reader: undefined, held: [], heldBytes: 0, timer: undefined, refused: false };
+    const inc: Incoming = { from, header, complete: false, reader: undefined, held: [], heldBytes: 0, timer: undefined, refused: false };
     this.#incoming.set(key, inc);
     const limit = this.room.core.options.maxIncomingStreams;
     const active = [...this.#incoming.values()].filter((i) => !i.refused).length;
@@ -199,9 +216,11 @@ export class DataStreams {
     }
   }
 
-  #refuse(_key: string, inc: Incoming, code: string, message: string): void {
+  #refuse(key: string, inc: Incoming, code: string, message: string): void {
     if (inc.refused) return;
     inc.refused = true;
+    if (inc.complete) this.#drop(key, inc);
+    for (const [k, v] of this.#incoming) if (v === inc && k.startsWith('held:')) this.#incoming.delete(k);
     clearTimeout(inc.timer);
     inc.held = [];
     inc.heldBytes = 0;

@@ -6,9 +6,12 @@
 import { BackchannelError, Emitter, ErrorCode, type Reason } from '@backchannel/protocol';
 import type { SendDataSession } from '../data/send-session.js';
 import { platform, type Hasher } from '../platform.js';
+import { yieldToEventLoop } from '../util.js';
 import { CHUNK_OVERHEAD, encodeChunk, encodeHeader, encodeTrailer, splitUtf8, type StreamHeader } from './format.js';
 
 const encoder = new TextEncoder();
+/** A writer yields to the event loop after this many bytes sent without waiting. */
+const YIELD_EVERY_BYTES = 256 * 1024;
 
 /** Progress of a stream, in payload bytes. */
 export interface StreamProgress {
@@ -34,6 +37,7 @@ export class StreamWriter<T extends string | Uint8Array> extends Emitter<WriterE
   #refusals = new Set<string>();
   #index = 0;
   #bytes = 0;
+  #sinceYield = 0;
   #done = false;
   #failure: BackchannelError | undefined;
 
@@ -69,7 +73,14 @@ export class StreamWriter<T extends string | Uint8Array> extends Emitter<WriterE
       const below = this.#tx.send(encodeChunk(this.#index++, piece));
       this.#bytes += piece.byteLength;
       this.#onProgress?.({ bytes: this.#bytes, total: this.info.totalLength });
-      if (!below) await this.#tx.drained();
+      if (!below) {
+        await this.#tx.drained();
+        this.#sinceYield = 0;
+      } else if ((this.#sinceYield += piece.byteLength) >= YIELD_EVERY_BYTES) {
+        // A large write must let feedback (the server's backlog) in, or it could outrun it.
+        this.#sinceYield = 0;
+        await yieldToEventLoop();
+      }
     }
   }
 
