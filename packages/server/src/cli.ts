@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createAccessToken } from '@backchannel/server-sdk';
 import { registerApiCommands } from './api/cli.js';
+import { registerClientCommands } from './client-cli.js';
 import { ConfigError, DEFAULT_CONFIG, DEV_API_KEY, DEV_API_SECRET, resolveConfig, type ServerConfig } from './config.js';
 import { startServer } from './server.js';
 import { SERVER_VERSION } from './version.js';
@@ -149,6 +150,7 @@ function buildProgram(): Command {
       }
     });
   registerApiCommands(program);
+  registerClientCommands(program);
   registerWebhookCommands(program);
   return program;
 }
