@@ -222,8 +222,9 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
         if (ev.streamId < STREAM_ID_RESERVED_MIN) this.#incomingSession(ev.streamId, ev.from, ev.mode);
         return;
       case 'ds.closed': {
+        const sid = this.#sidByPid.get(ev.from);
+        if (sid !== undefined) this.#inbox.dropPartial(sid, ev.streamId);
         if (ev.streamId >= STREAM_ID_RESERVED_MIN) {
-          const sid = this.#sidByPid.get(ev.from);
           if (sid !== undefined) this.#streams.onSessionClosed(sid, ev.streamId, ev.reason);
           return;
         }

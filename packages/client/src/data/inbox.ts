@@ -96,6 +96,11 @@ export class Inbox {
     }
   }
 
+  /** Forgets a half-reassembled message of a sender session that closed. */
+  dropPartial(senderSid: number, streamId: number): void {
+    this.#partial.delete(`${senderSid}:${streamId}`);
+  }
+
   /** Drops held data of a refused stream id. */
   refuse(streamId: number): void {
     this.refused.add(streamId);
