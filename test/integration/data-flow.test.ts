@@ -154,6 +154,7 @@ describe('unreliable', () => {
     b.pause();
     for (let i = 0; i < N; i++) {
       if (!unrel.send(payload(2 * KiB, i))) await unrel.drained();
+      else if (i % 16 === 15) await new Promise((r) => setImmediate(r)); // a producer yields now and then
       if (i % (N / M) === 0) rel.send(payload(KiB, i / (N / M)));
     }
     await until(unrel, 'backlog', () => unrel.stats().droppedServer > 0, 20_000);

@@ -46,8 +46,27 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor): Transp
       }
       ws.binaryType = 'arraybuffer';
       let opened = false;
+      // Node's `ws` exposes its socket: batch every frame sent in one synchronous run into one
+      // socket write (browsers batch on their own).
+      const socket = () => (ws as unknown as { _socket?: { cork(): void; uncork(): void; destroyed?: boolean } })._socket;
+      let corked = false;
+      const uncork = () => {
+        corked = false;
+        const s = socket();
+        if (s && !s.destroyed) s.uncork();
+      };
       const transport: Transport = {
-        send: (frame) => ws.send(frame),
+        send: (frame) => {
+          if (!corked) {
+            const s = socket();
+            if (s) {
+              corked = true;
+              s.cork();
+              queueMicrotask(uncork);
+            }
+          }
+          ws.send(frame);
+        },
         get bufferedAmount() {
           return ws.bufferedAmount;
         },

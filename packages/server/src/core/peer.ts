@@ -21,6 +21,8 @@ export interface OutboundFrame extends QueueItem {
 export interface PeerLink {
   /** Sends a control event to this peer now (ahead of queued data). */
   sendEvent(event: ServerEvent): void;
+  /** Sends a control event already serialised with JSON.stringify (shared by many peers). */
+  sendJson(json: string): void;
   /**
    * Queues a data frame of session `key`. With `dropCap`, the session's oldest droppable frames
    * beyond that many bytes are dropped. Returns the session's queued bytes and the frames dropped.

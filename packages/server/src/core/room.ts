@@ -61,6 +61,8 @@ export class Room {
 
   /** Sends `event` to every member except `except`. */
   broadcast(event: ServerEvent, except?: Member): void {
-    for (const m of this.members.values()) if (m !== except) m.peer.link.sendEvent(event);
+    if (this.members.size === 0) return;
+    const json = JSON.stringify(event); // once for the room, not once per member
+    for (const m of this.members.values()) if (m !== except) m.peer.link.sendJson(json);
   }
 }

@@ -24,7 +24,10 @@ import type { Member, Room } from './room.js';
 
 /** One open send session. Its key is also the queue key at every receiver. */
 interface SendSession {
+  /** Queue key at every receiver (string, built once). */
   key: string;
+  /** Lookup key in the room's session map: sender sid × 65536 + stream id. */
+  id: number;
   room: Room;
   sender: Member;
   streamId: number;
@@ -57,7 +60,7 @@ interface Bucket {
 }
 
 export class SessionRouter {
-  readonly #byRoom = new Map<number, Map<string, SendSession>>();
+  readonly #byRoom = new Map<number, Map<number, SendSession>>();
   readonly #perPeer = new Map<Peer, number>();
   readonly #buckets = new WeakMap<Peer, Bucket>();
   readonly #active = new Set<SendSession>();
@@ -107,7 +110,7 @@ export class SessionRouter {
 
   /** Forwards one data frame from `peer` to the session's current receivers. */
   handleData(peer: Peer, room: Room, frame: DataFrame, _raw: Uint8Array): void {
-    const s = this.#byRoom.get(room.num)?.get(sessionKey(room.num, peer.sid, frame.streamId));
+    const s = this.#byRoom.get(room.num)?.get(sessionId(peer.sid, frame.streamId));
     if (!s) throw new BackchannelError(ErrorCode.SessionNotFound, `no open send session on stream ${frame.streamId} in room ${room.num}`);
     if (frame.mode !== s.mode) throw new BackchannelError(ErrorCode.BadFrame, `frame mode ${frame.mode} does not match session mode ${s.mode}`);
     this.#meter(peer, frame.payload.byteLength);
@@ -196,7 +199,7 @@ export class SessionRouter {
 
   #open(peer: Peer, room: Room, member: Member, msg: ClientMessage<'ds.open'>): { streamId: number } {
     requireGrant(peer.grants.publishData, 'publishing data');
-    const sessions = this.#byRoom.get(room.num) ?? new Map<string, SendSession>();
+    const sessions = this.#byRoom.get(room.num) ?? new Map<number, SendSession>();
     let streamId = msg.streamId;
     if (streamId === 0) streamId = this.#allocate(room.num, peer, sessions);
     const allow = peer.grants.streamIds;
@@ -204,7 +207,8 @@ export class SessionRouter {
       throw new BackchannelError(ErrorCode.StreamIdNotAllowed, `the access token does not allow sending on stream ${streamId}`, { details: { streamId } });
     }
     const key = sessionKey(room.num, peer.sid, streamId);
-    if (sessions.has(key)) throw new BackchannelError(ErrorCode.StreamIdInUse, `stream ${streamId} is already open by this participant`, { details: { streamId } });
+    const id = sessionId(peer.sid, streamId);
+    if (sessions.has(id)) throw new BackchannelError(ErrorCode.StreamIdInUse, `stream ${streamId} is already open by this participant`, { details: { streamId } });
     const count = this.#perPeer.get(peer) ?? 0;
     if (count >= this.hub.config.maxSessionsPerParticipant) {
       throw new BackchannelError(ErrorCode.TooManySessions, `a participant may have at most ${this.hub.config.maxSessionsPerParticipant} open send sessions`, {
@@ -214,6 +218,7 @@ export class SessionRouter {
     const destination = this.#checkDestination(room, peer, msg.destination);
     const s: SendSession = {
       key,
+      id,
       room,
       sender: member,
       streamId,
@@ -228,7 +233,7 @@ export class SessionRouter {
       reportedDropped: 0,
       behindSince: new Map(),
     };
-    sessions.set(key, s);
+    sessions.set(id, s);
     this.#byRoom.set(room.num, sessions);
     this.#perPeer.set(peer, count + 1);
     // Announce after the reply so the sender holds its session object when events about it arrive.
@@ -237,7 +242,7 @@ export class SessionRouter {
   }
 
   #announceAll(s: SendSession): void {
-    if (!this.#byRoom.get(s.room.num)?.has(s.key)) return;
+    if (!this.#byRoom.get(s.room.num)?.has(s.id)) return;
     for (const m of s.room.members.values()) if (this.#includes(s, m)) this.#announce(s, m);
   }
 
@@ -285,7 +290,7 @@ export class SessionRouter {
   /** Closes a session: receivers get `ds.closed` after the data queued before it. */
   #close(s: SendSession, why: Reason, tellSender: boolean): void {
     const sessions = this.#byRoom.get(s.room.num);
-    if (!sessions?.delete(s.key)) return;
+    if (!sessions?.delete(s.id)) return;
     this.#forget(s);
     for (const m of s.room.members.values()) {
       if (m === s.sender || !s.announced.has(m.peer.id) || s.detached.has(m.peer.id)) continue;
@@ -303,7 +308,7 @@ export class SessionRouter {
   }
 
   #own(room: Room, peer: Peer, streamId: number): SendSession {
-    const s = this.#byRoom.get(room.num)?.get(sessionKey(room.num, peer.sid, streamId));
+    const s = this.#byRoom.get(room.num)?.get(sessionId(peer.sid, streamId));
     if (!s) throw new BackchannelError(ErrorCode.SessionNotFound, `no open send session on stream ${streamId}`, { details: { streamId } });
     return s;
   }
@@ -321,9 +326,9 @@ export class SessionRouter {
     return m.unsupported?.has(streamId) ?? false;
   }
 
-  #allocate(roomNum: number, peer: Peer, sessions: Map<string, SendSession>): number {
+  #allocate(_roomNum: number, peer: Peer, sessions: Map<number, SendSession>): number {
     for (let id = AUTO_ID_MIN; id < STREAM_ID_RESERVED_MIN; id++) {
-      if (!sessions.has(sessionKey(roomNum, peer.sid, id))) return id;
+      if (!sessions.has(sessionId(peer.sid, id))) return id;
     }
     throw new BackchannelError(ErrorCode.StreamIdsExhausted, 'no free stream id left to allocate');
   }
@@ -385,6 +390,11 @@ export class SessionRouter {
     }
     if (this.#active.size === 0) this.stop();
   }
+}
+
+/** Numeric id of a session within its room. */
+function sessionId(senderSid: number, streamId: number): number {
+  return senderSid * 65536 + streamId;
 }
 
 /** Queue key of a session, the same at every receiver. */

@@ -92,8 +92,13 @@ export class Connection implements PeerLink {
 
   /** Sends a control message now (replies and events). */
   sendControl(msg: ServerMessage): void {
+    this.sendJson(JSON.stringify(msg));
+  }
+
+  /** Sends an already serialised control message (one serialisation for a whole room). */
+  sendJson(json: string): void {
     if (this.closed) return;
-    const frame = encodeControlFrame(++this.#txSeq, JSON.stringify(msg));
+    const frame = encodeControlFrame(++this.#txSeq, json);
     this.stats.framesOut++;
     this.stats.bytesOut += frame.byteLength;
     this.#ws.send(frame);
