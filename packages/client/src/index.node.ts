@@ -10,15 +10,20 @@ import WebSocket from 'ws';
 import { Client } from './client.js';
 import { platform } from './platform.js';
 import type { ClientOptions } from './options.js';
-import type { WebSocketConstructor } from './transport.js';
+import { webSocketTransport, type WebSocketConstructor } from './transport.js';
 
 export * from './index.js';
 
 const connect = Client.connect.bind(Client);
 // Node default: use `ws` unless the caller chose a WebSocket or a transport.
+const nodeTransport = (Impl: WebSocketConstructor) => webSocketTransport(Impl, { nodeBuffers: true });
 Object.defineProperty(Client, 'connect', {
   value: (url: string, token: string, options: ClientOptions = {}) =>
-    connect(url, token, options.WebSocket || options.transport ? options : { ...options, WebSocket: WebSocket as unknown as WebSocketConstructor }),
+    connect(
+      url,
+      token,
+      options.transport ? options : { ...options, transport: nodeTransport(options.WebSocket ?? (WebSocket as unknown as WebSocketConstructor)) },
+    ),
 });
 
 // Node: native SHA-256 (far faster than the portable one) and sending files by path.

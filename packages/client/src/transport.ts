@@ -32,8 +32,17 @@ export interface WebSocketLike {
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
+/** Options of {@link webSocketTransport}. */
+export interface WebSocketTransportOptions {
+  /**
+   * Ask for Node `Buffer`s instead of `ArrayBuffer`s (the `ws` package's `'nodebuffer'`), which
+   * saves a copy of every received message. Set by the Node entry.
+   */
+  nodeBuffers?: boolean;
+}
+
 /** A {@link TransportFactory} over WebSocket, using `WebSocketImpl` (default: the global one). */
-export function webSocketTransport(WebSocketImpl?: WebSocketConstructor): TransportFactory {
+export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options: WebSocketTransportOptions = {}): TransportFactory {
   return (url) =>
     new Promise((resolve, reject) => {
       const Impl = WebSocketImpl ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -44,7 +53,7 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor): Transp
       } catch (error) {
         return reject(error);
       }
-      ws.binaryType = 'arraybuffer';
+      ws.binaryType = options.nodeBuffers ? 'nodebuffer' : 'arraybuffer';
       let opened = false;
       // Node's `ws` exposes its socket: batch every frame sent in one synchronous run into one
       // socket write (browsers batch on their own).
@@ -79,7 +88,9 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor): Transp
         resolve(transport);
       });
       ws.addEventListener('message', (ev: { data: unknown }) => {
-        if (ev.data instanceof ArrayBuffer) transport.onframe(new Uint8Array(ev.data));
+        const data = ev.data;
+        if (data instanceof ArrayBuffer) transport.onframe(new Uint8Array(data));
+        else if (data instanceof Uint8Array) transport.onframe(data); // a Node Buffer: a view, no copy
       });
       ws.addEventListener('close', (ev: { code: number; reason: string }) => {
         if (!opened) reject(new Error(`WebSocket closed before opening (code ${ev.code})`));

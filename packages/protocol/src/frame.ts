@@ -74,18 +74,35 @@ function view(buf: Uint8Array): DataView {
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
+// Byte arithmetic for the per-frame fields: no DataView allocation on the hot path.
+function put16(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 8;
+  b[o + 1] = v;
+}
+function put32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = v >>> 16;
+  b[o + 2] = v >>> 8;
+  b[o + 3] = v;
+}
+function get16(b: Uint8Array, o: number): number {
+  return (b[o]! << 8) | b[o + 1]!;
+}
+function get32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
 /** Writes a data header into `target` at `offset` (which must have DATA_HEADER_BYTES free). */
 export function writeDataHeader(target: Uint8Array, offset: number, h: DataHeader): void {
   const modeIndex = DataModes.indexOf(h.mode);
   if (modeIndex < 0) throw new BackchannelError(ErrorCode.InvalidArgument, `unknown data mode "${String(h.mode)}"`);
-  const dv = view(target);
-  dv.setUint8(offset, (WIRE_VERSION << 4) | FrameKind.Data);
-  dv.setUint8(offset + 1, modeIndex | (h.fin ? FLAG_FIN : 0));
-  dv.setUint16(offset + 2, h.streamId);
-  dv.setUint32(offset + 4, h.room);
-  dv.setUint32(offset + 8, h.sender);
-  dv.setUint32(offset + 12, h.seq >>> 0);
-  dv.setUint32(offset + 16, h.connSeq >>> 0);
+  target[offset] = (WIRE_VERSION << 4) | FrameKind.Data;
+  target[offset + 1] = modeIndex | (h.fin ? FLAG_FIN : 0);
+  put16(target, offset + 2, h.streamId);
+  put32(target, offset + 4, h.room);
+  put32(target, offset + 8, h.sender);
+  put32(target, offset + 12, h.seq >>> 0);
+  put32(target, offset + 16, h.connSeq >>> 0);
 }
 
 /** Encodes a data frame: header then payload, in one freshly allocated buffer. */
@@ -101,9 +118,8 @@ export function encodeDataFrame(h: DataHeader, payload: Uint8Array): Uint8Array 
  * The server uses this to forward one received frame without re-encoding it.
  */
 export function restampDataFrame(frame: Uint8Array, sender: number, connSeq: number): void {
-  const dv = view(frame);
-  dv.setUint32(8, sender);
-  dv.setUint32(16, connSeq >>> 0);
+  put32(frame, 8, sender);
+  put32(frame, 16, connSeq >>> 0);
 }
 
 /** Encodes a control frame from an already serialised JSON string. */
@@ -141,35 +157,34 @@ export function decodeFrame(buf: Uint8Array): Frame {
   const version = first >> 4;
   if (version !== WIRE_VERSION) throw badFrame(`unsupported wire version ${version} (expected ${WIRE_VERSION})`);
   const kind = first & 0x0f;
-  const dv = view(buf);
   switch (kind) {
     case FrameKind.Data: {
       if (buf.byteLength < DATA_HEADER_BYTES) throw badFrame(`data frame shorter than its ${DATA_HEADER_BYTES}-byte header`);
-      const flags = dv.getUint8(1);
+      const flags = buf[1]!;
       if (flags & FLAG_RESERVED) throw badFrame('data frame has reserved flag bits set');
       const mode = DataModes[flags & FLAG_MODE_MASK];
       if (mode === undefined) throw badFrame('data frame has an unknown mode');
-      const streamId = dv.getUint16(2);
+      const streamId = get16(buf, 2);
       if (streamId === 0) throw badFrame('data frame has stream id 0');
       return {
         kind: FrameKind.Data,
         mode,
         fin: (flags & FLAG_FIN) !== 0,
         streamId,
-        room: dv.getUint32(4),
-        sender: dv.getUint32(8),
-        seq: dv.getUint32(12),
-        connSeq: dv.getUint32(16),
+        room: get32(buf, 4),
+        sender: get32(buf, 8),
+        seq: get32(buf, 12),
+        connSeq: get32(buf, 16),
         payload: buf.subarray(DATA_HEADER_BYTES),
       };
     }
     case FrameKind.Control: {
       if (buf.byteLength < CONTROL_HEADER_BYTES + 2) throw badFrame('control frame too short');
-      return { kind: FrameKind.Control, connSeq: dv.getUint32(1), body: buf.subarray(CONTROL_HEADER_BYTES) };
+      return { kind: FrameKind.Control, connSeq: get32(buf, 1), body: buf.subarray(CONTROL_HEADER_BYTES) };
     }
     case FrameKind.Ack: {
       if (buf.byteLength !== ACK_FRAME_BYTES) throw badFrame(`ack frame must be ${ACK_FRAME_BYTES} bytes`);
-      return { kind: FrameKind.Ack, ack: dv.getUint32(1) };
+      return { kind: FrameKind.Ack, ack: get32(buf, 1) };
     }
     default:
       throw badFrame(`unknown frame kind ${kind}`);

@@ -151,6 +151,7 @@ export class AppMessenger {
         sender: SERVER_SID,
         seq,
         payload,
+        shares: 0,
       });
     }
     return frames;

@@ -15,6 +15,13 @@ export interface OutboundFrame extends QueueItem {
   sender: number;
   seq: number;
   payload: Uint8Array;
+  /**
+   * The frame as received (header + payload). When exactly one receiver takes it (`shares` = 1,
+   * e.g. a 1:1 call), the transport restamps it in place and sends it: no allocation, no copy.
+   */
+  raw?: Uint8Array;
+  /** How many receivers this frame was queued for so far. */
+  shares: number;
 }
 
 /** What the core may ask of a peer's connection. */

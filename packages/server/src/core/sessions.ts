@@ -109,7 +109,7 @@ export class SessionRouter {
   }
 
   /** Forwards one data frame from `peer` to the session's current receivers. */
-  handleData(peer: Peer, room: Room, frame: DataFrame, _raw: Uint8Array): void {
+  handleData(peer: Peer, room: Room, frame: DataFrame, raw: Uint8Array): void {
     const s = this.#byRoom.get(room.num)?.get(sessionId(peer.sid, frame.streamId));
     if (!s) throw new BackchannelError(ErrorCode.SessionNotFound, `no open send session on stream ${frame.streamId} in room ${room.num}`);
     if (frame.mode !== s.mode) throw new BackchannelError(ErrorCode.BadFrame, `frame mode ${frame.mode} does not match session mode ${s.mode}`);
@@ -124,11 +124,14 @@ export class SessionRouter {
       sender: peer.sid,
       seq: frame.seq,
       payload: frame.payload,
+      raw,
+      shares: 0,
     };
     const cfg = this.hub.config;
     const visit = (m: Member) => {
       if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(room, m, s.streamId)) return;
       if (!s.announced.has(m.peer.id)) this.#announce(s, m);
+      out.shares++;
       if (out.droppable) {
         const { dropped } = m.peer.link.sendData(s.key, s.priority, out, cfg.unreliableQueueMaxBytes);
         if (dropped > 0) {

@@ -13,6 +13,7 @@ import {
   decodeFrame,
   encodeAckFrame,
   encodeControlFrame,
+  restampDataFrame,
   writeDataHeader,
   type DataFrame,
   type PriorityClass,
@@ -180,17 +181,17 @@ export class Connection implements PeerLink {
           this.sendControl(item.event);
           continue;
         }
-        const out = Buffer.allocUnsafe(DATA_HEADER_BYTES + item.payload.byteLength);
-        writeDataHeader(out, 0, {
-          mode: item.mode,
-          fin: item.fin,
-          streamId: item.streamId,
-          room: item.room,
-          sender: item.sender,
-          seq: item.seq,
-          connSeq: item.droppable ? 0 : ++this.#txSeq,
-        });
-        out.set(item.payload, DATA_HEADER_BYTES);
+        const connSeq = item.droppable ? 0 : ++this.#txSeq;
+        let out: Uint8Array;
+        if (item.raw && item.shares === 1) {
+          // The only receiver: forward the received frame itself, restamped.
+          restampDataFrame(item.raw, item.sender, connSeq);
+          out = item.raw;
+        } else {
+          out = Buffer.allocUnsafe(DATA_HEADER_BYTES + item.payload.byteLength);
+          writeDataHeader(out, 0, { mode: item.mode, fin: item.fin, streamId: item.streamId, room: item.room, sender: item.sender, seq: item.seq, connSeq });
+          out.set(item.payload, DATA_HEADER_BYTES);
+        }
         this.stats.framesOut++;
         this.stats.bytesOut += out.byteLength;
         this.#ws.send(out, this.#afterWrite);
