@@ -24,6 +24,16 @@ import {
 } from '@backchannel/protocol';
 import type { OutboundFrame, PeerLink } from '../core/peer.js';
 
+/** Bytes of frames written as one batch before it is flushed early. */
+const WRITE_BATCH_BYTES = 64 * 1024;
+
+/** The part of a net.Socket that write coalescing uses. */
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+  destroyed?: boolean;
+}
+
 /** A queued marker: a control event that must follow the data queued before it. */
 interface EventMarker extends QueueItem {
   event: ServerEvent;
@@ -70,6 +80,9 @@ export class Connection implements PeerLink {
   #pausedUntil = 0;
   #badFrames = 0;
   #pumping = false;
+  #corked = false;
+  #batchBytes = 0;
+  #windowBytes = 0;
   /** Highest connection sequence number the client has acknowledged. */
   peerAck = 0;
   /** Answered the last ping (liveness). */
@@ -102,6 +115,7 @@ export class Connection implements PeerLink {
     const frame = encodeControlFrame(++this.#txSeq, json);
     this.stats.framesOut++;
     this.stats.bytesOut += frame.byteLength;
+    this.#batch(frame.byteLength);
     this.#ws.send(frame);
   }
 
@@ -173,7 +187,8 @@ export class Connection implements PeerLink {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      while (!this.closed && this.#ws.bufferedAmount < this.#opts.socketHighWaterBytes) {
+      // Bytes written in the current batch window are not backlog (see #batch).
+      while (!this.closed && this.#ws.bufferedAmount - this.#windowBytes < this.#opts.socketHighWaterBytes) {
         const next = this.#queue.shift();
         if (!next) break;
         const item = next.item;
@@ -194,12 +209,49 @@ export class Connection implements PeerLink {
         }
         this.stats.framesOut++;
         this.stats.bytesOut += out.byteLength;
+        this.#batch(out.byteLength);
         this.#ws.send(out, this.#afterWrite);
       }
     } finally {
       this.#pumping = false;
     }
   }
+
+  /**
+   * Coalesces writes: the socket is corked at the first write of an event-loop turn and uncorked
+   * after the turn's I/O (setImmediate; from nextTick, write callbacks re-entering the pump would
+   * starve I/O), so the frames one read produces for this connection leave in one syscall. A
+   * batch is flushed early at WRITE_BATCH_BYTES to keep the kernel busy. What this window wrote
+   * is excluded from the pump's high-water check, so data still goes to the socket as fast as it
+   * would without batching and per-receiver queues hold only real backlog.
+   */
+  #batch(bytes: number): void {
+    const socket = (this.#ws as unknown as { _socket?: Corkable })._socket;
+    if (!socket) return;
+    this.#windowBytes += bytes;
+    if (this.#corked) {
+      this.#batchBytes += bytes;
+      if (this.#batchBytes >= WRITE_BATCH_BYTES) {
+        this.#batchBytes = 0;
+        socket.uncork();
+        socket.cork();
+      }
+      return;
+    }
+    this.#corked = true;
+    this.#batchBytes = bytes;
+    socket.cork();
+    setImmediate(this.#flush, socket);
+  }
+
+  readonly #flush = (socket: Corkable): void => {
+    this.#corked = false;
+    this.#batchBytes = 0;
+    this.#windowBytes = 0;
+    if (!socket.destroyed) socket.uncork();
+    // Data held back by the window accounting may go now.
+    if (this.#queue.length > 0) this.#pump();
+  };
 
   readonly #afterWrite = (): void => {
     if (this.#queue.length > 0) this.#pump();
