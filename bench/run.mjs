@@ -4,12 +4,13 @@
  * a table, writes bench/results/<timestamp>.json and (for a full run) refreshes bench/RESULTS.md.
  * See bench/README.md.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { summarizeProfile } from './lib/cpuprofile.mjs';
-import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, REPO_DIR, killAll, startWorker } from './lib/procs.mjs';
+import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, REPO_DIR, WorkerPool, killAll, startWorker } from './lib/procs.mjs';
 import { checkTargets, fmt, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable } from './lib/report.mjs';
 import { DURATIONS, SYSTEMS, SYSTEM_LABELS, scenarios } from './lib/scenarios.mjs';
 import { nowNs } from './lib/util.mjs';
@@ -19,10 +20,14 @@ const USAGE = `Usage: npm run bench -- [options]
   --quick              short smoke run (about a minute; numbers are indicative only)
   --only LIST          scenarios to run, by group or id, comma-separated:
                          throughput (tp-100, tp-1k, tp-16k), fanout (fanout-1k, mesh-1k),
-                         latency (lat-1000, lat-50pct), bulk, join, scale
+                         latency (lat-1000, lat-50pct), bulk, join, scale (idle, scale)
   --systems LIST       systems to run: backchannel, socketio, ws (default: all three)
-  --profile            run the Backchannel server under --cpu-prof (default scenarios tp-1k and
-                       fanout-1k, Backchannel only) and print its top self-time functions
+  --idle N             participants of the "idle" scenario (default 1000; quick 100)
+  --scale N            participants of the "scale" scenario (default 5000; quick 250)
+  --profile            run the servers under --cpu-prof and print their top self-time functions
+                       (default: scenarios tp-1k and fanout-1k, Backchannel only)
+  --render FILE        print the table of an earlier results JSON (with --write-md: also
+                       rewrite bench/RESULTS.md from it) and run nothing
   --write-md           refresh bench/RESULTS.md even for a quick or partial run
   --no-md              do not refresh bench/RESULTS.md
   -h, --help           this text
@@ -35,6 +40,9 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     systems: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    idle: { type: 'string' },
+    scale: { type: 'string' },
+    render: { type: 'string' },
     'write-md': { type: 'boolean', default: false },
     'no-md': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -46,21 +54,47 @@ if (args.help) {
   process.exit(0);
 }
 
+if (args.render) {
+  const run = JSON.parse(readFileSync(args.render, 'utf8'));
+  printRun(run);
+  if (args['write-md']) {
+    writeFileSync(join(BENCH_DIR, 'RESULTS.md'), resultsMarkdown(run));
+    console.log(`Refreshed ${join(BENCH_DIR, 'RESULTS.md')}`);
+  }
+  process.exit(0);
+}
+
+/** Prints the results table and the targets of `run`. */
+function printRun(run) {
+  const { meta } = run;
+  console.log(`\nBackchannel vs Socket.IO vs ws relay — ${machineLine(meta)}`);
+  const code = meta.code ? `  code ${meta.code.commit}${meta.code.modified.length ? ` + ${meta.code.modified.length} uncommitted file(s) in packages/` : ''}` : '';
+  const share = meta.cpuShare ? `  other processes ${(meta.cpuShare.other * 100).toFixed(0)} % / steal ${(meta.cpuShare.steal * 100).toFixed(0)} % of the CPU` : '';
+  console.log(`${meta.date}  load ${meta.loadStart.toFixed(2)} → ${meta.loadEnd.toFixed(2)}${share}${code}${meta.quick ? '  (QUICK run: indicative only)' : ''}\n`);
+  console.log(textTable(tableHeader(meta.systems), tableRows(run, meta.systems)));
+  console.log(`\nTargets\n${targetsText(checkTargets(run))}`);
+}
+
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
-const systems = args.profile ? ['backchannel'] : args.systems ? list(args.systems) : SYSTEMS;
+const systems = args.systems ? list(args.systems) : args.profile ? ['backchannel'] : SYSTEMS;
 for (const s of systems) if (!SYSTEMS.includes(s)) fail(`unknown system "${s}" (one of ${SYSTEMS.join(', ')})`);
 const all = scenarios();
 const only = args.only ? list(args.only) : args.profile ? ['tp-1k', 'fanout-1k'] : undefined;
 if (only) for (const o of only) if (!all.some((s) => s.id === o || s.group === o)) fail(`unknown scenario "${o}"\n\n${USAGE}`);
 const selected = only ? all.filter((s) => only.includes(s.id) || only.includes(s.group)) : all;
-const partial = Boolean(args.quick || only || args.systems || args.profile);
+const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale);
 const writeMd = !args['no-md'] && (args['write-md'] || !partial);
 
 if (!existsSync(join(REPO_DIR, 'packages/server/dist/cli.js')) || !existsSync(join(REPO_DIR, 'packages/client/dist/index.node.js'))) {
   fail('the packages are not built: run `npm run build` first');
 }
 
-const durations = DURATIONS[args.quick ? 'quick' : 'full'];
+const durations = { ...DURATIONS[args.quick ? 'quick' : 'full'] };
+for (const key of ['idle', 'scale']) {
+  if (args[key] === undefined) continue;
+  durations[key] = Number(args[key]);
+  if (!Number.isInteger(durations[key]) || durations[key] < 1 || durations[key] > 10_000) fail(`--${key} takes a participant count from 1 to 10000`);
+}
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const resultsDir = join(BENCH_DIR, 'results');
 mkdirSync(resultsDir, { recursive: true });
@@ -90,6 +124,37 @@ function version(pkg) {
     return JSON.parse(readFileSync(join(REPO_DIR, 'node_modules', pkg, 'package.json'), 'utf8')).version;
   } catch {
     return '?';
+  }
+}
+
+/**
+ * The code under test: the git commit and the files under packages/ that differ from it (read-only
+ * git queries); outside a git checkout, BENCH_CODE_VERSION if set.
+ */
+function codeVersion() {
+  try {
+    const git = (...a) => execFileSync('git', ['-C', REPO_DIR, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const commit = git('rev-parse', '--short=12', 'HEAD');
+    const modified = git('status', '--porcelain', '--', 'packages').split('\n').filter(Boolean).map((l) => l.slice(3));
+    return { commit, modified };
+  } catch {
+    return { commit: process.env.BENCH_CODE_VERSION ?? 'unknown', modified: [] };
+  }
+}
+
+/**
+ * CPU ticks of the whole machine (busy, steal, total) and of this process plus its reaped children,
+ * from /proc; undefined elsewhere. The difference over a run tells how much other work shared it.
+ */
+function cpuTicks() {
+  try {
+    const all = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = all;
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal, ours: f[11] + f[12] + f[13] + f[14] };
+  } catch {
+    return undefined;
   }
 }
 
@@ -127,20 +192,24 @@ async function main() {
       os: `${type()} ${release()}`,
       node: process.version,
     },
+    code: codeVersion(),
     versions: { socketio: version('socket.io'), socketioClient: version('socket.io-client'), ws: version('ws') },
     backchannelConfig: BACKCHANNEL_BENCH_CONFIG,
     durations,
     loadStart: loadavg()[0],
   };
+  const ticks0 = cpuTicks();
   log(`bench: ${machineLine(meta)}; load ${meta.loadStart.toFixed(2)}`);
   meta.clock = await clockCheck();
   log(`bench: clock offset worker↔orchestrator ${fmt(meta.clock.offsetUs, 1)} µs (±${fmt(meta.clock.boundUs, 1)} µs)`);
 
   const run = { meta, scenarios: [] };
-  const results = {};
   const profDir = args.profile ? join(resultsDir, `profiles-${stamp}`) : undefined;
   const profiles = [];
+  const results = {};
+  const pool = new WorkerPool({ cpuProfDir: profDir && join(profDir, 'workers') });
   const ctx = {
+    pool,
     durations,
     log,
     results,
@@ -164,7 +233,7 @@ async function main() {
     for (const system of systems) {
       const t0 = Date.now();
       process.stderr.write(`▶ ${title} — ${SYSTEM_LABELS[system]} … `);
-      const dir = profDir ? join(profDir, sc.id) : undefined;
+      const dir = profDir ? join(profDir, `${sc.id}-${system}`) : undefined;
       try {
         entry.results[system] = await sc.run(system, { ...ctx, cpuProfDir: dir });
         process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
@@ -175,27 +244,40 @@ async function main() {
       }
       if (dir && existsSync(dir)) {
         const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-        if (file) profiles.push({ scenario: sc.id, title, file: join(dir, file), summary: summarizeProfile(join(dir, file)) });
+        if (file) profiles.push({ scenario: sc.id, system, title, file: join(dir, file), summary: summarizeProfile(join(dir, file)) });
       }
     }
   }
+  const roles = new Map();
+  await pool.close(roles);
   meta.loadEnd = loadavg()[0];
+  const ticks1 = cpuTicks();
+  if (ticks0 && ticks1) {
+    const total = ticks1.total - ticks0.total;
+    const busy = ticks1.busy - ticks0.busy;
+    const ours = ticks1.ours - ticks0.ours;
+    // Shares of the machine's total CPU capacity during the run.
+    meta.cpuShare = { benchmark: ours / total, other: Math.max(0, busy - ours) / total, steal: (ticks1.steal - ticks0.steal) / total };
+  }
+  const workerDir = profDir && join(profDir, 'workers');
+  if (workerDir && existsSync(workerDir)) {
+    for (const f of readdirSync(workerDir).filter((x) => x.endsWith('.cpuprofile'))) {
+      const pid = Number(/\.(\d+)\.\d+\.\d+\.cpuprofile$/.exec(f)?.[1]);
+      const role = roles.get(pid) ?? 'idle';
+      profiles.push({ scenario: 'all', system: 'worker', title: `worker ${pid} (last role: ${role}, whole run)`, file: join(workerDir, f), summary: summarizeProfile(join(workerDir, f)) });
+    }
+  }
   meta.elapsedSec = (Date.now() - started) / 1000;
 
-  const header = tableHeader(systems);
-  console.log(`\nBackchannel vs Socket.IO vs ws relay — ${machineLine(meta)}`);
-  console.log(`${meta.date}  load ${meta.loadStart.toFixed(2)} → ${meta.loadEnd.toFixed(2)}${args.quick ? '  (QUICK run: indicative only)' : ''}\n`);
-  console.log(textTable(header, tableRows(run, systems)));
-  const targets = checkTargets(run);
-  console.log(`\nTargets\n${targetsText(targets)}`);
-  run.targets = targets;
+  run.targets = checkTargets(run);
+  printRun(run);
 
   if (profiles.length > 0) {
-    run.profiles = profiles.map((p) => ({ scenario: p.scenario, file: p.file, ...p.summary }));
+    run.profiles = profiles.map((p) => ({ scenario: p.scenario, system: p.system, file: p.file, ...p.summary }));
     for (const p of profiles) {
       const s = p.summary;
-      console.log(`\nCPU profile, Backchannel server — ${p.title}: ${fmt(s.busyMs, 0)} ms busy of ${fmt(s.totalMs, 0)} ms (${p.file})`);
-      console.log(textTable(['Self %', 'Self ms', 'Function', 'Where'], s.functions.map((f) => [fmt(f.pct, 1), fmt(f.selfMs, 0), f.name, f.where]).map((r) => [r[2], r[3], r[0], r[1]])));
+      console.log(`\nCPU profile, ${p.system === 'worker' ? 'client' : `${SYSTEM_LABELS[p.system]} server`} — ${p.title}: ${fmt(s.busyMs, 0)} ms busy of ${fmt(s.totalMs, 0)} ms (${p.file})`);
+      console.log(textTable(['Function', 'Where', 'Self %', 'Self ms'], s.functions.map((f) => [f.name, f.where, fmt(f.pct, 1), fmt(f.selfMs, 0)])));
       console.log(`\nBy file:\n${textTable(['File', '', 'Self %', 'Self ms'], s.files.slice(0, 12).map((f) => [f.name, '', fmt(f.pct, 1), fmt(f.selfMs, 0)]))}`);
     }
   }

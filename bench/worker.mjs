@@ -28,8 +28,8 @@ const ops = {
   clock: () => ({ ns: nowNs().toString() }),
 
   /** Joins `names` (at most `concurrency` joins in flight); returns ids and timing. */
-  async join({ system, url, room, names, concurrency = 1 }) {
-    const prepared = await Promise.all(names.map((n) => prepare(system, n)));
+  async join({ system, url, room, names, concurrency = 1, hidden = false }) {
+    const prepared = await Promise.all(names.map((n) => prepare(system, n, { hidden })));
     const startNs = nowNs();
     const joined = new Array(names.length);
     let next = 0;
@@ -201,10 +201,20 @@ const ops = {
   /** Data-path errors seen so far, and messages of an unexpected size. */
   errors: () => ({ errors: parts.flatMap((p) => p.errors), badSize }),
 
+  /** Closes every participant and forgets the scenario's state (the worker can be reused). */
   async closeAll() {
     stopFlood?.();
+    await stopped;
     const list = parts;
     parts = [];
+    recvMsgs = [];
+    recvBytes = [];
+    badSize = 0;
+    floods = [];
+    stopFlood = undefined;
+    stopped = Promise.resolve();
+    latency = [];
+    bulk = undefined;
     // Close in parallel but bounded, so thousands of sockets do not close at once.
     for (let i = 0; i < list.length; i += 200) {
       await Promise.all(list.slice(i, i + 200).map((p) => p.close().catch(() => undefined)));

@@ -10,10 +10,13 @@
  *   close()                        leaves and disconnects
  *   errors                         data-path errors observed (a run with any is reported as failed)
  */
-import { Client } from '@backchannel/client';
-import { createAccessToken } from '@backchannel/server-sdk';
-import { io as ioConnect } from 'socket.io-client';
-import WebSocket from 'ws';
+// Each system's client library is loaded on first use, so a worker only pays for what it runs.
+const lib = {
+  backchannel: () => import('@backchannel/client'),
+  serverSdk: () => import('@backchannel/server-sdk'),
+  socketio: () => import('socket.io-client'),
+  ws: () => import('ws'),
+};
 
 /** API key and secret the benchmark's Backchannel server is configured with. */
 export const BENCH_API_KEY = 'benchkey';
@@ -27,10 +30,12 @@ export const LOW_WATER_BYTES = 256 * 1024;
 /** Socket.IO receivers return a credit after this many bytes from one sender. */
 const CREDIT_EVERY_BYTES = LOW_WATER_BYTES / 2;
 
-/** Mints what `join` needs before the clock starts (Backchannel: an access token). */
-export async function prepare(system, name) {
+/** Mints what `join` needs before the clock starts (Backchannel: an access token; `hidden` grant optional). */
+export async function prepare(system, name, { hidden = false } = {}) {
   if (system !== 'backchannel') return undefined;
-  return createAccessToken({ apiKey: BENCH_API_KEY, apiSecret: BENCH_API_SECRET, userId: name, grants: { conferences: ['*'] }, ttl: '2h' });
+  const { createAccessToken } = await lib.serverSdk();
+  const grants = hidden ? { conferences: ['*'], hidden: true } : { conferences: ['*'] };
+  return createAccessToken({ apiKey: BENCH_API_KEY, apiSecret: BENCH_API_SECRET, userId: name, grants, ttl: '2h' });
 }
 
 /** Connects and joins `room`; resolves with a participant. */
@@ -48,6 +53,7 @@ export function join(system, url, room, name, prepared) {
 }
 
 async function joinBackchannel(url, room, name, token) {
+  const { Client } = await lib.backchannel();
   const client = await Client.connect(url, token);
   const conf = await client.joinConference(room, { displayName: name });
   const errors = [];
@@ -73,6 +79,7 @@ async function joinBackchannel(url, room, name, token) {
 }
 
 async function joinSocketIO(url, room) {
+  const { io: ioConnect } = await lib.socketio();
   const socket = ioConnect(url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: 20_000 });
   await new Promise((resolve, reject) => {
     socket.once('connect', resolve);
@@ -142,6 +149,7 @@ async function joinSocketIO(url, room) {
 }
 
 async function joinWs(url, room) {
+  const { default: WebSocket } = await lib.ws();
   const ws = new WebSocket(`${url}/?room=${encodeURIComponent(room)}`, { perMessageDeflate: false });
   const errors = [];
   await new Promise((resolve, reject) => {

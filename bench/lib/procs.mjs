@@ -56,8 +56,10 @@ process.on('exit', () => {
 });
 
 /** A worker process with a request/response channel. */
-export async function startWorker(label = 'worker') {
-  const child = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=6144'] }));
+export async function startWorker(label = 'worker', { cpuProfDir } = {}) {
+  const execArgv = ['--max-old-space-size=6144'];
+  if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
+  const child = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }));
   const pending = new Map();
   let nextId = 1;
   let exited = false;
@@ -85,6 +87,9 @@ export async function startWorker(label = 'worker') {
   return {
     pid: child.pid,
     call,
+    get alive() {
+      return !exited;
+    },
     /** Closes the participants (bounded), then ends the process. */
     async close() {
       if (!exited) await call('closeAll', {}, 60_000).catch(() => undefined);
@@ -167,16 +172,22 @@ export async function startServer(system, { cpuProfDir, config = {} } = {}) {
     get stderr() {
       return stderr;
     },
-    /** Resident set size and its peak so far, bytes; CPU time used, ms. */
+    /** Resident set size and its peak so far, bytes; CPU time used, ms; read/write syscalls so far. */
     async stats() {
       const proc = procStats(pid);
       if (proc) return proc;
       const { mem, cpu } = await rpc('bench:mem');
-      return { rss: mem.rss, peakRss: NaN, cpuMs: (cpu.user + cpu.system) / 1000 };
+      return { rss: mem.rss, peakRss: NaN, cpuMs: (cpu.user + cpu.system) / 1000, userMs: cpu.user / 1000, sysMs: cpu.system / 1000, syscw: NaN, syscr: NaN };
     },
     /** Forces two full GCs in the server; resolves with its memoryUsage() after them. */
     async gc() {
       return (await rpc('bench:gc')).mem;
+    },
+    /** SIGKILL: the fastest way to end a run (no profile is written). */
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+      if (dir) rmSync(dir, { recursive: true, force: true });
     },
     /** SIGTERM (graceful: Backchannel says goodbye to clients, and --cpu-prof is written), then SIGKILL. */
     async stop() {
@@ -191,16 +202,75 @@ export async function startServer(system, { cpuProfDir, config = {} } = {}) {
 
 const CLK_TCK = 100; // Linux USER_HZ
 
-/** RSS, peak RSS (VmHWM) and CPU time of `pid` from /proc; undefined where /proc is missing. */
+/** RSS, peak RSS (VmHWM), CPU time and read/write syscall counts of `pid` from /proc; undefined where /proc is missing. */
 export function procStats(pid) {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) * 1024;
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
-    return { rss: kb('VmRSS'), peakRss: kb('VmHWM'), cpuMs: (ticks * 1000) / CLK_TCK };
+    const userMs = (Number(fields[11]) * 1000) / CLK_TCK; // utime
+    const sysMs = (Number(fields[12]) * 1000) / CLK_TCK; // stime
+    let syscw = NaN;
+    let syscr = NaN;
+    try {
+      const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+      syscw = Number(/^syscw: (\d+)/m.exec(io)?.[1]);
+      syscr = Number(/^syscr: (\d+)/m.exec(io)?.[1]);
+    } catch {
+      /* /proc/PID/io needs the same user; leave the syscall counts unknown */
+    }
+    return { rss: kb('VmRSS'), peakRss: kb('VmHWM'), cpuMs: userMs + sysMs, userMs, sysMs, syscw, syscr };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Worker processes reused from one scenario to the next (a worker hosts whichever system's
+ * participants it is told to join; `closeAll` resets it). Saves process start-up per scenario.
+ */
+export class WorkerPool {
+  #workers = [];
+  #cpuProfDir;
+
+  /** With `cpuProfDir`, workers run under --cpu-prof and write their profiles there on exit. */
+  constructor({ cpuProfDir } = {}) {
+    this.#cpuProfDir = cpuProfDir;
+  }
+
+  /** `n` live workers (starting more as needed). */
+  async take(n) {
+    this.#workers = this.#workers.filter((w) => w.alive);
+    const missing = n - this.#workers.length;
+    if (missing > 0) {
+      const started = await Promise.allSettled(Array.from({ length: missing }, (_, i) => startWorker(`worker ${this.#workers.length + i}`, { cpuProfDir: this.#cpuProfDir })));
+      for (const s of started) if (s.status === 'fulfilled') this.#workers.push(s.value);
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) throw failed.reason;
+    }
+    return this.#workers.slice(0, n);
+  }
+
+  /** Resets workers after a scenario; one that does not answer is ended and replaced next time. */
+  async reset(workers) {
+    await Promise.all(
+      workers.map(async (w) => {
+        try {
+          await w.call('closeAll', {}, 60_000);
+        } catch {
+          this.#workers = this.#workers.filter((x) => x !== w);
+          await w.close();
+        }
+      }),
+    );
+  }
+
+  /** Ends every worker; fills `roles` (pid → role in the last throughput scenario) if given. */
+  async close(roles) {
+    const list = this.#workers;
+    this.#workers = [];
+    for (const w of list) roles?.set(w.pid, w.role ?? 'idle');
+    await Promise.all(list.map((w) => w.close()));
   }
 }

@@ -32,7 +32,8 @@ export function tableRows(run, systems = SYSTEMS) {
         ? PEERS.filter((p) => systems.includes(p)).map((p) => (m.better === 'info' || !bc || bc.error || !sc.results[p] || sc.results[p].error ? '' : fmtRatio(ratio(bc[m.key], sc.results[p][m.key]))))
         : [];
       const arrow = m.better === 'higher' ? ' ↑' : m.better === 'lower' ? ' ↓' : '';
-      rows.push([i === 0 ? sc.title : '', `${m.label} (${m.unit})${arrow}`, ...cells, ...ratios]);
+      const unit = m.unit && !m.label.includes(m.unit) ? ` (${m.unit})` : '';
+      rows.push([i === 0 ? sc.title : '', `${m.label}${unit}${arrow}`, ...cells, ...ratios]);
     });
   }
   return rows;
@@ -84,11 +85,11 @@ export function checkTargets(run) {
     const limit = sc.results.ws.p99Ms + 0.3;
     out.push({ target: `${sc.title}: p99 ≤ ws relay p99 + 0.3 ms`, value: `${fmt(bc, 3)} ms (limit ${fmt(limit, 3)} ms)`, met: bc <= limit });
   }
-  const sc = get('scale');
-  if (sc && ok(sc.results.backchannel)) {
-    for (const p of sc.results.backchannel.points) {
-      out.push({ target: `RSS per idle participant ≤ 50 KB @${p.participants} (settled RSS)`, value: `${fmt(p.rssPerParticipantKB, 1)} KB`, met: p.rssPerParticipantKB <= 50 });
-    }
+  for (const id of ['idle', 'scale']) {
+    const sc = get(id);
+    if (!sc || !ok(sc.results.backchannel)) continue;
+    const r = sc.results.backchannel;
+    out.push({ target: `${sc.title}: server RSS per idle participant ≤ 50 KB`, value: `${fmt(r.rssPerParticipantKB, 1)} KB`, met: r.rssPerParticipantKB <= 50 });
   }
   return out;
 }
@@ -123,9 +124,14 @@ machine. How each scenario is measured and the fairness rules are in [README.md]
 Profiles of the Backchannel server's hot path are in [PROFILE.md](PROFILE.md).
 
 - **Date:** ${meta.date}
+- **Code:** commit \`${meta.code?.commit ?? 'unknown'}\`${meta.code?.modified?.length ? ` plus uncommitted changes in ${meta.code.modified.map((f) => `\`${f}\``).join(', ')}` : ''}
 - **Command:** \`${meta.command}\`${meta.quick ? ' (quick smoke run: short windows, numbers are indicative only)' : ''}
 - **Machine:** ${machineLine(meta)}
-- **Load average (1 min) at start / end:** ${meta.loadStart.toFixed(2)} / ${meta.loadEnd.toFixed(2)}${meta.loadStart > meta.machine.cpus * 0.5 ? ' — other work was running on the machine; treat small differences with care' : ''}
+- **Load average (1 min) at start / end:** ${meta.loadStart.toFixed(2)} / ${meta.loadEnd.toFixed(2)}${
+    meta.cpuShare
+      ? `; during the run the benchmark's processes used ${fmt(meta.cpuShare.benchmark * 100, 0)} % of the machine's CPU, other processes ${fmt(meta.cpuShare.other * 100, 0)} %, hypervisor steal ${fmt(meta.cpuShare.steal * 100, 0)} %`
+      : ''
+  }
 - **Clock check:** timestamps use CLOCK_MONOTONIC, shared by all processes; measured worker-vs-orchestrator offset ${fmt(meta.clock.offsetUs, 1)} µs (bound ±${fmt(meta.clock.boundUs, 1)} µs, half the best IPC round trip)
 - **Backchannel server settings beyond the defaults:** ${bcConfig}
 - **Run time:** ${fmt(meta.elapsedSec, 0)} s
@@ -133,6 +139,28 @@ Profiles of the Backchannel server's hot path are in [PROFILE.md](PROFILE.md).
 Ratios are Backchannel ÷ peer. ↑ = higher is better, ↓ = lower is better.
 
 ${markdownTable(tableHeader(systems), tableRows(run, systems))}
+
+Notes:
+- On this machine delivered rates vary by about ±20 % from run to run (the systems run one after
+  the other, so ratios within one run are steadier); the per-message CPU rows vary less.
+- Every scenario runs the same client code on each system with the same processes (one server,
+  worker processes for the participants), all on this machine over 127.0.0.1: the clients compete
+  with the server for the same cores, so delivered rates measure server + client SDK together.
+  "server CPU" is the share of one core the server process used; the sending and receiving
+  processes' CPU is in the JSON results.
+- Throughput: senders send as fast as each system's backpressure allows (Backchannel: \`send()\`
+  returns false → \`await drained()\`; ws relay: \`bufferedAmount\` and the relay pauses reading from a
+  sender whose receiver is behind; Socket.IO has none, so senders keep at most 1 MiB unacknowledged,
+  returned as credits by the receivers). Median of ${meta.durations.windows} windows of ${meta.durations.windowMs / 1000} s after a ${meta.durations.warmupMs / 1000} s warm-up.
+- Latency: one-way, from the sender's \`send()\` call to the receiver's callback, on the shared
+  monotonic clock; ${meta.durations.latencyMs / 1000} s measured after ${meta.durations.latencyWarmupMs / 1000} s warm-up. "50 % of own max" uses each system's
+  own 1:1 100 B maximum from this run, so the rates differ (see "rate sent").
+- Bulk: Backchannel uses a \`reliable-bytes\` session, one \`send()\` per 64 KiB chunk (the peers send
+  the same 64 KiB chunks as binary messages).
+- Idle participants: with presence (the product default) every join is announced to everyone
+  already in the room, so N joins cost N²/2 events; the peers have no presence. The "no presence"
+  row has Backchannel participants join with the \`hidden\` grant (not listed, joins not announced),
+  the like-for-like case.
 
 ## Targets
 

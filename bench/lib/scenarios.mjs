@@ -3,7 +3,7 @@
  * layout on every system: one server process, and worker processes hosting the participants.
  */
 import { nowNs, median, sleep } from './util.mjs';
-import { startServer, startWorker } from './procs.mjs';
+import { procStats, startServer } from './procs.mjs';
 
 export const SYSTEMS = ['backchannel', 'socketio', 'ws'];
 export const SYSTEM_LABELS = { backchannel: 'Backchannel', socketio: 'Socket.IO', ws: 'ws relay' };
@@ -13,8 +13,8 @@ const MiB = 1024 * 1024;
 
 /** Run lengths: the full run, and `--quick` (a smoke run: numbers are indicative only). */
 export const DURATIONS = {
-  full: { warmupMs: 1500, windowMs: 2000, windows: 3, latencyMs: 8000, latencyWarmupMs: 1000, scale: [1000, 5000], joins: 200, bulkBytes: 64 * MiB },
-  quick: { warmupMs: 300, windowMs: 500, windows: 1, latencyMs: 700, latencyWarmupMs: 200, scale: [100, 250], joins: 20, bulkBytes: 8 * MiB },
+  full: { warmupMs: 3000, windowMs: 2000, windows: 3, latencyMs: 8000, latencyWarmupMs: 1000, idle: 1000, scale: 5000, joins: 200, bulkBytes: 64 * MiB, rssSamples: 5, rssEveryMs: 200 },
+  quick: { warmupMs: 300, windowMs: 500, windows: 1, latencyMs: 700, latencyWarmupMs: 200, idle: 100, scale: 250, joins: 20, bulkBytes: 8 * MiB, rssSamples: 3, rssEveryMs: 100 },
 };
 
 /**
@@ -43,22 +43,25 @@ const LAYOUTS = {
 
 /** Starts a server and `count` workers, runs `fn`, and always tears everything down. */
 async function withRig(system, ctx, count, fn) {
-  const server = await startServer(system, { cpuProfDir: ctx.cpuProfDir });
-  const workers = [];
+  const [server, workers] = await Promise.all([startServer(system, { cpuProfDir: ctx.cpuProfDir }), ctx.pool.take(count)]);
   try {
-    const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => startWorker(`${system} worker ${i}`)));
-    for (const s of started) if (s.status === 'fulfilled') workers.push(s.value);
-    const failed = started.find((s) => s.status === 'rejected');
-    if (failed) throw failed.reason;
     return await fn(server, workers);
   } finally {
-    await Promise.all(workers.map((w) => w.close()));
-    const code = await server.stop();
-    if (ctx.cpuProfDir && code !== 0) ctx.log(`  (server exited with ${code}; its CPU profile may be missing)`);
+    if (ctx.cpuProfDir) {
+      // Profiling: clients leave first, then the server exits gracefully and writes its profile.
+      await ctx.pool.reset(workers);
+      const code = await server.stop();
+      if (code !== 0) ctx.log(`  (server exited with ${code}; its CPU profile may be missing)`);
+    } else {
+      // Otherwise the server is killed first: clients then close at once instead of draining
+      // megabytes still queued in socket buffers after a flood.
+      await server.kill();
+      await ctx.pool.reset(workers);
+    }
   }
 }
 
-/** Joins every worker's participants (names unique per run); returns the layout's totals. */
+/** Joins every worker's participants to the room; returns how many joined in all. */
 async function joinLayout(system, server, workers, layout) {
   await Promise.all(
     workers.map((w, i) =>
@@ -75,6 +78,18 @@ async function checkErrors(workers) {
   const badSize = all.reduce((a, e) => a + e.badSize, 0);
   if (badSize > 0) errors.push(`${badSize} messages had the wrong size`);
   if (errors.length > 0) throw new Error(`data-path errors: ${[...new Set(errors)].slice(0, 5).join('; ')}`);
+}
+
+/** CPU time used so far by the sending and by the receiving worker processes, ms. */
+function clientCpuMs(workers) {
+  let send = 0;
+  let recv = 0;
+  for (const w of workers) {
+    const cpu = procStats(w.pid)?.cpuMs ?? NaN;
+    if (w.role === 'recv') recv += cpu;
+    else send += cpu;
+  }
+  return { send, recv };
 }
 
 /** Sum over receivers of delivered msg/s between two samples (each receiver on its own clock reading). */
@@ -101,6 +116,7 @@ async function flood(system, ctx, { size, layout: layoutName }) {
   const d = ctx.durations;
   return withRig(system, ctx, layout.length, async (server, workers) => {
     const total = await joinLayout(system, server, workers, layout);
+    workers.forEach((w, i) => (w.role = layout[i].send ? 'send' : 'recv'));
     const receivers = workers.filter((_, i) => layout[i].recv);
     const senders = workers.filter((_, i) => layout[i].send);
     await Promise.all(receivers.map((w) => w.call('recvCount', { size })));
@@ -108,6 +124,7 @@ async function flood(system, ctx, { size, layout: layoutName }) {
     await sleep(d.warmupMs);
     let prev = await Promise.all(receivers.map((w) => w.call('sample')));
     const cpu0 = await server.stats();
+    const clientCpu0 = clientCpuMs(workers);
     const first = prev;
     const windows = [];
     for (let k = 0; k < d.windows; k++) {
@@ -117,6 +134,7 @@ async function flood(system, ctx, { size, layout: layoutName }) {
       prev = cur;
     }
     const cpu1 = await server.stats();
+    const clientCpu1 = clientCpuMs(workers);
     const { total: delivered } = deliveredRate(first, prev);
     await Promise.all(senders.map((w) => w.call('stop', {}, 30_000)));
     await checkErrors(workers);
@@ -128,7 +146,12 @@ async function flood(system, ctx, { size, layout: layoutName }) {
       mbPerSec: (msgsPerSec * size) / 1e6,
       peakRssMB: end.peakRss / MiB,
       serverCpuPct: ((cpu1.cpuMs - cpu0.cpuMs) / 1000 / secs) * 100,
+      senderCpuPct: ((clientCpu1.send - clientCpu0.send) / 1000 / secs) * 100,
+      receiverCpuPct: ((clientCpu1.recv - clientCpu0.recv) / 1000 / secs) * 100,
       serverCpuUsPerMsg: ((cpu1.cpuMs - cpu0.cpuMs) * 1000) / delivered,
+      serverKernelCpuShare: (cpu1.sysMs - cpu0.sysMs) / (cpu1.cpuMs - cpu0.cpuMs),
+      serverWritesPerMsg: (cpu1.syscw - cpu0.syscw) / delivered,
+      serverReadsPerMsg: (cpu1.syscr - cpu0.syscr) / delivered,
       windows: windows.map(Math.round),
     };
   });
@@ -155,6 +178,7 @@ async function latency(system, ctx, rate) {
       p999Ms: ms(lat.p999),
       maxMs: ms(lat.max),
       samples: lat.count,
+      backpressureWaits: sent.backpressureWaits,
       peakRssMB: end.peakRss / MiB,
     };
   });
@@ -186,7 +210,7 @@ async function joinLatency(system, ctx) {
 }
 
 /** Median of `n` RSS samples `everyMs` apart, bytes. */
-async function settledRss(server, n = 5, everyMs = 200) {
+async function settledRss(server, { rssSamples: n, rssEveryMs: everyMs }) {
   const samples = [];
   for (let i = 0; i < n; i++) {
     samples.push((await server.stats()).rss);
@@ -207,53 +231,44 @@ async function waitIdle(server, maxMs = 120_000) {
 }
 
 /**
- * Idle participants in one room, joined by 4 worker processes (25 joins in flight each), with RSS
- * read at each checkpoint once the server is idle: settled RSS (median of 5 samples), and RSS and
- * heap after forced GCs.
+ * `n` idle participants in one room, joined by 4 worker processes (25 joins in flight each). Once
+ * the server is idle again: RSS (median of a few samples) minus the empty server's, per
+ * participant; the same after forcing GCs; JS heap per participant; join rate; server CPU per join.
+ * With `hidden`, Backchannel participants join with the `hidden` grant (not listed, joins not
+ * announced) — the peers have no presence at all, so this is the like-for-like case.
  */
-async function scale(system, ctx) {
-  const checkpoints = ctx.durations.scale;
+async function idle(system, ctx, n, { hidden = false } = {}) {
   const W = 4;
   return withRig(system, ctx, W, async (server, workers) => {
-    await sleep(300);
-    const base = await settledRss(server);
+    await waitIdle(server);
+    const base = await settledRss(server, ctx.durations);
     const baseGc = await server.gc();
-    let joined = 0;
-    const points = [];
-    for (const cp of checkpoints) {
-      const need = cp - joined;
-      const cpu0 = await server.stats();
-      const t0 = nowNs();
-      await Promise.all(
-        workers.map((w, i) => {
-          const n = Math.floor(need / W) + (i < need % W ? 1 : 0);
-          const names = Array.from({ length: n }, (_, k) => `idle-${i}-${joined + k}`);
-          return w.call('join', { system, url: server.url, room: ROOM, names, concurrency: 25 }, 600_000);
-        }),
-      );
-      const joinSecs = Number(nowNs() - t0) / 1e9;
-      const cpu1 = await server.stats();
-      joined = cp;
-      await waitIdle(server);
-      const rss = await settledRss(server);
-      const gc = await server.gc();
-      points.push({
-        participants: cp,
-        joinRatePerSec: need / joinSecs,
-        serverCpuMsPerJoin: (cpu1.cpuMs - cpu0.cpuMs) / need,
-        rssMB: rss / MiB,
-        rssPerParticipantKB: (rss - base) / cp / 1000,
-        gcRssPerParticipantKB: (gc.rss - baseGc.rss) / cp / 1000,
-        gcHeapPerParticipantKB: (gc.heapUsed - baseGc.heapUsed) / cp / 1000,
-      });
-    }
+    const cpu0 = await server.stats();
+    const t0 = nowNs();
+    await Promise.all(
+      workers.map((w, i) => {
+        const k = Math.floor(n / W) + (i < n % W ? 1 : 0);
+        const names = Array.from({ length: k }, (_, j) => `idle-${i}-${j}`);
+        return w.call('join', { system, url: server.url, room: ROOM, names, concurrency: 25, hidden }, 900_000);
+      }),
+    );
+    const joinSecs = Number(nowNs() - t0) / 1e9;
+    await waitIdle(server);
+    const cpu1 = await server.stats();
+    const rss = await settledRss(server, ctx.durations);
+    const gc = await server.gc();
     await checkErrors(workers);
-    const out = { baseRssMB: base / MiB, points };
-    points.forEach((p) => {
-      const k = p === points[points.length - 1] ? 'max' : 'first';
-      Object.assign(out, { [`${k}N`]: p.participants, [`${k}JoinRate`]: p.joinRatePerSec, [`${k}RssPerKB`]: p.rssPerParticipantKB, [`${k}GcRssPerKB`]: p.gcRssPerParticipantKB, [`${k}HeapPerKB`]: p.gcHeapPerParticipantKB, [`${k}CpuMsPerJoin`]: p.serverCpuMsPerJoin });
-    });
-    return out;
+    return {
+      participants: n,
+      joinRatePerSec: n / joinSecs,
+      serverCpuMsPerJoin: (cpu1.cpuMs - cpu0.cpuMs) / n,
+      baseRssMB: base / MiB,
+      rssMB: rss / MiB,
+      rssPerParticipantKB: (rss - base) / n / 1000,
+      gcRssPerParticipantKB: (gc.rss - baseGc.rss) / n / 1000,
+      gcHeapPerParticipantKB: (gc.heapUsed - baseGc.heapUsed) / n / 1000,
+      gcArrayBuffersPerParticipantKB: (gc.arrayBuffers - baseGc.arrayBuffers) / n / 1000,
+    };
   });
 }
 
@@ -263,7 +278,17 @@ const TP_METRICS = [
   M('mbPerSec', 'delivered MB/s', 'MB/s', 'higher', 1),
   M('peakRssMB', 'server peak RSS', 'MiB', 'lower', 0),
   M('serverCpuPct', 'server CPU', '%', 'lower', 0),
+  M('senderCpuPct', 'sending processes CPU', '%', 'info', 0),
+  M('receiverCpuPct', 'receiving-only processes CPU', '%', 'info', 0),
   M('serverCpuUsPerMsg', 'server CPU per delivered msg', 'µs', 'lower', 2),
+  M('serverWritesPerMsg', 'server write syscalls per delivered msg', '', 'lower', 3),
+];
+const IDLE_METRICS = [
+  M('rssPerParticipantKB', 'server RSS per participant', 'KB', 'lower', 1),
+  M('gcRssPerParticipantKB', 'server RSS per participant, after GC', 'KB', 'lower', 1),
+  M('gcHeapPerParticipantKB', 'JS heap per participant, after GC', 'KB', 'lower', 1),
+  M('joinRatePerSec', 'join rate (100 in flight)', 'joins/s', 'higher', 0),
+  M('serverCpuMsPerJoin', 'server CPU per join', 'ms', 'lower', 2),
 ];
 const LAT_METRICS = [
   M('achievedRate', 'rate sent', 'msg/s', 'info', 0),
@@ -303,23 +328,18 @@ export function scenarios() {
       run: joinLatency,
     },
     {
+      id: 'idle',
+      group: 'scale',
+      title: (c) => `${c.durations.idle.toLocaleString('en-US')} idle participants in one room`,
+      metrics: IDLE_METRICS,
+      run: (s, c) => idle(s, c, c.durations.idle),
+    },
+    {
       id: 'scale',
       group: 'scale',
-      title: (c) => `Idle participants in one room (${c.durations.scale.join(' / ')})`,
-      metrics: (c) => {
-        const [a, b] = c.durations.scale;
-        return [
-          M('firstRssPerKB', `RSS per participant @${a}`, 'KB', 'lower', 1),
-          M('firstGcRssPerKB', `RSS per participant @${a}, after GC`, 'KB', 'lower', 1),
-          M('firstJoinRate', `join rate 0→${a}`, 'joins/s', 'higher', 0),
-          M('maxRssPerKB', `RSS per participant @${b}`, 'KB', 'lower', 1),
-          M('maxGcRssPerKB', `RSS per participant @${b}, after GC`, 'KB', 'lower', 1),
-          M('maxHeapPerKB', `JS heap per participant @${b}, after GC`, 'KB', 'lower', 1),
-          M('maxJoinRate', `join rate ${a}→${b}`, 'joins/s', 'higher', 0),
-          M('maxCpuMsPerJoin', `server CPU per join ${a}→${b}`, 'ms', 'lower', 2),
-        ];
-      },
-      run: scale,
+      title: (c) => `${c.durations.scale.toLocaleString('en-US')} idle participants in one room, no presence (BC: hidden)`,
+      metrics: IDLE_METRICS,
+      run: (s, c) => idle(s, c, c.durations.scale, { hidden: true }),
     },
   ];
 }
