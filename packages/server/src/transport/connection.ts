@@ -82,7 +82,10 @@ export class Connection implements PeerLink {
   #pumping = false;
   #corked = false;
   #batchBytes = 0;
+  #windowOpen = false;
   #windowBytes = 0;
+  #windowFrames = 0;
+  #lastWindowFrames = 0;
   /** Highest connection sequence number the client has acknowledged. */
   peerAck = 0;
   /** Answered the last ping (liveness). */
@@ -115,7 +118,6 @@ export class Connection implements PeerLink {
     const frame = encodeControlFrame(++this.#txSeq, json);
     this.stats.framesOut++;
     this.stats.bytesOut += frame.byteLength;
-    this.#batch(frame.byteLength);
     this.#ws.send(frame);
   }
 
@@ -218,17 +220,20 @@ export class Connection implements PeerLink {
   }
 
   /**
-   * Coalesces writes: the socket is corked at the first write of an event-loop turn and uncorked
-   * after the turn's I/O (setImmediate; from nextTick, write callbacks re-entering the pump would
-   * starve I/O), so the frames one read produces for this connection leave in one syscall. A
-   * batch is flushed early at WRITE_BATCH_BYTES to keep the kernel busy. What this window wrote
-   * is excluded from the pump's high-water check, so data still goes to the socket as fast as it
-   * would without batching and per-receiver queues hold only real backlog.
+   * Coalesces data writes under sustained traffic: when the previous event-loop turn wrote more
+   * than one frame to this connection, the socket is corked at the first write of the turn and
+   * uncorked after the turn's I/O (setImmediate; from nextTick, write callbacks re-entering the
+   * pump would starve I/O), so the frames one read produces leave in one syscall. A lone frame at a
+   * low rate is written at once (no added latency). A batch is flushed early at WRITE_BATCH_BYTES
+   * to keep the kernel busy. What the current window wrote is excluded from the pump's
+   * high-water check, so data reaches the socket as fast as without batching and per-receiver
+   * queues hold only real backlog. Control messages (presence) are never held.
    */
   #batch(bytes: number): void {
     const socket = (this.#ws as unknown as { _socket?: Corkable })._socket;
     if (!socket) return;
     this.#windowBytes += bytes;
+    this.#windowFrames++;
     if (this.#corked) {
       this.#batchBytes += bytes;
       if (this.#batchBytes >= WRITE_BATCH_BYTES) {
@@ -238,17 +243,26 @@ export class Connection implements PeerLink {
       }
       return;
     }
-    this.#corked = true;
-    this.#batchBytes = bytes;
-    socket.cork();
+    if (this.#windowOpen) return;
+    this.#windowOpen = true;
+    if (this.#lastWindowFrames > 1) {
+      this.#corked = true;
+      this.#batchBytes = bytes;
+      socket.cork();
+    }
     setImmediate(this.#flush, socket);
   }
 
   readonly #flush = (socket: Corkable): void => {
-    this.#corked = false;
-    this.#batchBytes = 0;
+    this.#lastWindowFrames = this.#windowFrames;
+    this.#windowOpen = false;
+    this.#windowFrames = 0;
     this.#windowBytes = 0;
-    if (!socket.destroyed) socket.uncork();
+    this.#batchBytes = 0;
+    if (this.#corked) {
+      this.#corked = false;
+      if (!socket.destroyed) socket.uncork();
+    }
     // Data held back by the window accounting may go now.
     if (this.#queue.length > 0) this.#pump();
   };
