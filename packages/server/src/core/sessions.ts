@@ -73,7 +73,7 @@ export class SessionRouter {
     const out: SessionInfo[] = [];
     for (const s of this.#byRoom.get(room.num)?.values() ?? []) {
       if (!this.#includes(s, member) || s.announced.has(member.peer.id)) continue;
-      if (this.#refuses(room, member, s.streamId)) continue;
+      if (this.#refuses(member, s.streamId)) continue;
       s.announced.add(member.peer.id);
       out.push({ streamId: s.streamId, from: s.sender.peer.id, sid: s.sender.peer.sid, mode: s.mode });
     }
@@ -129,7 +129,7 @@ export class SessionRouter {
     };
     const cfg = this.hub.config;
     const visit = (m: Member) => {
-      if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(room, m, s.streamId)) return;
+      if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(m, s.streamId)) return;
       if (!s.announced.has(m.peer.id)) this.#announce(s, m);
       out.shares++;
       if (out.droppable) {
@@ -167,7 +167,7 @@ export class SessionRouter {
   /** A member entered: senders learn if it refuses their stream ids. */
   memberEntered(room: Room, member: Member): void {
     for (const s of this.#byRoom.get(room.num)?.values() ?? []) {
-      if (this.#includes(s, member) && this.#refuses(room, member, s.streamId)) {
+      if (this.#includes(s, member) && this.#refuses(member, s.streamId)) {
         s.sender.peer.link.sendEvent({ t: 'ds.unsupported', room: room.num, streamId: s.streamId, participantId: member.peer.id });
       }
     }
@@ -204,7 +204,7 @@ export class SessionRouter {
     requireGrant(peer.grants.publishData, 'publishing data');
     const sessions = this.#byRoom.get(room.num) ?? new Map<number, SendSession>();
     let streamId = msg.streamId;
-    if (streamId === 0) streamId = this.#allocate(room.num, peer, sessions);
+    if (streamId === 0) streamId = this.#allocate(peer, sessions);
     const allow = peer.grants.streamIds;
     if (allow && streamId < STREAM_ID_RESERVED_MIN && !allow.includes(streamId)) {
       throw new BackchannelError(ErrorCode.StreamIdNotAllowed, `the access token does not allow sending on stream ${streamId}`, { details: { streamId } });
@@ -250,7 +250,7 @@ export class SessionRouter {
   }
 
   #announce(s: SendSession, m: Member): void {
-    if (this.#refuses(s.room, m, s.streamId)) {
+    if (this.#refuses(m, s.streamId)) {
       s.sender.peer.link.sendEvent({ t: 'ds.unsupported', room: s.room.num, streamId: s.streamId, participantId: m.peer.id });
       return;
     }
@@ -322,14 +322,14 @@ export class SessionRouter {
   }
 
   /** Whether `m` does not take stream `streamId`: unsupported, not subscribed, or no data sessions. */
-  #refuses(_room: Room, m: Member, streamId: number): boolean {
+  #refuses(m: Member, streamId: number): boolean {
     const p = m.peer;
     if (!p.grants.subscribeData || !p.capabilities.dataSession) return true;
     if (p.capabilities.streamIds && streamId < STREAM_ID_RESERVED_MIN && !p.capabilities.streamIds.includes(streamId)) return true;
     return m.unsupported?.has(streamId) ?? false;
   }
 
-  #allocate(_roomNum: number, peer: Peer, sessions: Map<number, SendSession>): number {
+  #allocate(peer: Peer, sessions: Map<number, SendSession>): number {
     for (let id = AUTO_ID_MIN; id < STREAM_ID_RESERVED_MIN; id++) {
       if (!sessions.has(sessionId(peer.sid, id))) return id;
     }
