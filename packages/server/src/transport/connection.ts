@@ -24,16 +24,6 @@ import {
 } from '@backchannel/protocol';
 import type { OutboundFrame, PeerLink } from '../core/peer.js';
 
-/** Bytes of frames written as one batch before it is flushed early. */
-const WRITE_BATCH_BYTES = 64 * 1024;
-
-/** The part of a net.Socket that write coalescing uses. */
-interface Corkable {
-  cork(): void;
-  uncork(): void;
-  destroyed?: boolean;
-}
-
 /** A queued marker: a control event that must follow the data queued before it. */
 interface EventMarker extends QueueItem {
   event: ServerEvent;
@@ -80,12 +70,6 @@ export class Connection implements PeerLink {
   #pausedUntil = 0;
   #badFrames = 0;
   #pumping = false;
-  #corked = false;
-  #batchBytes = 0;
-  #windowOpen = false;
-  #windowBytes = 0;
-  #windowFrames = 0;
-  #lastWindowFrames = 0;
   /** Highest connection sequence number the client has acknowledged. */
   peerAck = 0;
   /** Answered the last ping (liveness). */
@@ -189,8 +173,7 @@ export class Connection implements PeerLink {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      // Bytes written in the current batch window are not backlog (see #batch).
-      while (!this.closed && this.#ws.bufferedAmount - this.#windowBytes < this.#opts.socketHighWaterBytes) {
+      while (!this.closed && this.#ws.bufferedAmount < this.#opts.socketHighWaterBytes) {
         const next = this.#queue.shift();
         if (!next) break;
         const item = next.item;
@@ -211,61 +194,12 @@ export class Connection implements PeerLink {
         }
         this.stats.framesOut++;
         this.stats.bytesOut += out.byteLength;
-        this.#batch(out.byteLength);
         this.#ws.send(out, this.#afterWrite);
       }
     } finally {
       this.#pumping = false;
     }
   }
-
-  /**
-   * Coalesces data writes under sustained traffic: when the previous event-loop turn wrote more
-   * than one frame to this connection, the socket is corked at the first write of the turn and
-   * uncorked after the turn's I/O (setImmediate; from nextTick, write callbacks re-entering the
-   * pump would starve I/O), so the frames one read produces leave in one syscall. A lone frame at a
-   * low rate is written at once (no added latency). A batch is flushed early at WRITE_BATCH_BYTES
-   * to keep the kernel busy. What the current window wrote is excluded from the pump's
-   * high-water check, so data reaches the socket as fast as without batching and per-receiver
-   * queues hold only real backlog. Control messages (presence) are never held.
-   */
-  #batch(bytes: number): void {
-    const socket = (this.#ws as unknown as { _socket?: Corkable })._socket;
-    if (!socket) return;
-    this.#windowBytes += bytes;
-    this.#windowFrames++;
-    if (this.#corked) {
-      this.#batchBytes += bytes;
-      if (this.#batchBytes >= WRITE_BATCH_BYTES) {
-        this.#batchBytes = 0;
-        socket.uncork();
-        socket.cork();
-      }
-      return;
-    }
-    if (this.#windowOpen) return;
-    this.#windowOpen = true;
-    if (this.#lastWindowFrames > 1) {
-      this.#corked = true;
-      this.#batchBytes = bytes;
-      socket.cork();
-    }
-    setImmediate(this.#flush, socket);
-  }
-
-  readonly #flush = (socket: Corkable): void => {
-    this.#lastWindowFrames = this.#windowFrames;
-    this.#windowOpen = false;
-    this.#windowFrames = 0;
-    this.#windowBytes = 0;
-    this.#batchBytes = 0;
-    if (this.#corked) {
-      this.#corked = false;
-      if (!socket.destroyed) socket.uncork();
-    }
-    // Data held back by the window accounting may go now.
-    if (this.#queue.length > 0) this.#pump();
-  };
 
   readonly #afterWrite = (): void => {
     if (this.#queue.length > 0) this.#pump();
