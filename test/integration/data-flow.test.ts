@@ -195,7 +195,8 @@ describe('priority and pacing', () => {
     // Wait until the server holds low-priority data for b beyond what the sockets buffer.
     await until(low, 'backlog', () => low.stats().serverBacklogBytes > 2 * MiB, 30_000);
     for (let i = 0; i < HIGHS; i++) high.send(payload(KiB, i));
-    await high.drained();
+    // Resume only once the server holds the high-priority data too (it reports that backlog).
+    await until(high, 'backlog', () => high.stats().serverBacklogBytes >= HIGHS * KiB, 30_000);
     b.resume();
     await done.promise;
     const lastHigh = order.indexOf(`H${HIGHS - 1}`);
