@@ -24,6 +24,30 @@ import {
 } from '@backchannel/protocol';
 import type { OutboundFrame, PeerLink } from '../core/peer.js';
 
+/**
+ * Frames queued for one connection within an event-loop turn are written together, in one
+ * system call, when the turn's I/O is done (see `Connection#schedule`); a batch this large is
+ * written at once instead, to keep the kernel busy and bound what a turn holds.
+ */
+const WRITE_BATCH_BYTES = 64 * 1024;
+
+/** The part of the underlying net.Socket that batching uses. */
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
+/** Connections with frames queued this turn, written by one setImmediate for them all. */
+const toFlush = new Set<Connection>();
+let flushScheduled = false;
+function flushAll(): void {
+  flushScheduled = false;
+  for (const conn of toFlush) {
+    toFlush.delete(conn);
+    conn.flush();
+  }
+}
+
 /** A queued marker: a control event that must follow the data queued before it. */
 interface EventMarker extends QueueItem {
   event: ServerEvent;
@@ -70,6 +94,7 @@ export class Connection implements PeerLink {
   #pausedUntil = 0;
   #badFrames = 0;
   #pumping = false;
+  readonly #socket: Corkable | undefined;
   /** Highest connection sequence number the client has acknowledged. */
   peerAck = 0;
   /** Answered the last ping (liveness). */
@@ -83,6 +108,7 @@ export class Connection implements PeerLink {
     this.#opts = options;
     this.#handlers = handlers;
     ws.binaryType = 'nodebuffer';
+    this.#socket = (ws as unknown as { _socket?: Corkable })._socket;
     ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     ws.on('pong', () => (this.alive = true));
     ws.on('close', (code, reason) => this.#onClose(code, reason.toString()));
@@ -99,6 +125,8 @@ export class Connection implements PeerLink {
   /** Sends an already serialised control message (one serialisation for a whole room). */
   sendJson(json: string): void {
     if (this.closed) return;
+    // Data queued earlier in this turn goes first, as it would have without batching.
+    if (toFlush.has(this)) this.flush();
     const frame = encodeControlFrame(++this.#txSeq, json);
     this.stats.framesOut++;
     this.stats.bytesOut += frame.byteLength;
@@ -113,8 +141,10 @@ export class Connection implements PeerLink {
     if (this.closed) return { queued: 0, dropped: 0 };
     const dropped = this.#queue.push(key, priority, frame, dropCap).length;
     this.stats.dropped += dropped;
-    this.#pump();
-    return { queued: this.#queue.bytesOf(key), dropped };
+    this.#schedule();
+    // What the socket will take at this turn's flush is a batch in transit, not backlog.
+    const backlogged = this.#ws.bufferedAmount + this.#queue.bytes > this.#opts.socketHighWaterBytes;
+    return { queued: backlogged ? this.#queue.bytesOf(key) : 0, dropped };
   }
 
   sendSessionEvent(key: string, priority: PriorityClass, event: ServerEvent): void {
@@ -168,6 +198,38 @@ export class Connection implements PeerLink {
     if (!this.closed) this.#ws.ping();
   }
 
+  /**
+   * Batches writes: frames queued during an event-loop turn (the frames one read of a sender's
+   * socket produced, say) are written together when the turn's I/O is done, so they leave in one
+   * system call instead of one each. The queue keeps its priority order throughout: frames wait
+   * in it, not in the socket, until the socket is below its high-water mark.
+   */
+  #schedule(): void {
+    if (this.#queue.bytes >= WRITE_BATCH_BYTES && this.#ws.bufferedAmount < this.#opts.socketHighWaterBytes) {
+      toFlush.delete(this);
+      this.flush();
+      return;
+    }
+    toFlush.add(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
+  }
+
+  /** Writes what is queued, as far as the socket's high-water mark allows, in one system call. */
+  flush(): void {
+    toFlush.delete(this);
+    if (this.closed || this.#queue.length === 0) return;
+    const socket = this.#socket;
+    socket?.cork();
+    try {
+      this.#pump();
+    } finally {
+      socket?.uncork();
+    }
+  }
+
   /** Writes queued data while the socket buffer is below the high-water mark. */
   #pump(): void {
     if (this.#pumping) return;
@@ -202,7 +264,7 @@ export class Connection implements PeerLink {
   }
 
   readonly #afterWrite = (): void => {
-    if (this.#queue.length > 0) this.#pump();
+    if (this.#queue.length > 0 && !this.closed) this.#schedule();
   };
 
   #onMessage(data: Buffer, isBinary: boolean): void {
@@ -254,6 +316,7 @@ export class Connection implements PeerLink {
 
   #onClose(code: number, reason: string): void {
     this.closed = true;
+    toFlush.delete(this);
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
     if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
     this.#handlers.closed(this, code, reason);
