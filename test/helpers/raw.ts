@@ -21,7 +21,6 @@ export async function rawConnect(url: string): Promise<RawClient> {
   });
   const messages: ServerMessage[] = [];
   const waiters = new Set<() => void>();
-  let seq = 0;
   ws.on('message', (data: Buffer) => {
     const f = decodeFrame(new Uint8Array(data));
     if (f.kind !== FrameKind.Control) return;
@@ -33,7 +32,7 @@ export async function rawConnect(url: string): Promise<RawClient> {
     ws,
     messages,
     closed,
-    send: (msg) => ws.send(encodeControlFrame(++seq, JSON.stringify(msg))),
+    send: (msg) => ws.send(encodeControlFrame(JSON.stringify(msg))),
     sendBytes: (bytes) => ws.send(bytes),
     waitFor: (pred, timeoutMs = 5_000) =>
       new Promise((resolve, reject) => {

@@ -114,7 +114,7 @@ describe('protocol', () => {
     expect(await raw.waitFor((m) => 're' in m && m.re === 9)).toMatchObject({ t: 'err', error: { code: ErrorCode.BadMessage, message: expect.stringMatching(/name/) } });
     raw.send({ t: 'no.such.thing', id: 10 });
     expect(await raw.waitFor((m) => 're' in m && m.re === 10)).toMatchObject({ t: 'err', error: { code: ErrorCode.BadMessage } });
-    raw.sendBytes(encodeDataFrame({ mode: 'reliable-message', fin: true, streamId: 5, room: 12345, sender: 0, seq: 0, connSeq: 3 }, new Uint8Array(4)));
+    raw.sendBytes(encodeDataFrame({ mode: 'reliable-message', fin: true, streamId: 5, room: 12345, sender: 0, seq: 0 }, new Uint8Array(4)));
     expect(await raw.waitFor((m) => m.t === 'error' && m.error.code === ErrorCode.NotInRoom)).toBeDefined();
     // Flood past the limit: the offender is disconnected, nobody else is.
     for (let i = 0; i < 10; i++) raw.sendBytes(new Uint8Array([0x10 + i]));

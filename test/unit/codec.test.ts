@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
   BackchannelError,
+  CONTROL_HEADER_BYTES,
   DATA_HEADER_BYTES,
   DataModes,
   ErrorCode,
@@ -10,6 +11,7 @@ import {
   encodeAckFrame,
   encodeControlFrame,
   encodeDataFrame,
+  restampDataFrame,
   parseControlBody,
   validateClientMessage,
 } from '@backchannel/protocol';
@@ -22,7 +24,6 @@ const header = fc.record({
   room: u32,
   sender: u32,
   seq: u32,
-  connSeq: u32,
 });
 
 describe('frame codec', () => {
@@ -37,8 +38,18 @@ describe('frame codec', () => {
     );
   });
 
+  it('restamping the sender changes nothing else', () => {
+    fc.assert(
+      fc.property(header, u32, fc.uint8Array({ maxLength: 64 }), (h, sender, payload) => {
+        const frame = encodeDataFrame(h, payload);
+        restampDataFrame(frame, sender);
+        expect(decodeFrame(frame)).toEqual({ kind: FrameKind.Data, ...h, sender, payload });
+      }),
+    );
+  });
+
   it('decoded payloads are views into the input, not copies', () => {
-    const frame = encodeDataFrame({ mode: 'unreliable', fin: true, streamId: 7, room: 1, sender: 2, seq: 3, connSeq: 0 }, new Uint8Array([1, 2, 3]));
+    const frame = encodeDataFrame({ mode: 'unreliable', fin: true, streamId: 7, room: 1, sender: 2, seq: 3 }, new Uint8Array([1, 2, 3]));
     const d = decodeFrame(frame);
     if (d.kind !== FrameKind.Data) throw new Error('expected data');
     expect(d.payload.buffer).toBe(frame.buffer);
@@ -46,12 +57,13 @@ describe('frame codec', () => {
 
   it('control and ack frames round-trip', () => {
     fc.assert(
-      fc.property(u32, fc.jsonValue(), (seq, value) => {
-        const json = JSON.stringify({ t: 'x', v: value });
-        const d = decodeFrame(encodeControlFrame(seq, json));
+      fc.property(fc.jsonValue(), fc.string({ unit: 'binary' }), (value, text) => {
+        const json = JSON.stringify({ t: 'x', v: value, text });
+        const frame = encodeControlFrame(json);
+        expect(frame.byteLength).toBe(CONTROL_HEADER_BYTES + new TextEncoder().encode(json).byteLength);
+        const d = decodeFrame(frame);
         expect(d.kind).toBe(FrameKind.Control);
         if (d.kind !== FrameKind.Control) return;
-        expect(d.connSeq).toBe(seq);
         expect(parseControlBody(d.body)).toEqual(JSON.parse(json));
       }),
     );
@@ -90,7 +102,7 @@ describe('frame codec', () => {
   });
 
   it('rejects other wire versions, reserved flags and stream id 0', () => {
-    const good = encodeDataFrame({ mode: 'reliable-bytes', fin: true, streamId: 9, room: 1, sender: 0, seq: 0, connSeq: 1 }, new Uint8Array(1));
+    const good = encodeDataFrame({ mode: 'reliable-bytes', fin: true, streamId: 9, room: 1, sender: 0, seq: 0 }, new Uint8Array(1));
     const v2 = good.slice();
     v2[0] = (2 << 4) | FrameKind.Data;
     expect(() => decodeFrame(v2)).toThrow(/wire version 2/);

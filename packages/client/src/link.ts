@@ -80,19 +80,19 @@ export class Link extends Emitter<LinkEvents> {
         reject(new BackchannelError(ErrorCode.RequestTimeout, `no reply to "${msg.t}" within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#pending.set(id, { resolve: resolve as (d: unknown) => void, reject, timer });
-      this.transport.send(encodeControlFrame(++this.#txSeq, JSON.stringify({ ...msg, id })));
+      ++this.#txSeq;
+      this.transport.send(encodeControlFrame(JSON.stringify({ ...msg, id })));
     });
   }
 
   /**
-   * Sends one data frame (unreliable frames carry no connection sequence number). For addressed
-   * sessions `target` is the recipient's handle, carried in the header's sender field.
+   * Sends one data frame; a reliable one takes the next connection sequence number (data frames do
+   * not carry it: the receiver counts). For addressed sessions `target` is the recipient's handle,
+   * carried in the header's sender field.
    */
-  sendData(header: Omit<DataHeader, 'connSeq' | 'sender'> & { target?: number }, payload: Uint8Array): number {
-    const frame = encodeDataFrame(
-      { mode: header.mode, fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0, connSeq: header.mode === 'unreliable' ? 0 : ++this.#txSeq },
-      payload,
-    );
+  sendData(header: Omit<DataHeader, 'sender'> & { target?: number }, payload: Uint8Array): number {
+    if (header.mode !== 'unreliable') ++this.#txSeq;
+    const frame = encodeDataFrame({ mode: header.mode, fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0 }, payload);
     this.transport.send(frame);
     return frame.byteLength;
   }
@@ -141,7 +141,7 @@ export class Link extends Emitter<LinkEvents> {
       this.serverAck = frame.ack;
       return false;
     }
-    if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received(frame.connSeq);
+    if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received();
     if (frame.kind === FrameKind.Data) {
       this.emit('data', frame);
       return false;
@@ -165,8 +165,9 @@ export class Link extends Emitter<LinkEvents> {
     return false;
   }
 
-  #received(connSeq: number): void {
-    if (connSeq > this.#rxSeq) this.#rxSeq = connSeq;
+  /** Counts a sequenced frame (the transport is ordered, so the count is its number). */
+  #received(): void {
+    this.#rxSeq++;
     if (++this.#unacked >= this.#opts.ackEvery) this.#sendAck();
     else this.#ackTimer ??= setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
   }

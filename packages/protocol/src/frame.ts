@@ -18,9 +18,9 @@ export const DataModes = ['reliable-message', 'reliable-bytes', 'unreliable'] as
 export type DataMode = (typeof DataModes)[number];
 
 /** Size in bytes of a data frame's fixed header. */
-export const DATA_HEADER_BYTES = 20;
+export const DATA_HEADER_BYTES = 16;
 /** Size in bytes of a control frame's fixed header (before the JSON body). */
-export const CONTROL_HEADER_BYTES = 5;
+export const CONTROL_HEADER_BYTES = 1;
 /** Size in bytes of an acknowledgement frame. */
 export const ACK_FRAME_BYTES = 5;
 
@@ -42,8 +42,6 @@ export interface DataHeader {
   sender: number;
   /** Per-session message sequence number (u32, wraps), the same for all fragments of one send(). */
   seq: number;
-  /** Per-connection frame sequence number for acknowledgement; 0 for unreliable frames. */
-  connSeq: number;
 }
 
 /** A decoded data frame; `payload` is a view into the received buffer, not a copy. */
@@ -55,11 +53,10 @@ export interface DataFrame extends DataHeader {
 /** A decoded control frame; `body` is the UTF-8 JSON of the message (a view). */
 export interface ControlFrame {
   kind: typeof FrameKind.Control;
-  connSeq: number;
   body: Uint8Array;
 }
 
-/** A decoded acknowledgement frame: every frame with connSeq ≤ `ack` has been received. */
+/** A decoded acknowledgement frame: the first `ack` sequenced frames have been received. */
 export interface AckFrame {
   kind: typeof FrameKind.Ack;
   ack: number;
@@ -102,7 +99,6 @@ export function writeDataHeader(target: Uint8Array, offset: number, h: DataHeade
   put32(target, offset + 4, h.room);
   put32(target, offset + 8, h.sender);
   put32(target, offset + 12, h.seq >>> 0);
-  put32(target, offset + 16, h.connSeq >>> 0);
 }
 
 /** Encodes a data frame: header then payload, in one freshly allocated buffer. */
@@ -114,23 +110,37 @@ export function encodeDataFrame(h: DataHeader, payload: Uint8Array): Uint8Array 
 }
 
 /**
- * Re-stamps the per-hop fields (sender and connection sequence) of an encoded data frame in place.
- * The server uses this to forward one received frame without re-encoding it.
+ * Re-stamps the sender field of an encoded data frame in place. The server uses this to forward
+ * one received frame, unchanged otherwise, to every receiver: no re-encoding, no copy.
  */
-export function restampDataFrame(frame: Uint8Array, sender: number, connSeq: number): void {
+export function restampDataFrame(frame: Uint8Array, sender: number): void {
   put32(frame, 8, sender);
-  put32(frame, 16, connSeq >>> 0);
 }
 
-/** Encodes a control frame from an already serialised JSON string. */
-export function encodeControlFrame(connSeq: number, json: string): Uint8Array {
-  // Compute the worst-case length first, write once, then trim: no intermediate copies.
-  const out = new Uint8Array(CONTROL_HEADER_BYTES + json.length * 3);
-  const dv = view(out);
-  dv.setUint8(0, (WIRE_VERSION << 4) | FrameKind.Control);
-  dv.setUint32(1, connSeq >>> 0);
-  const { written } = encoder.encodeInto(json, out.subarray(CONTROL_HEADER_BYTES));
-  return out.subarray(0, CONTROL_HEADER_BYTES + written);
+/** UTF-8 length of a string (lone surrogates count as U+FFFD, as TextEncoder writes them). */
+function utf8Length(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) n += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 2; // a surrogate pair: 2 UTF-16 units, 4 bytes
+      i++;
+    } else n += 2;
+  }
+  return n;
+}
+
+/**
+ * Encodes a control frame from an already serialised JSON string, into a buffer of exactly its
+ * size (frames may sit in socket buffers; a room's broadcast shares one).
+ */
+export function encodeControlFrame(json: string): Uint8Array {
+  const out = new Uint8Array(CONTROL_HEADER_BYTES + utf8Length(json));
+  out[0] = (WIRE_VERSION << 4) | FrameKind.Control;
+  encoder.encodeInto(json, out.subarray(CONTROL_HEADER_BYTES));
+  return out;
 }
 
 /** Encodes an acknowledgement frame. */
@@ -174,13 +184,12 @@ export function decodeFrame(buf: Uint8Array): Frame {
         room: get32(buf, 4),
         sender: get32(buf, 8),
         seq: get32(buf, 12),
-        connSeq: get32(buf, 16),
         payload: buf.subarray(DATA_HEADER_BYTES),
       };
     }
     case FrameKind.Control: {
       if (buf.byteLength < CONTROL_HEADER_BYTES + 2) throw badFrame('control frame too short');
-      return { kind: FrameKind.Control, connSeq: get32(buf, 1), body: buf.subarray(CONTROL_HEADER_BYTES) };
+      return { kind: FrameKind.Control, body: buf.subarray(CONTROL_HEADER_BYTES) };
     }
     case FrameKind.Ack: {
       if (buf.byteLength !== ACK_FRAME_BYTES) throw badFrame(`ack frame must be ${ACK_FRAME_BYTES} bytes`);

@@ -7,7 +7,7 @@ import type { Link } from '../link.js';
 
 /** A chunk waiting to be written. */
 export interface OutItem extends QueueItem {
-  header: Omit<DataHeader, 'connSeq' | 'sender'> & { target?: number };
+  header: Omit<DataHeader, 'sender'> & { target?: number };
   payload: Uint8Array;
   /** Told when the chunk has been handed to the transport. */
   onSent: (item: OutItem) => void;

@@ -18,6 +18,7 @@ import {
   PRIORITY_CLASS,
   STREAM_ID_RESERVED_MIN,
   SessionCloseReason,
+  encodeDataFrame,
   type DataMode,
   type Priority,
   type PriorityClass,
@@ -141,18 +142,8 @@ export class AppMessenger {
     const frames: OutboundFrame[] = [];
     for (let off = 0; off === 0 || off < data.byteLength; off += chunk) {
       const payload = data.subarray(off, Math.min(off + chunk, data.byteLength));
-      frames.push({
-        size: payload.byteLength,
-        droppable: s.mode === 'unreliable',
-        mode: s.mode,
-        fin: off + chunk >= data.byteLength,
-        streamId: s.streamId,
-        room: room.num,
-        sender: SERVER_SID,
-        seq,
-        payload,
-        shares: 0,
-      });
+      const header = { mode: s.mode, fin: off + chunk >= data.byteLength, streamId: s.streamId, room: room.num, sender: SERVER_SID, seq };
+      frames.push({ size: payload.byteLength, droppable: s.mode === 'unreliable', wire: encodeDataFrame(header, payload) });
     }
     return frames;
   }

@@ -2,34 +2,24 @@
  * A connected, authenticated client as the core sees it. The core never touches sockets: it talks
  * to a peer through the {@link PeerLink} the transport gives it.
  */
-import type { Capabilities, DataMode, PriorityClass, QueueItem, Reason, ServerEvent } from '@backchannel/protocol';
+import type { Capabilities, PriorityClass, QueueItem, Reason, ServerEvent } from '@backchannel/protocol';
 import type { ResolvedGrants } from '@backchannel/server-sdk';
 import type { Room } from './room.js';
 
-/** A data frame to forward, shared by every receiver (immutable once queued). */
+/**
+ * A data frame to forward: the encoded frame (header + payload), the same bytes for every receiver
+ * and immutable once queued, so one buffer serves a whole room.
+ */
 export interface OutboundFrame extends QueueItem {
-  mode: DataMode;
-  fin: boolean;
-  streamId: number;
-  room: number;
-  sender: number;
-  seq: number;
-  payload: Uint8Array;
-  /**
-   * The frame as received (header + payload). When exactly one receiver takes it (`shares` = 1,
-   * e.g. a 1:1 call), the transport restamps it in place and sends it: no allocation, no copy.
-   */
-  raw?: Uint8Array;
-  /** How many receivers this frame was queued for so far. */
-  shares: number;
+  wire: Uint8Array;
 }
 
 /** What the core may ask of a peer's connection. */
 export interface PeerLink {
   /** Sends a control event to this peer now (ahead of queued data). */
   sendEvent(event: ServerEvent): void;
-  /** Sends a control event already serialised with JSON.stringify (shared by many peers). */
-  sendJson(json: string): void;
+  /** Sends a control event already encoded as a control frame (one buffer shared by many peers). */
+  sendControlFrame(frame: Uint8Array): void;
   /**
    * Queues a data frame of session `key`. With `dropCap`, the session's oldest droppable frames
    * beyond that many bytes are dropped. Returns the session's queued bytes and the frames dropped.

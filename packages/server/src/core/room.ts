@@ -2,7 +2,7 @@
  * A room: the set of participants that share calls' or conferences' events and data sessions.
  * A 1:1 call is a room of two (`kind: 'call'`); a conference is a room of many.
  */
-import type { ParticipantInfo, RoomInfo, ServerEvent, SessionInfo } from '@backchannel/protocol';
+import { encodeControlFrame, type ParticipantInfo, type RoomInfo, type ServerEvent, type SessionInfo } from '@backchannel/protocol';
 import type { Peer } from './peer.js';
 
 /** A peer's membership in one room. */
@@ -62,7 +62,7 @@ export class Room {
   /** Sends `event` to every member except `except`. */
   broadcast(event: ServerEvent, except?: Member): void {
     if (this.members.size === 0) return;
-    const json = JSON.stringify(event); // once for the room, not once per member
-    for (const m of this.members.values()) if (m !== except) m.peer.link.sendJson(json);
+    const frame = encodeControlFrame(JSON.stringify(event)); // once for the room, not once per member
+    for (const m of this.members.values()) if (m !== except) m.peer.link.sendControlFrame(frame);
   }
 }

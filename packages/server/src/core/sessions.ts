@@ -10,6 +10,7 @@ import {
   PRIORITY_CLASS,
   STREAM_ID_RESERVED_MIN,
   SessionCloseReason,
+  restampDataFrame,
   type ClientMessage,
   type DataFrame,
   type DataMode,
@@ -114,24 +115,13 @@ export class SessionRouter {
     if (!s) throw new BackchannelError(ErrorCode.SessionNotFound, `no open send session on stream ${frame.streamId} in room ${room.num}`);
     if (frame.mode !== s.mode) throw new BackchannelError(ErrorCode.BadFrame, `frame mode ${frame.mode} does not match session mode ${s.mode}`);
     this.#meter(peer, frame.payload.byteLength);
-    const out: OutboundFrame = {
-      size: frame.payload.byteLength,
-      droppable: s.mode === 'unreliable',
-      mode: s.mode,
-      fin: frame.fin,
-      streamId: s.streamId,
-      room: room.num,
-      sender: peer.sid,
-      seq: frame.seq,
-      payload: frame.payload,
-      raw,
-      shares: 0,
-    };
+    // The received frame is forwarded as it is, with the sender's handle stamped in.
+    restampDataFrame(raw, peer.sid);
+    const out: OutboundFrame = { size: frame.payload.byteLength, droppable: s.mode === 'unreliable', wire: raw };
     const cfg = this.hub.config;
     const visit = (m: Member) => {
       if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(m, s.streamId)) return;
       if (!s.announced.has(m.peer.id)) this.#announce(s, m);
-      out.shares++;
       if (out.droppable) {
         const { dropped } = m.peer.link.sendData(s.key, s.priority, out, cfg.unreliableQueueMaxBytes);
         if (dropped > 0) {

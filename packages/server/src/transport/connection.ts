@@ -6,15 +6,12 @@
 import type { WebSocket } from 'ws';
 import {
   BackchannelError,
-  DATA_HEADER_BYTES,
   ErrorCode,
   FairQueue,
   FrameKind,
   decodeFrame,
   encodeAckFrame,
   encodeControlFrame,
-  restampDataFrame,
-  writeDataHeader,
   type DataFrame,
   type PriorityClass,
   type QueueItem,
@@ -119,15 +116,15 @@ export class Connection implements PeerLink {
 
   /** Sends a control message now (replies and events). */
   sendControl(msg: ServerMessage): void {
-    this.sendJson(JSON.stringify(msg));
+    if (!this.closed) this.sendControlFrame(encodeControlFrame(JSON.stringify(msg)));
   }
 
-  /** Sends an already serialised control message (one serialisation for a whole room). */
-  sendJson(json: string): void {
+  /** Sends an encoded control frame (one buffer may serve a whole room). */
+  sendControlFrame(frame: Uint8Array): void {
     if (this.closed) return;
     // Data queued earlier in this turn goes first, as it would have without batching.
     if (toFlush.has(this)) this.flush();
-    const frame = encodeControlFrame(++this.#txSeq, json);
+    ++this.#txSeq;
     this.stats.framesOut++;
     this.stats.bytesOut += frame.byteLength;
     this.#ws.send(frame);
@@ -243,17 +240,9 @@ export class Connection implements PeerLink {
           this.sendControl(item.event);
           continue;
         }
-        const connSeq = item.droppable ? 0 : ++this.#txSeq;
-        let out: Uint8Array;
-        if (item.raw && item.shares === 1) {
-          // The only receiver: forward the received frame itself, restamped.
-          restampDataFrame(item.raw, item.sender, connSeq);
-          out = item.raw;
-        } else {
-          out = Buffer.allocUnsafe(DATA_HEADER_BYTES + item.payload.byteLength);
-          writeDataHeader(out, 0, { mode: item.mode, fin: item.fin, streamId: item.streamId, room: item.room, sender: item.sender, seq: item.seq, connSeq });
-          out.set(item.payload, DATA_HEADER_BYTES);
-        }
+        // A reliable frame takes the next connection sequence number (the client counts them).
+        if (!item.droppable) ++this.#txSeq;
+        const out = item.wire;
         this.stats.framesOut++;
         this.stats.bytesOut += out.byteLength;
         this.#ws.send(out, this.#afterWrite);
@@ -281,7 +270,7 @@ export class Connection implements PeerLink {
       this.peerAck = frame.ack;
       return;
     }
-    if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received(frame.connSeq);
+    if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received();
     if (frame.kind === FrameKind.Control) this.#handlers.control(this, frame.body);
     else this.#handlers.data(this, frame, data);
   }
@@ -301,8 +290,8 @@ export class Connection implements PeerLink {
   }
 
   /** Counts a received sequenced frame and acknowledges in batches. */
-  #received(connSeq: number): void {
-    if (connSeq > this.#rxSeq) this.#rxSeq = connSeq;
+  #received(): void {
+    this.#rxSeq++;
     if (++this.#unacked >= this.#opts.ackEvery) this.#sendAck();
     else if (!this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
   }
