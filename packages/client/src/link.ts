@@ -17,6 +17,7 @@ import {
   type ServerMessage,
 } from '@backchannel/protocol';
 import type { Transport } from './transport.js';
+import { platform } from './platform.js';
 import { nextMacrotask } from './util.js';
 
 const decoder = new TextDecoder();
@@ -92,7 +93,7 @@ export class Link extends Emitter<LinkEvents> {
    */
   sendData(header: Omit<DataHeader, 'sender'> & { target?: number }, payload: Uint8Array): number {
     if (header.mode !== 'unreliable') ++this.#txSeq;
-    const frame = encodeDataFrame({ mode: header.mode, fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0 }, payload);
+    const frame = encodeDataFrame({ mode: header.mode, fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0 }, payload, platform.allocFrame);
     this.transport.send(frame);
     return frame.byteLength;
   }

@@ -24,7 +24,7 @@ export interface ClientOptions {
   lowWaterMarkBytes?: number;
   /** Unreliable bytes queued per session before the oldest are dropped. Default 256 KiB. */
   unreliableQueueMaxBytes?: number;
-  /** Transport buffer level above which the SDK stops writing data frames. Default 1 MiB. */
+  /** Transport buffer level above which the SDK stops writing data frames. Default 256 KiB. */
   socketHighWaterBytes?: number;
   /** Bytes held per room for stream ids that have no receiver yet. Default 1 MiB. */
   pendingBufferBytes?: number;
@@ -51,7 +51,7 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   highWaterMarkBytes: 1024 * 1024,
   lowWaterMarkBytes: 256 * 1024,
   unreliableQueueMaxBytes: 256 * 1024,
-  socketHighWaterBytes: 1024 * 1024,
+  socketHighWaterBytes: 256 * 1024,
   pendingBufferBytes: 1024 * 1024,
   pendingBufferMs: 5_000,
   maxOutgoingStreams: 8,

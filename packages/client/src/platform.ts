@@ -24,6 +24,8 @@ export interface Platform {
   createHasher(): Hasher;
   /** Opens a file path (Node only). */
   openPath(path: string): Promise<FileSource>;
+  /** Allocates a buffer for an outgoing frame; every byte gets written, so it need not be zeroed. */
+  allocFrame(size: number): Uint8Array;
 }
 
 const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
@@ -37,6 +39,7 @@ export const platform: Platform = {
   openPath() {
     return Promise.reject(new BackchannelError(ErrorCode.InvalidArgument, 'file paths can only be sent from Node; pass a File or Blob'));
   },
+  allocFrame: (size) => new Uint8Array(size),
 };
 
 /** A Blob/File as a {@link FileSource}, read slice by slice (never whole in memory). */

@@ -16,6 +16,11 @@ export interface Transport {
   onframe: (frame: Uint8Array) => void;
   /** Called once when the transport has closed. */
   onclose: (code: number, reason: string) => void;
+  /**
+   * Called when the send buffer has emptied, if the transport can tell (Node's `ws` can; browsers
+   * cannot, and the SDK polls `bufferedAmount` instead).
+   */
+  onwritable?: () => void;
 }
 
 /** Opens a transport to `url`; resolves once it is open. */
@@ -57,7 +62,8 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
       let opened = false;
       // Node's `ws` exposes its socket: batch every frame sent in one synchronous run into one
       // socket write (browsers batch on their own).
-      const socket = () => (ws as unknown as { _socket?: { cork(): void; uncork(): void; destroyed?: boolean } })._socket;
+      const socket = () =>
+        (ws as unknown as { _socket?: { cork(): void; uncork(): void; destroyed?: boolean; on(event: 'drain', listener: () => void): void } })._socket;
       let corked = false;
       const uncork = () => {
         corked = false;
@@ -85,6 +91,7 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
       };
       ws.addEventListener('open', () => {
         opened = true;
+        socket()?.on('drain', () => transport.onwritable?.());
         resolve(transport);
       });
       ws.addEventListener('message', (ev: { data: unknown }) => {

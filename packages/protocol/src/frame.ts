@@ -66,6 +66,7 @@ export interface AckFrame {
 export type Frame = DataFrame | ControlFrame | AckFrame;
 
 const encoder = new TextEncoder();
+const zeroed = (size: number) => new Uint8Array(size);
 
 function view(buf: Uint8Array): DataView {
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -101,9 +102,12 @@ export function writeDataHeader(target: Uint8Array, offset: number, h: DataHeade
   put32(target, offset + 12, h.seq >>> 0);
 }
 
-/** Encodes a data frame: header then payload, in one freshly allocated buffer. */
-export function encodeDataFrame(h: DataHeader, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(DATA_HEADER_BYTES + payload.byteLength);
+/**
+ * Encodes a data frame: header then payload, in one freshly allocated buffer (from `alloc`, which
+ * may skip zero-filling, e.g. Node's `Buffer.allocUnsafe`: every byte is written).
+ */
+export function encodeDataFrame(h: DataHeader, payload: Uint8Array, alloc: (size: number) => Uint8Array = zeroed): Uint8Array {
+  const out = alloc(DATA_HEADER_BYTES + payload.byteLength);
   writeDataHeader(out, 0, h);
   out.set(payload, DATA_HEADER_BYTES);
   return out;

@@ -21,7 +21,9 @@ export class Outbound {
   constructor(
     private readonly link: Link,
     private readonly socketHighWaterBytes: number,
-  ) {}
+  ) {
+    link.transport.onwritable = () => this.pump();
+  }
 
   /** Queues a chunk; returns the chunks dropped to respect `dropCap` (unreliable sessions). */
   push(key: string, priority: PriorityClass, item: OutItem, dropCap?: number): OutItem[] {
@@ -42,7 +44,7 @@ export class Outbound {
         this.link.sendData(next.item.header, next.item.payload);
         next.item.onSent(next.item);
       }
-      // Browsers have no 'drain' event on WebSocket: poll the buffer until it has room.
+      // Until the transport says it is writable again (browsers never do), poll for room.
       this.#timer ??= setTimeout(() => {
         this.#timer = undefined;
         this.pump();
