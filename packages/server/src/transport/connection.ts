@@ -39,10 +39,7 @@ const toFlush = new Set<Connection>();
 let flushScheduled = false;
 function flushAll(): void {
   flushScheduled = false;
-  for (const conn of toFlush) {
-    toFlush.delete(conn);
-    conn.flush();
-  }
+  for (const conn of toFlush) conn.flush(); // flush() takes it out of the set
 }
 
 /** A queued marker: a control event that must follow the data queued before it. */
@@ -203,7 +200,6 @@ export class Connection implements PeerLink {
    */
   #schedule(): void {
     if (this.#queue.bytes >= WRITE_BATCH_BYTES && this.#ws.bufferedAmount < this.#opts.socketHighWaterBytes) {
-      toFlush.delete(this);
       this.flush();
       return;
     }
