@@ -10,7 +10,7 @@ import { cpus, freemem, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { summarizeProfile } from './lib/cpuprofile.mjs';
-import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, REPO_DIR, WorkerPool, killAll, startWorker } from './lib/procs.mjs';
+import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, NODE_FLAGS, REPO_DIR, WorkerPool, killAll, startWorker } from './lib/procs.mjs';
 import { checkTargets, fmt, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable } from './lib/report.mjs';
 import { DURATIONS, SYSTEMS, SYSTEM_LABELS, scenarios } from './lib/scenarios.mjs';
 import { nowNs } from './lib/util.mjs';
@@ -20,7 +20,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --quick              short smoke run (about a minute; numbers are indicative only)
   --only LIST          scenarios to run, by group or id, comma-separated:
                          throughput (tp-100, tp-1k, tp-16k), fanout (fanout-1k, mesh-1k),
-                         latency (lat-1000, lat-50pct), bulk, join, scale (idle, scale)
+                         latency (lat-1000, lat-50pct, lat-same), bulk, join, scale (idle, scale)
   --systems LIST       systems to run: backchannel, socketio, ws (default: all three)
   --idle N             participants of the "idle" scenario (default 1000; quick 100)
   --scale N            participants of the "scale" scenario (default 5000; quick 250)
@@ -195,6 +195,7 @@ async function main() {
     code: codeVersion(),
     versions: { socketio: version('socket.io'), socketioClient: version('socket.io-client'), ws: version('ws') },
     backchannelConfig: BACKCHANNEL_BENCH_CONFIG,
+    nodeFlags: NODE_FLAGS,
     durations,
     loadStart: loadavg()[0],
   };
@@ -207,6 +208,7 @@ async function main() {
   const profDir = args.profile ? join(resultsDir, `profiles-${stamp}`) : undefined;
   const profiles = [];
   const results = {};
+  const probed = {};
   const pool = new WorkerPool({ cpuProfDir: profDir && join(profDir, 'workers') });
   const ctx = {
     pool,
@@ -214,14 +216,16 @@ async function main() {
     log,
     results,
     cpuProfDir: undefined,
-    /** Max 1:1 100 B msg/s of `system`: from this run's tp-100, else a short probe. */
+    /** Max 1:1 100 B msg/s of `system`: from this run's tp-100, else a short probe (once). */
     async maxRate100(system) {
       const known = results['tp-100']?.[system];
       if (known && !known.error) return known.msgsPerSec;
-      log(`  (probing ${SYSTEM_LABELS[system]} 100 B max rate for the 50 % point)`);
-      const probe = all.find((s) => s.id === 'tp-100');
-      const r = await probe.run(system, { ...ctx, cpuProfDir: undefined, durations: { ...durations, windows: 1 } });
-      return r.msgsPerSec;
+      if (probed[system] === undefined) {
+        log(`  (probing ${SYSTEM_LABELS[system]} 100 B max rate for the 50 % point)`);
+        const probe = all.find((s) => s.id === 'tp-100');
+        probed[system] = (await probe.run(system, { ...ctx, cpuProfDir: undefined, durations: { ...durations, windows: 1 } })).msgsPerSec;
+      }
+      return probed[system];
     },
   };
   for (const sc of selected) {

@@ -78,7 +78,7 @@ export function checkTargets(run) {
       out.push({ target: `${sc.title}: delivered msg/s ≥ 2× Socket.IO`, value: fmtRatio(r), met: r >= 2 });
     }
   }
-  for (const id of ['lat-1000', 'lat-50pct']) {
+  for (const id of ['lat-1000', 'lat-50pct', 'lat-same']) {
     const sc = get(id);
     if (!sc || !ok(sc.results.backchannel) || !ok(sc.results.ws)) continue;
     const bc = sc.results.backchannel.p99Ms;
@@ -134,6 +134,7 @@ Profiles of the Backchannel server's hot path are in [PROFILE.md](PROFILE.md).
   }
 - **Clock check:** timestamps use CLOCK_MONOTONIC, shared by all processes; measured worker-vs-orchestrator offset ${fmt(meta.clock.offsetUs, 1)} µs (bound ±${fmt(meta.clock.boundUs, 1)} µs, half the best IPC round trip)
 - **Backchannel server settings beyond the defaults:** ${bcConfig}
+- **Node flags of every process (servers and clients of all three systems):** ${(meta.nodeFlags ?? []).map((f) => `\`${f}\``).join(' ') || 'none'}
 - **Run time:** ${fmt(meta.elapsedSec, 0)} s
 
 Ratios are Backchannel ÷ peer. ↑ = higher is better, ↓ = lower is better.

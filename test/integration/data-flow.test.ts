@@ -206,6 +206,40 @@ describe('priority and pacing', () => {
     await Promise.all([a.close(), b.client.close()]);
   }, 60_000);
 
+  it('the send window keeps bulk data in the SDK while the server reads slowly, so high-priority data overtakes it', async () => {
+    // The bitrate limit makes the server read a's socket slowly (2 MB/s), and a's socket buffer
+    // limit is set out of the way. Without a send window all the low-priority data would go into
+    // the socket at once, ahead of anything sent later; with it, at most a window of it is ahead
+    // of the high-priority message and the rest waits in the SDK's priority queue.
+    const s = await server({ maxDataBitrateKbps: 16_000 });
+    const WINDOW = 128 * KiB;
+    const a = await Client.connect(s.url, await s.token('sw-a'), { sendWindowBytes: WINDOW, socketHighWaterBytes: 64 * MiB, highWaterMarkBytes: 64 * MiB });
+    const b = await Client.connect(s.url, await s.token('sw-b'));
+    const ra = await a.joinConference('window');
+    const rb = await b.joinConference('window');
+    const LOWS = 64;
+    const order: string[] = [];
+    const done = deferred();
+    const record = (tag: string) => (_d: Uint8Array, info: { seq: number }) => {
+      order.push(`${tag}${info.seq}`);
+      if (order.length === LOWS + 1) done.resolve();
+    };
+    await rb.makeRecvDataSession(1, record('L'));
+    await rb.makeRecvDataSession(2, record('H'));
+    const low = await ra.makeSendDataSession(1, 'reliable-message', { priority: 'low' });
+    const high = await ra.makeSendDataSession(2, 'reliable-message', { priority: 'high' });
+    for (let i = 0; i < LOWS; i++) low.send(payload(64 * KiB, i)); // 4 MiB
+    // What the window holds back waits in the SDK, where send() and stats() see it.
+    expect(low.stats().localQueuedBytes).toBeGreaterThanOrEqual(LOWS * 64 * KiB - WINDOW - 64 * KiB);
+    high.send(payload(KiB, 0));
+    await done.promise;
+    const lowsBeforeHigh = order.indexOf('H0');
+    // Ahead of it: at most a window of low data (plus one chunk in the server's hands).
+    expect(lowsBeforeHigh).toBeLessThanOrEqual(WINDOW / (64 * KiB) + 2);
+    expect(order.filter((t) => t.startsWith('L'))).toEqual(Array.from({ length: LOWS }, (_, i) => `L${i}`));
+    await Promise.all([a.close(), b.close()]);
+  }, 60_000);
+
   it('maxBitrateKbps paces sending', async () => {
     const s = await server({});
     const a = await Client.connect(s.url, await s.token('pace-a'));

@@ -59,7 +59,7 @@ export class Client extends Emitter<ClientEvents> {
     this.participantId = welcome.participantId;
     this.displayName = welcome.displayName;
     this.grants = welcome.grants;
-    this.#core = { link, outbound: new Outbound(link, options.socketHighWaterBytes), options, limits: welcome.limits, participantId: welcome.participantId };
+    this.#core = { link, outbound: new Outbound(link, options.socketHighWaterBytes, options.sendWindowBytes), options, limits: welcome.limits, participantId: welcome.participantId };
     link.on('event', (ev) => this.#onEvent(ev));
     link.on('data', (frame) => this.#rooms.get(frame.room)?._onData(frame));
     link.on('closed', (code, reason) => this.#onClosed(code, reason));

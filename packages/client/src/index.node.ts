@@ -2,7 +2,7 @@
  * Node entry of the client SDK: identical to the browser entry, with the `ws` package as the
  * default WebSocket (Node 20 has no global WebSocket).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -14,16 +14,43 @@ import { webSocketTransport, type WebSocketConstructor } from './transport.js';
 
 export * from './index.js';
 
+/** Random bytes for masking keys, drawn 4 at a time and refilled in bulk. */
+const maskPool = Buffer.alloc(8192);
+let maskAt = maskPool.length;
+
+/**
+ * Masking keys: random, as RFC 6455 requires, and never all zero. `ws` masks a frame by copying it
+ * into a buffer of its own unless the key is zero, so with this the copy always happens inside
+ * `send()` and the SDK may reuse its frame buffer (`copiesOnSend`).
+ */
+function generateMask(mask: Buffer): void {
+  if (maskAt === maskPool.length) {
+    randomFillSync(maskPool);
+    maskAt = 0;
+  }
+  maskPool.copy(mask, 0, maskAt, (maskAt += 4));
+  if ((mask[0]! | mask[1]! | mask[2]! | mask[3]!) === 0) mask[0] = 1;
+}
+
+/** `ws` as the SDK's default: no compression (frames are sent at once, in order) and the keys above. */
+class NodeWebSocket extends WebSocket {
+  constructor(url: string) {
+    super(url, { perMessageDeflate: false, generateMask });
+  }
+}
+
 const connect = Client.connect.bind(Client);
-// Node default: use `ws` unless the caller chose a WebSocket or a transport.
-const nodeTransport = (Impl: WebSocketConstructor) => webSocketTransport(Impl, { nodeBuffers: true });
+// Node default: `ws` as above unless the caller chose a WebSocket or a transport.
 Object.defineProperty(Client, 'connect', {
   value: (url: string, token: string, options: ClientOptions = {}) =>
-    connect(
-      url,
-      token,
-      options.transport ? options : { ...options, transport: nodeTransport(options.WebSocket ?? (WebSocket as unknown as WebSocketConstructor)) },
-    ),
+    connect(url, token, {
+      ...options,
+      transport:
+        options.transport ??
+        (options.WebSocket
+          ? webSocketTransport(options.WebSocket, { nodeBuffers: true })
+          : webSocketTransport(NodeWebSocket as unknown as WebSocketConstructor, { nodeBuffers: true, copiesOnSend: true })),
+    }),
 });
 
 // Node: frame buffers without zero-filling (small ones come from Node's buffer pool).

@@ -42,17 +42,27 @@ export interface LinkOptions {
   ackDelayMs: number;
 }
 
+/** Unacknowledged sequenced frames the send window can account for (a power of two, minus one). */
+const RING_MASK = 0xffff;
+
 export class Link extends Emitter<LinkEvents> {
   readonly transport: Transport;
   #opts: LinkOptions;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
   #txSeq = 0;
+  /** Bytes of sequenced frames sent, in total; `#sentAt[n & RING_MASK]` is the total after frame n. */
+  #txBytes = 0;
+  readonly #sentAt = new Float64Array(RING_MASK + 1);
+  /** Reused for every outgoing data frame when the transport copies on send. */
+  #scratch: Uint8Array | undefined;
   #rxSeq = 0;
   #unacked = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   /** Highest sequence number the server acknowledged. */
   serverAck = 0;
+  /** Called after each acknowledgement from the server (the send window has moved). */
+  onack: () => void = () => {};
   closed = false;
   // Frames waiting while a just-delivered reply's awaiting code runs (see #onFrame).
   #backlog: Uint8Array[] = [];
@@ -81,8 +91,9 @@ export class Link extends Emitter<LinkEvents> {
         reject(new BackchannelError(ErrorCode.RequestTimeout, `no reply to "${msg.t}" within ${timeoutMs} ms`));
       }, timeoutMs);
       this.#pending.set(id, { resolve: resolve as (d: unknown) => void, reject, timer });
-      ++this.#txSeq;
-      this.transport.send(encodeControlFrame(JSON.stringify({ ...msg, id })));
+      const frame = encodeControlFrame(JSON.stringify({ ...msg, id }));
+      this.#sequenced(frame.byteLength);
+      this.transport.send(frame);
     });
   }
 
@@ -92,10 +103,32 @@ export class Link extends Emitter<LinkEvents> {
    * carried in the header's sender field.
    */
   sendData(header: Omit<DataHeader, 'sender'> & { target?: number }, payload: Uint8Array): number {
-    if (header.mode !== 'unreliable') ++this.#txSeq;
-    const frame = encodeDataFrame({ mode: header.mode, fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0 }, payload, platform.allocFrame);
+    const frame = encodeDataFrame({ mode: header.mode, fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0 }, payload, this.transport.copiesOnSend ? this.#scratchOf : platform.allocFrame);
+    if (header.mode !== 'unreliable') this.#sequenced(frame.byteLength);
     this.transport.send(frame);
     return frame.byteLength;
+  }
+
+  readonly #scratchOf = (size: number): Uint8Array => {
+    if (!this.#scratch || this.#scratch.byteLength < size) this.#scratch = platform.allocFrame(Math.max(size, 64 * 1024 + 64));
+    return this.#scratch.subarray(0, size);
+  };
+
+  #sequenced(bytes: number): void {
+    this.#txSeq = (this.#txSeq + 1) >>> 0;
+    this.#txBytes += bytes;
+    this.#sentAt[this.#txSeq & RING_MASK] = this.#txBytes;
+  }
+
+  /**
+   * Bytes of sequenced frames sent but not yet acknowledged by the server: in the socket buffers
+   * of both ends or not yet read by the server. Infinity when more frames than the ring tracks are
+   * unacknowledged (the caller then waits for an acknowledgement).
+   */
+  get unackedBytes(): number {
+    const ack = this.serverAck;
+    if (((this.#txSeq - ack) >>> 0) > RING_MASK) return Infinity;
+    return this.#txBytes - this.#sentAt[ack & RING_MASK]!;
   }
 
   /** Closes the transport. */
@@ -140,6 +173,7 @@ export class Link extends Emitter<LinkEvents> {
     }
     if (frame.kind === FrameKind.Ack) {
       this.serverAck = frame.ack;
+      this.onack();
       return false;
     }
     if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received();

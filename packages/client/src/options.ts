@@ -26,6 +26,12 @@ export interface ClientOptions {
   unreliableQueueMaxBytes?: number;
   /** Transport buffer level above which the SDK stops writing data frames. Default 256 KiB. */
   socketHighWaterBytes?: number;
+  /**
+   * Bytes of reliable data (and requests) the SDK lets travel unacknowledged by the server; beyond
+   * it data waits in the SDK's priority queue. Bounds what sits in socket buffers between the two,
+   * so the server's backlog reports stay current. Default 2 MiB.
+   */
+  sendWindowBytes?: number;
   /** Bytes held per room for stream ids that have no receiver yet. Default 1 MiB. */
   pendingBufferBytes?: number;
   /** How long data waits for a receiver before it is dropped (and reported). Default 5 000. */
@@ -52,6 +58,7 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   lowWaterMarkBytes: 256 * 1024,
   unreliableQueueMaxBytes: 256 * 1024,
   socketHighWaterBytes: 256 * 1024,
+  sendWindowBytes: 2 * 1024 * 1024,
   pendingBufferBytes: 1024 * 1024,
   pendingBufferMs: 5_000,
   maxOutgoingStreams: 8,

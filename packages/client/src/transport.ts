@@ -21,6 +21,11 @@ export interface Transport {
    * cannot, and the SDK polls `bufferedAmount` instead).
    */
   onwritable?: () => void;
+  /**
+   * True if `send` has copied the frame by the time it returns, so the caller may reuse the
+   * buffer at once (the SDK then encodes outgoing data into one reused buffer).
+   */
+  readonly copiesOnSend?: boolean;
 }
 
 /** Opens a transport to `url`; resolves once it is open. */
@@ -44,6 +49,11 @@ export interface WebSocketTransportOptions {
    * saves a copy of every received message. Set by the Node entry.
    */
   nodeBuffers?: boolean;
+  /**
+   * `send` copies each frame before returning (see {@link Transport.copiesOnSend}). Only for a
+   * WebSocket implementation known to do so.
+   */
+  copiesOnSend?: boolean;
 }
 
 /** A {@link TransportFactory} over WebSocket, using `WebSocketImpl` (default: the global one). */
@@ -86,6 +96,7 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
           return ws.bufferedAmount;
         },
         close: (code, reason) => ws.close(code, reason),
+        copiesOnSend: options.copiesOnSend === true,
         onframe: () => {},
         onclose: () => {},
       };

@@ -57,6 +57,12 @@ export interface ServerConfig {
   backlogReportMs: number;
   /** Frames received before an acknowledgement is sent (also sent after `ackDelayMs`). Default 64. */
   ackEvery: number;
+  /**
+   * Bytes of sequenced frames received before an acknowledgement is sent (whichever of this and
+   * `ackEvery` comes first). Clients count unacknowledged bytes against their send window, so this
+   * must stay well below it. Default 64 KiB.
+   */
+  ackEveryBytes: number;
   /** Max delay before acknowledging received frames, ms. Default 200. */
   ackDelayMs: number;
   /** How long graceful shutdown waits for clients to be told and sockets to close, ms. Default 5 000. */
@@ -118,6 +124,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   socketHighWaterBytes: 512 * 1024,
   backlogReportMs: 50,
   ackEvery: 64,
+  ackEveryBytes: 64 * 1024,
   ackDelayMs: 200,
   shutdownTimeoutMs: 5_000,
   apiRateLimit: 20,
@@ -157,6 +164,7 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   socketHighWaterBytes: [1024, 1024 * 1024 * 1024],
   backlogReportMs: [1, 60_000],
   ackEvery: [1, 1_000_000],
+  ackEveryBytes: [1, 1024 * 1024 * 1024],
   ackDelayMs: [1, 60_000],
   shutdownTimeoutMs: [0, 600_000],
   apiRateLimit: [0, 1_000_000],

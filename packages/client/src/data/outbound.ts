@@ -1,6 +1,7 @@
 /**
  * The SDK's outbound data path for one connection: a fair priority queue drained into the
- * transport while its buffer is below the high-water mark.
+ * transport while its buffer is below the high-water mark and the data the server has not yet
+ * acknowledged fits in the send window.
  */
 import { FairQueue, type DataHeader, type PriorityClass, type QueueItem } from '@backchannel/protocol';
 import type { Link } from '../link.js';
@@ -21,8 +22,10 @@ export class Outbound {
   constructor(
     private readonly link: Link,
     private readonly socketHighWaterBytes: number,
+    private readonly sendWindowBytes: number,
   ) {
     link.transport.onwritable = () => this.pump();
+    link.onack = () => this.pump();
   }
 
   /** Queues a chunk; returns the chunks dropped to respect `dropCap` (unreliable sessions). */
@@ -32,19 +35,23 @@ export class Outbound {
     return dropped;
   }
 
-  /** Writes queued chunks while the transport buffer has room; polls while it is full. */
+  /**
+   * Writes queued chunks while the transport buffer has room and the send window is open. A full
+   * window reopens with the server's next acknowledgement; a full buffer when the transport says
+   * it is writable again (browsers never do, so then it is polled).
+   */
   pump(): void {
     if (this.#pumping || this.link.closed) return;
     this.#pumping = true;
     try {
-      const t = this.link.transport;
-      while (t.bufferedAmount < this.socketHighWaterBytes) {
+      const transport = this.link.transport;
+      while (transport.bufferedAmount < this.socketHighWaterBytes) {
+        if (this.link.unackedBytes >= this.sendWindowBytes) return;
         const next = this.queue.shift();
         if (!next) return;
         this.link.sendData(next.item.header, next.item.payload);
         next.item.onSent(next.item);
       }
-      // Until the transport says it is writable again (browsers never do), poll for room.
       this.#timer ??= setTimeout(() => {
         this.#timer = undefined;
         this.pump();

@@ -31,6 +31,8 @@ export interface PeerLink {
   discard(key: string): void;
   /** Bytes queued (not yet written to the socket) for session `key`. */
   queuedBytes(key: string): number;
+  /** Calls `cb` once, when the queue of session `key` has been written out (or discarded). */
+  onDrained(key: string, cb: () => void): void;
   /** Stops reading from this peer for `ms` milliseconds (inbound bitrate limit). */
   pauseInbound(ms: number): void;
   /** Says goodbye with `reason` and closes the connection. */

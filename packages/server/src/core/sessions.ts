@@ -132,10 +132,12 @@ export class SessionRouter {
         const { queued } = m.peer.link.sendData(s.key, s.priority, out);
         if (queued > cfg.receiverQueueMaxBytes) this.#detach(s, m);
         else if (queued >= s.reportedBacklog + cfg.chunkBytes) {
-          // Growth is reported at once (a sender can push megabytes between timer ticks);
-          // the timer reports decreases and the exact maximum over receivers.
+          // Growth is reported at once (a sender can push megabytes between timer ticks), and so
+          // is this receiver catching up (a sender that waits for it resumes without waiting for
+          // the timer); the timer reports other decreases and the exact maximum over receivers.
           s.reportedBacklog = queued;
           s.sender.peer.link.sendEvent({ t: 'ds.backlog', room: room.num, streamId: s.streamId, bytes: queued, dropped: s.dropped });
+          m.peer.link.onDrained(s.key, () => this.#caughtUp(s));
         }
       }
     };
@@ -338,6 +340,20 @@ export class SessionRouter {
     b.tokens = Math.min(burst, b.tokens + (now - b.last) * rate) - bytes;
     b.last = now;
     if (b.tokens < 0) peer.link.pauseInbound(Math.ceil(-b.tokens / rate));
+  }
+
+  /** A receiver of `s` has written out its queue: report the new backlog if it shrank. */
+  #caughtUp(s: SendSession): void {
+    if (this.#byRoom.get(s.room.num)?.get(s.id) !== s) return; // closed meanwhile
+    let backlog = 0;
+    const visit = (m: Member) => {
+      if (m !== s.sender && !s.detached.has(m.peer.id)) backlog = Math.max(backlog, m.peer.link.queuedBytes(s.key));
+    };
+    if (typeof s.destination === 'string') for (const m of s.room.members.values()) visit(m);
+    else for (const id of s.destination) { const m = s.room.members.get(id); if (m) visit(m); }
+    if (backlog >= s.reportedBacklog) return;
+    s.reportedBacklog = backlog;
+    s.sender.peer.link.sendEvent({ t: 'ds.backlog', room: s.room.num, streamId: s.streamId, bytes: backlog, dropped: s.dropped });
   }
 
   #activate(s: SendSession): void {

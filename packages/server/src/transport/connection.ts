@@ -51,6 +51,7 @@ type Outbound = OutboundFrame | EventMarker;
 export interface ConnectionOptions {
   socketHighWaterBytes: number;
   ackEvery: number;
+  ackEveryBytes: number;
   ackDelayMs: number;
   maxBadFrames: number;
 }
@@ -83,11 +84,16 @@ export class Connection implements PeerLink {
   #txSeq = 0;
   #rxSeq = 0;
   #unacked = 0;
+  #unackedBytes = 0;
+  /** An acknowledgement is due at this turn's flush. */
+  #ackDue = false;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #pauseTimer: ReturnType<typeof setTimeout> | undefined;
   #pausedUntil = 0;
   #badFrames = 0;
   #pumping = false;
+  /** Sessions whose queue emptying someone waits for (see `onDrained`). */
+  readonly #drainWaiters = new Map<string, () => void>();
   readonly #socket: Corkable | undefined;
   /** Highest connection sequence number the client has acknowledged. */
   peerAck = 0;
@@ -148,6 +154,19 @@ export class Connection implements PeerLink {
 
   discard(key: string): void {
     this.#queue.clear(key);
+    this.#drained(key);
+  }
+
+  onDrained(key: string, cb: () => void): void {
+    if (this.#queue.lengthOf(key) === 0) cb();
+    else this.#drainWaiters.set(key, cb);
+  }
+
+  #drained(key: string): void {
+    const cb = this.#drainWaiters.get(key);
+    if (!cb) return;
+    this.#drainWaiters.delete(key);
+    cb();
   }
 
   queuedBytes(key: string): number {
@@ -203,6 +222,11 @@ export class Connection implements PeerLink {
       this.flush();
       return;
     }
+    this.#enlist();
+  }
+
+  /** Puts this connection in the set written at the end of the turn. */
+  #enlist(): void {
     toFlush.add(this);
     if (!flushScheduled) {
       flushScheduled = true;
@@ -213,10 +237,15 @@ export class Connection implements PeerLink {
   /** Writes what is queued, as far as the socket's high-water mark allows, in one system call. */
   flush(): void {
     toFlush.delete(this);
-    if (this.closed || this.#queue.length === 0) return;
+    if (this.closed) return;
+    if (this.#queue.length === 0) {
+      if (this.#ackDue) this.#sendAck();
+      return;
+    }
     const socket = this.#socket;
     socket?.cork();
     try {
+      if (this.#ackDue) this.#sendAck();
       this.#pump();
     } finally {
       socket?.uncork();
@@ -232,6 +261,7 @@ export class Connection implements PeerLink {
         const next = this.#queue.shift();
         if (!next) break;
         const item = next.item;
+        if (this.#drainWaiters.size > 0 && this.#queue.lengthOf(next.key) === 0) this.#drained(next.key);
         if ('event' in item) {
           this.sendControl(item.event);
           continue;
@@ -266,7 +296,7 @@ export class Connection implements PeerLink {
       this.peerAck = frame.ack;
       return;
     }
-    if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received();
+    if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received(data.byteLength);
     if (frame.kind === FrameKind.Control) this.#handlers.control(this, frame.body);
     else this.#handlers.data(this, frame, data);
   }
@@ -285,23 +315,35 @@ export class Connection implements PeerLink {
     this.sendControl({ t: 'error', error: { code: err.code, message: err.message } });
   }
 
-  /** Counts a received sequenced frame and acknowledges in batches. */
-  #received(): void {
+  /**
+   * Counts a received sequenced frame and acknowledges in batches: after `ackEvery` frames or
+   * `ackEveryBytes` bytes (at the end of the turn, so one read of the socket gets one
+   * acknowledgement), else after `ackDelayMs`. The client's send window moves with these.
+   */
+  #received(bytes: number): void {
     this.#rxSeq++;
-    if (++this.#unacked >= this.#opts.ackEvery) this.#sendAck();
-    else if (!this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
+    this.#unackedBytes += bytes;
+    if (++this.#unacked >= this.#opts.ackEvery || this.#unackedBytes >= this.#opts.ackEveryBytes) {
+      if (!this.#ackDue) {
+        this.#ackDue = true;
+        this.#enlist();
+      }
+    } else if (!this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
   }
 
   #sendAck(): void {
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
+    this.#ackDue = false;
     this.#unacked = 0;
+    this.#unackedBytes = 0;
     if (!this.closed) this.#ws.send(encodeAckFrame(this.#rxSeq));
   }
 
   #onClose(code: number, reason: string): void {
     this.closed = true;
     toFlush.delete(this);
+    for (const key of [...this.#drainWaiters.keys()]) this.#drained(key);
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
     if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
     this.#handlers.closed(this, code, reason);
