@@ -35,12 +35,14 @@ export const BACKCHANNEL_BENCH_CONFIG = Object.freeze({
 });
 
 /**
- * V8 flags of every process the benchmark starts, servers and clients of all three systems alike.
- * A smaller young generation makes V8 collect it more often, which frees socket read buffers
- * promptly; with the default (16 MiB) a process that makes little JavaScript garbage per byte it
- * moves runs full collections instead (see docs/configuration.md, "Node flags").
+ * V8 flags of every process the benchmark starts, servers and clients of all three systems alike:
+ * an initial old-generation limit of 128 MiB. Without it, a process that moves bulk data but makes
+ * little JavaScript garbage (the Backchannel server and SDK) ends up with a full-GC limit of a few
+ * tens of MiB, which socket read buffers awaiting collection alone exceed, and then runs a full
+ * collection every few tens of milliseconds (see docs/configuration.md, "Node flags"). The
+ * environment variable BENCH_NODE_FLAGS replaces them (space-separated; empty for none).
  */
-export const NODE_FLAGS = Object.freeze(['--max-semi-space-size=2']);
+export const NODE_FLAGS = Object.freeze(process.env.BENCH_NODE_FLAGS === undefined ? ['--initial-old-space-size=128'] : process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean));
 
 const children = new Set();
 
