@@ -234,6 +234,28 @@ async function main() {
     const entry = { id: sc.id, title, metrics, results: {} };
     run.scenarios.push(entry);
     results[sc.id] = entry.results;
+    if (sc.rounds && !profDir) {
+      // Rounds interleaved across systems: round 1 on each system, then round 2, …
+      const n = sc.rounds(ctx);
+      const runs = Object.fromEntries(systems.map((s) => [s, []]));
+      for (let r = 1; r <= n; r++) {
+        for (const system of systems) {
+          if (entry.results[system]?.error) continue;
+          const t0 = Date.now();
+          process.stderr.write(`▶ ${title} — ${SYSTEM_LABELS[system]}, round ${r}/${n} … `);
+          try {
+            runs[system].push(await sc.round(system, ctx));
+            process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+          } catch (error) {
+            entry.results[system] = { error: error instanceof Error ? error.message : String(error) };
+            process.stderr.write(`FAILED (${entry.results[system].error})\n`);
+            await killAll(1000);
+          }
+        }
+      }
+      for (const system of systems) if (!entry.results[system]?.error) entry.results[system] = sc.combine(runs[system]);
+      continue;
+    }
     for (const system of systems) {
       const t0 = Date.now();
       process.stderr.write(`▶ ${title} — ${SYSTEM_LABELS[system]} … `);

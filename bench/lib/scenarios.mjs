@@ -13,7 +13,7 @@ const MiB = 1024 * 1024;
 
 /** Run lengths: the full run, and `--quick` (a smoke run: numbers are indicative only). */
 export const DURATIONS = {
-  full: { warmupMs: 3000, windowMs: 2000, windows: 3, latencyMs: 4000, latencyWarmupMs: 1000, latencyRuns: 3, idle: 1000, scale: 5000, joins: 200, bulkBytes: 64 * MiB, rssSamples: 5, rssEveryMs: 200 },
+  full: { warmupMs: 3000, windowMs: 2000, windows: 3, latencyMs: 3000, latencyWarmupMs: 1000, latencyRuns: 5, idle: 1000, scale: 5000, joins: 200, bulkBytes: 64 * MiB, rssSamples: 5, rssEveryMs: 200 },
   quick: { warmupMs: 300, windowMs: 500, windows: 1, latencyMs: 700, latencyWarmupMs: 200, latencyRuns: 1, idle: 100, scale: 250, joins: 20, bulkBytes: 8 * MiB, rssSamples: 3, rssEveryMs: 100 },
 };
 
@@ -158,17 +158,23 @@ async function flood(system, ctx, { size, layout: layoutName }) {
 }
 
 /**
- * One-way latency of 100 B timestamped messages sent at `rate` msg/s, 1:1: `latencyRuns` runs, each
- * on a fresh server, reported as the median run of each percentile (one stall of a few tens of
- * milliseconds, from whatever else the machine does, otherwise decides a run's p99) plus the
- * worst run's p99.
+ * One-way latency of 100 B timestamped messages sent at `rate` msg/s, 1:1, in `latencyRuns` rounds:
+ * the orchestrator runs round 1 on every system, then round 2, and so on (so a noisy spell on the
+ * machine falls on all of them), each on a fresh server. Reported: the median round of each
+ * percentile (one stall of a few tens of milliseconds otherwise decides a round's p99) and the
+ * worst round's p99.
  */
 export async function latency(system, ctx, rate) {
   const runs = [];
   for (let i = 0; i < ctx.durations.latencyRuns; i++) runs.push(await latencyRun(system, ctx, rate));
+  return combineLatency(runs);
+}
+
+/** Combines latency rounds (see {@link latency}). */
+function combineLatency(runs) {
   const mid = (key) => median(runs.map((r) => r[key]));
   return {
-    targetRate: Math.round(rate),
+    targetRate: runs[0].targetRate,
     achievedRate: Math.round(mid('achievedRate')),
     p50Ms: mid('p50Ms'),
     p99Ms: mid('p99Ms'),
@@ -182,7 +188,7 @@ export async function latency(system, ctx, rate) {
   };
 }
 
-async function latencyRun(system, ctx, rate) {
+export async function latencyRun(system, ctx, rate) {
   const d = ctx.durations;
   return withRig(system, ctx, 2, async (server, workers) => {
     await joinLayout(system, server, workers, LAYOUTS.pair);
@@ -322,6 +328,19 @@ const LAT_METRICS = [
   M('p99WorstMs', 'p99 (worst run)', 'ms', 'lower', 3),
 ];
 
+/**
+ * A latency scenario at the rate `rateOf(system, ctx)`: `rounds` runs interleaved across systems by
+ * the orchestrator (`round` each, then `combine`); `run` does all rounds of one system.
+ */
+function rounds(rateOf) {
+  return {
+    rounds: (ctx) => ctx.durations.latencyRuns,
+    round: async (s, c) => latencyRun(s, c, await rateOf(s, c)),
+    combine: combineLatency,
+    run: async (s, c) => latency(s, c, await rateOf(s, c)),
+  };
+}
+
 /** Every scenario, in run order. `group` is what `--only` selects on (an id works too). */
 export function scenarios() {
   return [
@@ -330,20 +349,20 @@ export function scenarios() {
     { id: 'tp-16k', group: 'throughput', title: '1:1 throughput, 16 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 16384, layout: 'pair' }) },
     { id: 'fanout-1k', group: 'fanout', title: 'Fan-out 1→9 (10 in room), 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'fanout' }) },
     { id: 'mesh-1k', group: 'fanout', title: 'Mesh 10×9 (all 10 send), 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'mesh' }) },
-    { id: 'lat-1000', group: 'latency', title: 'Latency 100 B @ 1,000 msg/s', metrics: LAT_METRICS, run: (s, c) => latency(s, c, 1000) },
+    { id: 'lat-1000', group: 'latency', title: 'Latency 100 B @ 1,000 msg/s', metrics: LAT_METRICS, ...rounds(async () => 1000) },
     {
       id: 'lat-50pct',
       group: 'latency',
       title: 'Latency 100 B @ 50 % of own max',
       metrics: LAT_METRICS,
-      run: async (s, c) => latency(s, c, 0.5 * (await c.maxRate100(s))),
+      ...rounds(async (s, c) => 0.5 * (await c.maxRate100(s))),
     },
     {
       id: 'lat-same',
       group: 'latency',
       title: "Latency 100 B @ 50 % of the ws relay's max (same rate for all)",
       metrics: LAT_METRICS,
-      run: async (s, c) => latency(s, c, 0.5 * (await c.maxRate100('ws'))),
+      ...rounds(async (s, c) => 0.5 * (await c.maxRate100('ws'))),
     },
     {
       id: 'bulk',
