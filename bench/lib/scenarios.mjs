@@ -180,6 +180,8 @@ function combineLatency(runs) {
     p99Ms: mid('p99Ms'),
     p999Ms: mid('p999Ms'),
     p99WorstMs: Math.max(...runs.map((r) => r.p99Ms)),
+    serverCpuPct: mid('serverCpuPct'),
+    totalCpuPct: mid('totalCpuPct'),
     maxMs: Math.max(...runs.map((r) => r.maxMs)),
     samples: runs.reduce((n, r) => n + r.samples, 0),
     backpressureWaits: runs.reduce((n, r) => n + r.backpressureWaits, 0),
@@ -194,7 +196,12 @@ export async function latencyRun(system, ctx, rate) {
     await joinLayout(system, server, workers, LAYOUTS.pair);
     const fromNs = nowNs() + BigInt(d.latencyWarmupMs * 1e6);
     await workers[1].call('recvLatency', { fromNs: fromNs.toString() });
+    workers[0].role = 'send';
+    workers[1].role = 'recv';
+    const [cpu0, client0, t0] = [await server.stats(), clientCpuMs(workers), nowNs()];
     const sent = await workers[0].call('sendRate', { size: 100, rate, durationMs: d.latencyWarmupMs + d.latencyMs, receivers: 1, mode: 'reliable-message' }, d.latencyMs + 60_000);
+    const [cpu1, client1, t1] = [await server.stats(), clientCpuMs(workers), nowNs()];
+    const wallMs = Number(t1 - t0) / 1e6;
     await sleep(300);
     const lat = await workers[1].call('latencyResult');
     await checkErrors(workers);
@@ -210,6 +217,9 @@ export async function latencyRun(system, ctx, rate) {
       samples: lat.count,
       backpressureWaits: sent.backpressureWaits,
       peakRssMB: end.peakRss / MiB,
+      // CPU while sending, % of one core: the server, and the three processes together (of 200 % here).
+      serverCpuPct: ((cpu1.cpuMs - cpu0.cpuMs) / wallMs) * 100,
+      totalCpuPct: ((cpu1.cpuMs - cpu0.cpuMs + client1.send - client0.send + client1.recv - client0.recv) / wallMs) * 100,
     };
   });
 }
@@ -326,6 +336,8 @@ const LAT_METRICS = [
   M('p99Ms', 'p99 (median run)', 'ms', 'lower', 3),
   M('p999Ms', 'p99.9 (median run)', 'ms', 'lower', 3),
   M('p99WorstMs', 'p99 (worst run)', 'ms', 'lower', 3),
+  M('serverCpuPct', 'server CPU while sending', '%', 'info', 0),
+  M('totalCpuPct', 'server + sender + receiver CPU (of 200 %)', '%', 'info', 0),
 ];
 
 /**
