@@ -105,11 +105,14 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
         socket()?.on('drain', () => transport.onwritable?.());
         resolve(transport);
       });
-      ws.addEventListener('message', (ev: { data: unknown }) => {
-        const data = ev.data;
+      const onMessage = (data: unknown) => {
         if (data instanceof ArrayBuffer) transport.onframe(new Uint8Array(data));
         else if (data instanceof Uint8Array) transport.onframe(data); // a Node Buffer: a view, no copy
-      });
+      };
+      // Node's `ws`: its own 'message' event, without building a MessageEvent per frame.
+      const emitter = ws as unknown as { on?: (event: 'message', listener: (data: unknown) => void) => void };
+      if (options.nodeBuffers && typeof emitter.on === 'function') emitter.on('message', onMessage);
+      else ws.addEventListener('message', (ev: { data: unknown }) => onMessage(ev.data));
       ws.addEventListener('close', (ev: { code: number; reason: string }) => {
         if (!opened) reject(new Error(`WebSocket closed before opening (code ${ev.code})`));
         else transport.onclose(ev.code, ev.reason);
