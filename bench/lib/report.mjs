@@ -78,7 +78,9 @@ export function checkTargets(run) {
       out.push({ target: `${sc.title}: delivered msg/s ≥ 2× Socket.IO`, value: fmtRatio(r), met: r >= 2 });
     }
   }
-  for (const id of ['lat-1000', 'lat-50pct', 'lat-same']) {
+  // Latency is compared at equal offered load: at 1,000 msg/s and at 50 % of the relay's max for
+  // all. `lat-50pct` (50 % of each system's own max) loads each system differently and has no target.
+  for (const id of ['lat-1000', 'lat-same']) {
     const sc = get(id);
     if (!sc || !ok(sc.results.backchannel) || !ok(sc.results.ws)) continue;
     const bc = sc.results.backchannel.p99Ms;
