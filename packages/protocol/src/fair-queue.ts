@@ -52,8 +52,13 @@ class SessionQueue<T extends QueueItem> {
   }
 }
 
+/** Returned by `push` when nothing was dropped (shared: no allocation per push). */
+const NOTHING_DROPPED: readonly never[] = Object.freeze([]);
+
 /** The fair priority queue. Keys identify sessions; items of one key leave in FIFO order. */
 export class FairQueue<T extends QueueItem> {
+  /** The session key of the item `next()` returned last. */
+  lastKey = '';
   #sessions = new Map<string, SessionQueue<T>>();
   // Per class, the sessions that have items, in round-robin order (Set keeps insertion order).
   #ready: [Set<SessionQueue<T>>, Set<SessionQueue<T>>, Set<SessionQueue<T>>] = [new Set(), new Set(), new Set()];
@@ -74,19 +79,28 @@ export class FairQueue<T extends QueueItem> {
    * Appends `item` to the session `key`. If `dropCap` is given and the session's queued bytes
    * exceed it, its oldest droppable items are removed; returns the items dropped.
    */
-  push(key: string, priority: PriorityClass, item: T, dropCap?: number): T[] {
+  push(key: string, priority: PriorityClass, item: T, dropCap?: number): readonly T[] {
     let q = this.#sessions.get(key);
     if (!q) this.#sessions.set(key, (q = new SessionQueue(key, priority)));
     q.push(item);
     this.#bytes += item.size;
     this.#count++;
     if (q.length === 1) this.#ready[q.priority].add(q);
-    if (dropCap === undefined || q.bytes <= dropCap) return [];
+    if (dropCap === undefined || q.bytes <= dropCap) return NOTHING_DROPPED;
     return this.#dropOldest(q, dropCap);
   }
 
   /** Removes and returns the next item by priority and round-robin, with its session key. */
   shift(): { key: string; item: T } | undefined {
+    const item = this.next();
+    return item === undefined ? undefined : { key: this.lastKey, item };
+  }
+
+  /**
+   * Removes and returns the next item by priority and round-robin; its session key is then in
+   * `lastKey`. The allocation-free form of `shift()`, for hot paths.
+   */
+  next(): T | undefined {
     for (const ready of this.#ready) {
       if (ready.size === 0) continue;
       const q = ready.values().next().value as SessionQueue<T>;
@@ -96,7 +110,8 @@ export class FairQueue<T extends QueueItem> {
       ready.delete(q);
       if (q.length > 0) ready.add(q);
       else this.#sessions.delete(q.key);
-      return { key: q.key, item };
+      this.lastKey = q.key;
+      return item;
     }
     return undefined;
   }

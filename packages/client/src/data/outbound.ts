@@ -29,7 +29,7 @@ export class Outbound {
   }
 
   /** Queues a chunk; returns the chunks dropped to respect `dropCap` (unreliable sessions). */
-  push(key: string, priority: PriorityClass, item: OutItem, dropCap?: number): OutItem[] {
+  push(key: string, priority: PriorityClass, item: OutItem, dropCap?: number): readonly OutItem[] {
     const dropped = this.queue.push(key, priority, item, dropCap);
     this.pump();
     return dropped;
@@ -47,10 +47,10 @@ export class Outbound {
       const transport = this.link.transport;
       while (transport.bufferedAmount < this.socketHighWaterBytes) {
         if (this.link.unackedBytes >= this.sendWindowBytes) return;
-        const next = this.queue.shift();
-        if (!next) return;
-        this.link.sendData(next.item.header, next.item.payload);
-        next.item.onSent(next.item);
+        const item = this.queue.next();
+        if (!item) return;
+        this.link.sendData(item.header, item.payload);
+        item.onSent(item);
       }
       this.#timer ??= setTimeout(() => {
         this.#timer = undefined;

@@ -102,7 +102,10 @@ export class AppMessenger {
         // Through the session's queue, so it follows data (and a `ds.closed`) queued before it.
         link.sendSessionEvent(s.key, s.priority, { t: 'ds.incoming', room: room.num, streamId: s.streamId, from: SERVER_PARTICIPANT_ID, sid: SERVER_SID, mode: s.mode });
       }
-      for (const f of frames) link.sendData(s.key, s.priority, f, f.droppable ? cfg.unreliableQueueMaxBytes : undefined);
+      for (const f of frames) {
+        if (f.droppable) link.sendDroppable(s.key, s.priority, f, cfg.unreliableQueueMaxBytes);
+        else link.sendData(s.key, s.priority, f);
+      }
       recipients.push(m.peer.id);
     }
     return { seq, recipients };

@@ -21,10 +21,15 @@ export interface PeerLink {
   /** Sends a control event already encoded as a control frame (one buffer shared by many peers). */
   sendControlFrame(frame: Uint8Array): void;
   /**
-   * Queues a data frame of session `key`. With `dropCap`, the session's oldest droppable frames
-   * beyond that many bytes are dropped. Returns the session's queued bytes and the frames dropped.
+   * Queues a data frame of session `key`; returns the bytes of the session still waiting for the
+   * socket beyond what this turn's write takes (its backlog), 0 if none.
    */
-  sendData(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap?: number): { queued: number; dropped: number };
+  sendData(key: string, priority: PriorityClass, frame: OutboundFrame): number;
+  /**
+   * Queues a droppable data frame of session `key`, dropping the session's oldest droppable frames
+   * beyond `dropCap` bytes; returns how many were dropped.
+   */
+  sendDroppable(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap: number): number;
   /** Sends a control event once the data of session `key` queued before it has been written. */
   sendSessionEvent(key: string, priority: PriorityClass, event: ServerEvent): void;
   /** Discards the queued data of session `key`. */

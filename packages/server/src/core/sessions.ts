@@ -118,42 +118,44 @@ export class SessionRouter {
     // The received frame is forwarded as it is, with the sender's handle stamped in.
     restampDataFrame(raw, peer.sid);
     const out: OutboundFrame = { size: frame.payload.byteLength, droppable: s.mode === 'unreliable', wire: raw };
-    const cfg = this.hub.config;
-    const visit = (m: Member) => {
-      if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(m, s.streamId)) return;
-      if (!s.announced.has(m.peer.id)) this.#announce(s, m);
-      if (out.droppable) {
-        const { dropped } = m.peer.link.sendData(s.key, s.priority, out, cfg.unreliableQueueMaxBytes);
-        if (dropped > 0) {
-          s.dropped += dropped;
-          s.recvDrops.set(m.peer.id, (s.recvDrops.get(m.peer.id) ?? 0) + dropped);
-        }
-      } else {
-        const { queued } = m.peer.link.sendData(s.key, s.priority, out);
-        if (queued > cfg.receiverQueueMaxBytes) this.#detach(s, m);
-        else if (queued >= s.reportedBacklog + cfg.chunkBytes) {
-          // Growth is reported at once (a sender can push megabytes between timer ticks), and so
-          // is this receiver catching up (a sender that waits for it resumes without waiting for
-          // the timer); the timer reports other decreases and the exact maximum over receivers.
-          s.reportedBacklog = queued;
-          s.sender.peer.link.sendEvent({ t: 'ds.backlog', room: room.num, streamId: s.streamId, bytes: queued, dropped: s.dropped });
-          m.peer.link.onDrained(s.key, () => this.#caughtUp(s));
-        }
-      }
-    };
     if (s.destination === 'broadcast') {
-      for (const m of room.members.values()) visit(m);
+      for (const m of room.members.values()) this.#forward(s, m, out);
     } else if (s.destination === 'addressed') {
       const m = room.bySid.get(frame.sender);
       if (!m) throw new BackchannelError(ErrorCode.ParticipantNotFound, `no participant with handle ${frame.sender} in room ${room.num}`);
-      visit(m);
+      this.#forward(s, m, out);
     } else {
       for (const id of s.destination) {
         const m = room.members.get(id);
-        if (m) visit(m);
+        if (m) this.#forward(s, m, out);
       }
     }
     this.#activate(s);
+  }
+
+  /** Queues one frame of `s` for receiver `m` (a method, not a closure per frame: the hot path). */
+  #forward(s: SendSession, m: Member, out: OutboundFrame): void {
+    if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(m, s.streamId)) return;
+    if (!s.announced.has(m.peer.id)) this.#announce(s, m);
+    const cfg = this.hub.config;
+    if (out.droppable) {
+      const dropped = m.peer.link.sendDroppable(s.key, s.priority, out, cfg.unreliableQueueMaxBytes);
+      if (dropped > 0) {
+        s.dropped += dropped;
+        s.recvDrops.set(m.peer.id, (s.recvDrops.get(m.peer.id) ?? 0) + dropped);
+      }
+      return;
+    }
+    const queued = m.peer.link.sendData(s.key, s.priority, out);
+    if (queued > cfg.receiverQueueMaxBytes) this.#detach(s, m);
+    else if (queued >= s.reportedBacklog + cfg.chunkBytes) {
+      // Growth is reported at once (a sender can push megabytes between timer ticks), and so is
+      // this receiver catching up (a sender that waits for it resumes without waiting for the
+      // timer); the timer reports other decreases and the exact maximum over receivers.
+      s.reportedBacklog = queued;
+      s.sender.peer.link.sendEvent({ t: 'ds.backlog', room: s.room.num, streamId: s.streamId, bytes: queued, dropped: s.dropped });
+      m.peer.link.onDrained(s.key, () => this.#caughtUp(s));
+    }
   }
 
   /** A member entered: senders learn if it refuses their stream ids. */

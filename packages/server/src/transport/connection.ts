@@ -137,14 +137,21 @@ export class Connection implements PeerLink {
     this.sendControl(event);
   }
 
-  sendData(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap?: number): { queued: number; dropped: number } {
-    if (this.closed) return { queued: 0, dropped: 0 };
-    const dropped = this.#queue.push(key, priority, frame, dropCap).length;
-    this.stats.dropped += dropped;
+  sendData(key: string, priority: PriorityClass, frame: OutboundFrame): number {
+    if (this.closed) return 0;
+    this.#queue.push(key, priority, frame);
     this.#schedule();
     // What the socket will take at this turn's flush is a batch in transit, not backlog.
     const backlogged = this.#ws.bufferedAmount + this.#queue.bytes > this.#opts.socketHighWaterBytes;
-    return { queued: backlogged ? this.#queue.bytesOf(key) : 0, dropped };
+    return backlogged ? this.#queue.bytesOf(key) : 0;
+  }
+
+  sendDroppable(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap: number): number {
+    if (this.closed) return 0;
+    const dropped = this.#queue.push(key, priority, frame, dropCap).length;
+    this.stats.dropped += dropped;
+    this.#schedule();
+    return dropped;
   }
 
   sendSessionEvent(key: string, priority: PriorityClass, event: ServerEvent): void {
@@ -258,10 +265,9 @@ export class Connection implements PeerLink {
     this.#pumping = true;
     try {
       while (!this.closed && this.#ws.bufferedAmount < this.#opts.socketHighWaterBytes) {
-        const next = this.#queue.shift();
-        if (!next) break;
-        const item = next.item;
-        if (this.#drainWaiters.size > 0 && this.#queue.lengthOf(next.key) === 0) this.#drained(next.key);
+        const item = this.#queue.next();
+        if (!item) break;
+        if (this.#drainWaiters.size > 0 && this.#queue.lengthOf(this.#queue.lastKey) === 0) this.#drained(this.#queue.lastKey);
         if ('event' in item) {
           this.sendControl(item.event);
           continue;
