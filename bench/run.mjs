@@ -176,6 +176,25 @@ async function clockCheck() {
   }
 }
 
+/**
+ * Runs one scenario step with its progress line; returns its result, or `{ error }` if it threw
+ * (after stopping whatever it left running).
+ */
+async function step(label, fn) {
+  const t0 = Date.now();
+  process.stderr.write(`▶ ${label} … `);
+  try {
+    const result = await fn();
+    process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    return result;
+  } catch (error) {
+    const failed = { error: error instanceof Error ? error.message : String(error) };
+    process.stderr.write(`FAILED (${failed.error})\n`);
+    await killAll(1000);
+    return failed;
+  }
+}
+
 async function main() {
   const started = Date.now();
   const cpuInfo = cpus();
@@ -241,33 +260,17 @@ async function main() {
       for (let r = 1; r <= n; r++) {
         for (const system of systems) {
           if (entry.results[system]?.error) continue;
-          const t0 = Date.now();
-          process.stderr.write(`▶ ${title} — ${SYSTEM_LABELS[system]}, round ${r}/${n} … `);
-          try {
-            runs[system].push(await sc.round(system, ctx));
-            process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-          } catch (error) {
-            entry.results[system] = { error: error instanceof Error ? error.message : String(error) };
-            process.stderr.write(`FAILED (${entry.results[system].error})\n`);
-            await killAll(1000);
-          }
+          const result = await step(`${title} — ${SYSTEM_LABELS[system]}, round ${r}/${n}`, () => sc.round(system, ctx));
+          if (result.error) entry.results[system] = result;
+          else runs[system].push(result);
         }
       }
       for (const system of systems) if (!entry.results[system]?.error) entry.results[system] = sc.combine(runs[system]);
       continue;
     }
     for (const system of systems) {
-      const t0 = Date.now();
-      process.stderr.write(`▶ ${title} — ${SYSTEM_LABELS[system]} … `);
       const dir = profDir ? join(profDir, `${sc.id}-${system}`) : undefined;
-      try {
-        entry.results[system] = await sc.run(system, { ...ctx, cpuProfDir: dir });
-        process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-      } catch (error) {
-        entry.results[system] = { error: error instanceof Error ? error.message : String(error) };
-        process.stderr.write(`FAILED (${entry.results[system].error})\n`);
-        await killAll(1000); // whatever that scenario left running
-      }
+      entry.results[system] = await step(`${title} — ${SYSTEM_LABELS[system]}`, () => sc.run(system, { ...ctx, cpuProfDir: dir }));
       if (dir && existsSync(dir)) {
         const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
         if (file) profiles.push({ scenario: sc.id, system, title, file: join(dir, file), summary: summarizeProfile(join(dir, file)) });

@@ -164,7 +164,7 @@ async function flood(system, ctx, { size, layout: layoutName }) {
  * percentile (one stall of a few tens of milliseconds otherwise decides a round's p99) and the
  * worst round's p99.
  */
-export async function latency(system, ctx, rate) {
+async function latency(system, ctx, rate) {
   const runs = [];
   for (let i = 0; i < ctx.durations.latencyRuns; i++) runs.push(await latencyRun(system, ctx, rate));
   return combineLatency(runs);
@@ -190,7 +190,7 @@ function combineLatency(runs) {
   };
 }
 
-export async function latencyRun(system, ctx, rate) {
+async function latencyRun(system, ctx, rate) {
   const d = ctx.durations;
   return withRig(system, ctx, 2, async (server, workers) => {
     await joinLayout(system, server, workers, LAYOUTS.pair);

@@ -351,11 +351,16 @@ export class SessionRouter {
     const visit = (m: Member) => {
       if (m !== s.sender && !s.detached.has(m.peer.id)) backlog = Math.max(backlog, m.peer.link.queuedBytes(s.key));
     };
-    if (typeof s.destination === 'string') for (const m of s.room.members.values()) visit(m);
-    else for (const id of s.destination) { const m = s.room.members.get(id); if (m) visit(m); }
+    this.#eachReceiver(s, visit);
     if (backlog >= s.reportedBacklog) return;
     s.reportedBacklog = backlog;
     s.sender.peer.link.sendEvent({ t: 'ds.backlog', room: s.room.num, streamId: s.streamId, bytes: backlog, dropped: s.dropped });
+  }
+
+  /** Calls `visit` for each member `s` may send to (a destination set: those still in the room). */
+  #eachReceiver(s: SendSession, visit: (m: Member) => void): void {
+    if (typeof s.destination === 'string') for (const m of s.room.members.values()) visit(m);
+    else for (const id of s.destination) { const m = s.room.members.get(id); if (m) visit(m); }
   }
 
   #activate(s: SendSession): void {
@@ -386,8 +391,7 @@ export class SessionRouter {
         } else s.behindSince.delete(m.peer.id);
         backlog = Math.max(backlog, queued);
       };
-      if (typeof s.destination === 'string') for (const m of s.room.members.values()) visit(m);
-      else for (const id of s.destination) { const m = s.room.members.get(id); if (m) visit(m); }
+      this.#eachReceiver(s, visit);
       if (backlog !== s.reportedBacklog || s.dropped !== s.reportedDropped) {
         s.reportedBacklog = backlog;
         s.reportedDropped = s.dropped;
