@@ -13,8 +13,8 @@ const MiB = 1024 * 1024;
 
 /** Run lengths: the full run, and `--quick` (a smoke run: numbers are indicative only). */
 export const DURATIONS = {
-  full: { warmupMs: 3000, windowMs: 2000, windows: 3, latencyMs: 3000, latencyWarmupMs: 1000, latencyWarmupMessages: 6000, latencyRuns: 5, idle: 1000, scale: 5000, joins: 200, bulkBytes: 64 * MiB, rssSamples: 5, rssEveryMs: 200 },
-  quick: { warmupMs: 300, windowMs: 500, windows: 1, latencyMs: 700, latencyWarmupMs: 200, latencyWarmupMessages: 300, latencyRuns: 1, idle: 100, scale: 250, joins: 20, bulkBytes: 8 * MiB, rssSamples: 3, rssEveryMs: 100 },
+  full: { warmupMs: 3000, windowMs: 2000, windows: 3, latencyMs: 3000, latencyWarmupMs: 1000, latencyWarmupMessages: 6000, latencyRuns: 5, latencyRunsLowRate: 11, idle: 1000, scale: 5000, joins: 200, bulkBytes: 64 * MiB, rssSamples: 5, rssEveryMs: 200 },
+  quick: { warmupMs: 300, windowMs: 500, windows: 1, latencyMs: 700, latencyWarmupMs: 200, latencyWarmupMessages: 300, latencyRuns: 1, latencyRunsLowRate: 1, idle: 100, scale: 250, joins: 20, bulkBytes: 8 * MiB, rssSamples: 3, rssEveryMs: 100 },
 };
 
 /**
@@ -158,15 +158,15 @@ async function flood(system, ctx, { size, layout: layoutName }) {
 }
 
 /**
- * One-way latency of 100 B timestamped messages sent at `rate` msg/s, 1:1, in `latencyRuns` rounds:
+ * One-way latency of 100 B timestamped messages sent at `rate` msg/s, 1:1, in `n` rounds:
  * the orchestrator runs round 1 on every system, then round 2, and so on (so a noisy spell on the
  * machine falls on all of them), each on a fresh server. Reported: the median round of each
  * percentile (one stall of a few tens of milliseconds otherwise decides a round's p99) and the
  * worst round's p99.
  */
-async function latency(system, ctx, rate) {
+async function latency(system, ctx, rate, n) {
   const runs = [];
-  for (let i = 0; i < ctx.durations.latencyRuns; i++) runs.push(await latencyRun(system, ctx, rate));
+  for (let i = 0; i < n; i++) runs.push(await latencyRun(system, ctx, rate));
   return combineLatency(runs);
 }
 
@@ -350,12 +350,12 @@ const LAT_METRICS = [
  * A latency scenario at the rate `rateOf(system, ctx)`: `rounds` runs interleaved across systems by
  * the orchestrator (`round` each, then `combine`); `run` does all rounds of one system.
  */
-function rounds(rateOf) {
+function rounds(rateOf, runs = (ctx) => ctx.durations.latencyRuns) {
   return {
-    rounds: (ctx) => ctx.durations.latencyRuns,
+    rounds: runs,
     round: async (s, c) => latencyRun(s, c, await rateOf(s, c)),
     combine: combineLatency,
-    run: async (s, c) => latency(s, c, await rateOf(s, c)),
+    run: async (s, c) => latency(s, c, await rateOf(s, c), runs(c)),
   };
 }
 
@@ -367,7 +367,7 @@ export function scenarios() {
     { id: 'tp-16k', group: 'throughput', title: '1:1 throughput, 16 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 16384, layout: 'pair' }) },
     { id: 'fanout-1k', group: 'fanout', title: 'Fan-out 1→9 (10 in room), 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'fanout' }) },
     { id: 'mesh-1k', group: 'fanout', title: 'Mesh 10×9 (all 10 send), 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'mesh' }) },
-    { id: 'lat-1000', group: 'latency', title: 'Latency 100 B @ 1,000 msg/s', metrics: LAT_METRICS, ...rounds(async () => 1000) },
+    { id: 'lat-1000', group: 'latency', title: 'Latency 100 B @ 1,000 msg/s', metrics: LAT_METRICS, ...rounds(async () => 1000, (ctx) => ctx.durations.latencyRunsLowRate) },
     {
       id: 'lat-50pct',
       group: 'latency',
