@@ -157,7 +157,7 @@ Notes:
   returned as credits by the receivers). Median of ${meta.durations.windows} windows of ${meta.durations.windowMs / 1000} s after a ${meta.durations.warmupMs / 1000} s warm-up.
 - Latency: one-way, from the sender's \`send()\` call to the receiver's callback, on the shared
   monotonic clock; ${meta.durations.latencyMs / 1000} s measured after a warm-up of ${meta.durations.latencyWarmupMs / 1000} s or
-  ${(meta.durations.latencyWarmupMessages ?? 0).toLocaleString('en-US')} messages, whichever is longer (6 s at 1,000 msg/s; V8 compiles the data path by message count). "50 % of own max" uses each system's
+  ${(meta.durations.latencyWarmupMessages ?? 0).toLocaleString('en-US')} messages, whichever is longer (${Math.max(meta.durations.latencyWarmupMs, meta.durations.latencyWarmupMessages ?? 0) / 1000} s at 1,000 msg/s; V8 compiles the data path by message count). "50 % of own max" uses each system's
   own 1:1 100 B maximum from this run, so the rates differ (see "rate sent").
 - Bulk: Backchannel uses a \`reliable-bytes\` session, one \`send()\` per 64 KiB chunk (the peers send
   the same 64 KiB chunks as binary messages).
