@@ -179,9 +179,30 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   webhookFlushTimeoutMs: [0, 600_000],
 };
 
-/** Thrown for an invalid setting; the message names the setting and what it must be. */
+/** Error codes of {@link ConfigError}. */
+export const ConfigErrorCode = {
+  /** A setting is unknown, of the wrong type or out of bounds. */
+  Invalid: 'config-invalid',
+  /** A configuration file cannot be read or is not a JSON object. */
+  FileUnreadable: 'config-file-unreadable',
+} as const;
+export type ConfigErrorCode = (typeof ConfigErrorCode)[keyof typeof ConfigErrorCode];
+
+/** Log levels of the JSON logs, most severe first; `silent` logs nothing. */
+export const LOG_LEVELS: readonly string[] = Object.freeze(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/**
+ * Thrown for an invalid setting; the message names the setting and what it must be. `code` is
+ * `config-invalid`, or `config-file-unreadable` for a config file that cannot be read.
+ */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  readonly code: ConfigErrorCode;
+
+  constructor(message: string, options: { code?: ConfigErrorCode; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code ?? ConfigErrorCode.Invalid;
+  }
 }
 
 /** Validates `input` over the defaults and returns a frozen, complete configuration. */
@@ -197,6 +218,7 @@ export function resolveConfig(input: Partial<ServerConfig> = {}): Readonly<Serve
     }
   }
   if (typeof out.host !== 'string' || !out.host) throw new ConfigError('setting "host" must be a non-empty string');
+  if (!LOG_LEVELS.includes(out.logLevel)) throw new ConfigError(`setting "logLevel" must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(out.logLevel)})`);
   if (typeof out.busyWhenInCall !== 'boolean') throw new ConfigError('setting "busyWhenInCall" must be a boolean');
   const keys = Object.entries(out.apiKeys ?? {});
   if (keys.length === 0) throw new ConfigError('setting "apiKeys" needs at least one key: secret pair');
