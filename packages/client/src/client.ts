@@ -5,9 +5,11 @@ import {
   BackchannelError,
   Emitter,
   ErrorCode,
+  LeaveReason,
   PROTOCOL_VERSION,
   type CallInfo,
   type Reason,
+  type ResumeResult,
   type RoomInfo,
   type ServerEvent,
   type WelcomeResult,
@@ -15,18 +17,37 @@ import {
 import { Call, CallInvite } from './call.js';
 import { Conference } from './conference.js';
 import { Outbound } from './data/outbound.js';
+import { handshake, type HandshakeResult } from './handshake.js';
 import { Link } from './link.js';
+import { randomSecret } from './util.js';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
+import { reconnectDelay, type ResolvedReconnectOptions } from './reconnect.js';
 import type { ClientCore, RoomBase } from './room.js';
-import { webSocketTransport, type Transport } from './transport.js';
+import { webSocketTransport, type Transport, type TransportFactory } from './transport.js';
 
 /** SDK name announced to the server. */
 export const SDK_NAME = 'backchannel-js/0.1.0';
 
+/** The state of the client's connection. */
+export type ConnectionState = 'connected' | 'reconnecting' | 'disconnected';
+
 export type ClientEvents = {
   /** Someone is calling this user (also fired on connect for calls already ringing). */
   incomingCall: [CallInvite];
-  /** The connection is gone; every call and room has ended. */
+  /**
+   * The connection was lost and the client is trying again: fired before each attempt, with its
+   * number (1 = the first), the delay before it and why the connection was lost. Calls, rooms and
+   * sessions stay as they are; `send()` queues; unreliable data sent meanwhile is dropped (counted).
+   */
+  reconnecting: [{ attempt: number; delayMs: number; reason: Reason }];
+  /**
+   * Connected again. `resumed: true`: the same participant, calls, rooms and sessions carry on, and
+   * no reliable data was lost or duplicated. `resumed: false`: the server could not resume (its
+   * window passed, it restarted, …): every call and room has ended (reason `connection-lost`), the
+   * client is a new participant (new `participantId`) and the app may rejoin.
+   */
+  reconnected: [{ resumed: boolean }];
+  /** The connection is gone for good (closed, refused, or reconnecting gave up); every call and room has ended. */
   disconnected: [Reason];
   /** A problem not tied to a request (e.g. the server rejected a frame). */
   error: [BackchannelError];
@@ -40,29 +61,41 @@ export interface JoinOptions {
   metadata?: unknown;
 }
 
+/** Handshake request ids (each handshake is one request on a fresh transport). */
+const RESUME_ID = 1;
+const HELLO_ID = 2;
+/** Resume credentials kept while replies are lost (the server refuses a socket's 5th wrong one). */
+const MAX_CREDENTIALS = 3;
+
 export class Client extends Emitter<ClientEvents> {
-  readonly userId: string;
-  readonly participantId: string;
-  readonly displayName: string;
-  /** What the token allows, as the server resolved it. */
-  readonly grants: WelcomeResult['grants'];
+  #welcome: WelcomeResult;
+  readonly #url: string;
+  #token: string;
+  readonly #factory: TransportFactory;
+  readonly #options: Readonly<ResolvedClientOptions>;
   readonly #core: ClientCore;
   readonly #rooms = new Map<number, RoomBase>();
   readonly #calls = new Map<string, Call>();
   readonly #invites = new Map<string, CallInvite>();
+  /** Resume credentials, newest first: the server holds one of them (see `#tryResume`). */
+  #credentials: string[];
+  #state: ConnectionState = 'connected';
   #goodbye: Reason | undefined;
-  #closed = false;
+  /** `close()` was called. */
+  #closing = false;
+  /** Wakes the reconnect loop's wait early (on `close()`). */
+  #wake: (() => void) | undefined;
 
-  private constructor(link: Link, welcome: WelcomeResult, options: Readonly<ResolvedClientOptions>) {
+  private constructor(url: string, token: string, factory: TransportFactory, link: Link, welcome: WelcomeResult, options: Readonly<ResolvedClientOptions>) {
     super();
-    this.userId = welcome.userId;
-    this.participantId = welcome.participantId;
-    this.displayName = welcome.displayName;
-    this.grants = welcome.grants;
+    this.#url = url;
+    this.#token = token;
+    this.#factory = factory;
+    this.#options = options;
+    this.#welcome = welcome;
+    this.#credentials = [welcome.resume.credential];
     this.#core = { link, outbound: new Outbound(link, options.socketHighWaterBytes, options.sendWindowBytes), options, limits: welcome.limits, participantId: welcome.participantId };
-    link.on('event', (ev) => this.#onEvent(ev));
-    link.on('data', (frame) => this.#rooms.get(frame.room)?._onData(frame));
-    link.on('closed', (code, reason) => this.#onClosed(code, reason));
+    this.#bind(link);
   }
 
   /**
@@ -73,33 +106,54 @@ export class Client extends Emitter<ClientEvents> {
     const opts = resolveClientOptions(options);
     if (typeof token !== 'string' || !token) throw new BackchannelError(ErrorCode.TokenMissing, 'an access token is required');
     const factory = opts.transport ?? webSocketTransport(opts.WebSocket);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url} within ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
-    });
-    let transport: Transport | undefined;
+    const deadline = Date.now() + opts.connectTimeoutMs;
+    const transport = await openTransport(factory, url, opts.connectTimeoutMs);
     try {
-      transport = await Promise.race([factory(url), timeout]);
-      const link = new Link(transport, { requestTimeoutMs: opts.connectTimeoutMs, ackEvery: opts.ackEvery, ackDelayMs: opts.ackDelayMs });
-      const capabilities = { protocol: PROTOCOL_VERSION, dataSession: opts.dataSession, ...(opts.streamIds ? { streamIds: opts.streamIds } : {}) };
+      const { data: welcome, early } = await handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(token, opts), Math.max(1, deadline - Date.now()));
+      const link = newLink(opts);
+      const client = new Client(url, token, factory, link, welcome, opts);
       // Events right after the welcome (e.g. calls already ringing) wait in the link until the
       // caller's code after `await Client.connect()` has run and attached its listeners.
-      const welcome = await Promise.race([link.request<WelcomeResult>({ t: 'hello', token, protocol: PROTOCOL_VERSION, sdk: SDK_NAME, capabilities }), timeout]);
-      const client = new Client(link, welcome, { ...opts });
-      link.setRequestTimeout(opts.requestTimeoutMs);
+      link.attach(transport, early);
       return client;
     } catch (error) {
-      transport?.close(1000, 'handshake failed');
+      transport.close(1000, 'handshake failed');
       if (error instanceof BackchannelError) throw error;
       throw new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url}: ${(error as Error).message}`, { cause: error });
-    } finally {
-      clearTimeout(timer);
     }
   }
 
-  /** Whether the connection is open. */
+  /** This client's participant id (a new one after a reconnect that could not resume). */
+  get participantId(): string {
+    return this.#welcome.participantId;
+  }
+
+  get userId(): string {
+    return this.#welcome.userId;
+  }
+
+  get displayName(): string {
+    return this.#welcome.displayName;
+  }
+
+  /** What the token allows, as the server resolved it. */
+  get grants(): WelcomeResult['grants'] {
+    return this.#welcome.grants;
+  }
+
+  /** `'connected'`, `'reconnecting'` (calls and rooms are kept meanwhile) or `'disconnected'` (for good). */
+  get connectionState(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Whether the client has not been disconnected for good (it may be reconnecting). */
   get connected(): boolean {
-    return !this.#closed;
+    return this.#state !== 'disconnected';
+  }
+
+  /** Round-trip time measured by the last heartbeat, ms (undefined until one was answered). */
+  get rtt(): number | undefined {
+    return this.#core.link.rtt;
   }
 
   /** Limits the server announced (message size, chunk size, …). */
@@ -144,11 +198,19 @@ export class Client extends Emitter<ClientEvents> {
     return conf;
   }
 
-  /** Closes the connection (calls end as connection-lost for the other side). */
+  /**
+   * Closes the connection on purpose: this participant leaves its rooms as `left` (a 1:1 call
+   * ends as a normal hang-up) and `disconnected` follows. Also stops reconnecting.
+   */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#state === 'disconnected') return;
     const closed = this.waitFor('disconnected');
-    this.#core.link.close(1000, 'client closed');
+    this.#closing = true;
+    if (this.#core.link.attached) this.#core.link.close(1000, 'client closed');
+    else {
+      this.#wake?.();
+      this.#final({ code: LeaveReason.Left, message: 'closed by the client' });
+    }
     await closed;
   }
 
@@ -222,14 +284,184 @@ export class Client extends Emitter<ClientEvents> {
     }
   }
 
-  #onClosed(code: number, reason: string): void {
-    this.#closed = true;
+  #bind(link: Link): void {
+    link.on('event', (ev) => this.#onEvent(ev));
+    link.on('data', (frame) => this.#rooms.get(frame.room)?._onData(frame));
+    link.on('lost', (reason) => this.#onLost(link, reason));
+  }
+
+  /** The transport is gone: reconnect, unless it was closed on purpose or for good by the server. */
+  #onLost(link: Link, reason: Reason): void {
+    if (link !== this.#core.link) return;
+    if (this.#closing) return this.#final({ code: LeaveReason.Left, message: 'closed by the client' });
+    if (this.#goodbye) return this.#final(this.#goodbye);
+    const schedule = this.#options.reconnect;
+    if (!schedule) return this.#final({ code: LeaveReason.ConnectionLost, message: reason.message });
+    this.#state = 'reconnecting';
+    void this.#reconnect(schedule, reason);
+  }
+
+  /** Tries again until resumed, restarted as a new participant, refused for good, or out of time. */
+  async #reconnect(schedule: ResolvedReconnectOptions, reason: Reason): Promise<void> {
+    const giveUpAt = Date.now() + schedule.timeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      const delayMs = reconnectDelay(attempt, schedule);
+      if (Date.now() + delayMs > giveUpAt) {
+        return this.#final({ code: LeaveReason.ConnectionLost, message: `not reconnected within ${schedule.timeoutMs} ms (last: ${reason.message})` });
+      }
+      this.emit('reconnecting', { attempt, delayMs, reason });
+      if (delayMs > 0) await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        this.#wake = () => { clearTimeout(timer); resolve(); };
+      });
+      this.#wake = undefined;
+      if (this.#state !== 'reconnecting') return;
+      let transport: Transport | undefined;
+      try {
+        transport = await openTransport(this.#factory, this.#url, this.#options.connectTimeoutMs);
+        if (await this.#tryResume(transport) || await this.#restart(transport)) return;
+      } catch (error) {
+        transport?.close(1000, 'handshake failed');
+        if (this.#state !== 'reconnecting') return;
+        const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.ConnectFailed, String((error as Error)?.message ?? error));
+        if (FINAL_CODES.has(err.code)) return this.#final({ code: err.code, message: err.message });
+        reason = { code: err.code, message: err.message };
+      }
+    }
+  }
+
+  /**
+   * Resumes the participant on `transport`; false if the server cannot (the transport stays open).
+   * Each attempt proposes the credential for the next one; when a reply is lost the client does
+   * not know which of the two the server now holds, so it keeps both and tries the newer first.
+   */
+  async #tryResume(transport: Transport): Promise<boolean> {
+    const link = this.#core.link;
+    for (const credential of [...this.#credentials]) {
+      const next = randomSecret();
+      const msg = { t: 'resume' as const, protocol: PROTOCOL_VERSION, participantId: this.participantId, credential, next, received: link.received };
+      let result: HandshakeResult<ResumeResult>;
+      try {
+        result = await handshake<ResumeResult>(transport, RESUME_ID, msg, this.#options.connectTimeoutMs);
+      } catch (error) {
+        if (error instanceof BackchannelError && error.code === ErrorCode.ResumeCredentialInvalid) {
+          this.#credentials = this.#credentials.filter((c) => c !== credential);
+          continue;
+        }
+        if (error instanceof BackchannelError && RESUME_REFUSED.has(error.code)) return false;
+        // No reply: the server may have taken `next` already.
+        this.#credentials = [next, ...this.#credentials].slice(0, MAX_CREDENTIALS);
+        throw error;
+      }
+      this.#credentials = [next];
+      if (this.#state !== 'reconnecting') {
+        transport.close(1000, 'client closed');
+        return true;
+      }
+      this.#state = 'connected';
+      link.attach(transport, result.early, result.data.received);
+      this.emit('reconnected', { resumed: true });
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * The participant cannot be resumed: says hello on `transport` as a new participant. Every call
+   * and room ends (connection-lost) first, so the app starts from a clean state.
+   */
+  async #restart(transport: Transport): Promise<boolean> {
+    if (this.#options.tokenRefresh) this.#token = await this.#options.tokenRefresh();
+    const { data: welcome, early } = await handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(this.#token, this.#options), this.#options.connectTimeoutMs);
+    if (this.#state !== 'reconnecting') {
+      transport.close(1000, 'client closed');
+      return true;
+    }
+    const old = this.#core.link;
+    this.#endAll({ code: LeaveReason.ConnectionLost, message: 'the connection was lost and could not be resumed' });
+    old.finish(1006, 'not resumed');
+    const link = newLink(this.#options);
+    this.#welcome = welcome;
+    this.#credentials = [welcome.resume.credential];
+    this.#core.link = link;
+    this.#core.outbound = new Outbound(link, this.#options.socketHighWaterBytes, this.#options.sendWindowBytes);
+    this.#core.limits = welcome.limits;
+    this.#core.participantId = welcome.participantId;
+    this.#goodbye = undefined;
+    this.#bind(link);
+    this.#state = 'connected';
+    link.attach(transport, early);
+    this.emit('reconnected', { resumed: false });
+    return true;
+  }
+
+  /** Ends every call, room and invite locally with `why`. */
+  #endAll(why: Reason): void {
     this.#core.outbound.stop();
-    const why: Reason = this.#goodbye ?? { code: 'connection-lost', message: `the connection closed (${code}${reason ? ` ${reason}` : ''})` };
     for (const call of [...this.#calls.values()]) call._ended({ code: why.code === 'server-shutdown' ? 'server-shutdown' : 'connection-lost', message: why.message }, 0);
     for (const room of [...this.#rooms.values()]) room._end(why);
     for (const invite of this.#invites.values()) invite._finish();
     this.#invites.clear();
+  }
+
+  /** Disconnected for good. */
+  #final(why: Reason): void {
+    if (this.#state === 'disconnected') return;
+    this.#state = 'disconnected';
+    this.#core.link.finish(1000, why.code);
+    this.#endAll(why);
     this.emit('disconnected', why);
+  }
+}
+
+/** Handshake errors after which trying again cannot help. */
+const FINAL_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.TokenMissing,
+  ErrorCode.TokenMalformed,
+  ErrorCode.TokenExpired,
+  ErrorCode.TokenNotYetValid,
+  ErrorCode.TokenBadSignature,
+  ErrorCode.TokenUnknownKey,
+  ErrorCode.TokenInvalidClaims,
+  ErrorCode.PermissionDenied,
+  ErrorCode.ProtocolVersionUnsupported,
+]);
+
+/** Resume refusals after which the client says hello as a new participant instead. */
+const RESUME_REFUSED: ReadonlySet<string> = new Set([ErrorCode.ResumeNotFound, ErrorCode.ResumeCredentialInvalid, ErrorCode.ResumeFailed]);
+
+function helloMessage(token: string, opts: Readonly<ResolvedClientOptions>) {
+  const capabilities = { protocol: PROTOCOL_VERSION, dataSession: opts.dataSession, ...(opts.streamIds ? { streamIds: opts.streamIds } : {}) };
+  return { t: 'hello' as const, token, protocol: PROTOCOL_VERSION, sdk: SDK_NAME, capabilities };
+}
+
+function newLink(opts: Readonly<ResolvedClientOptions>): Link {
+  return new Link({
+    requestTimeoutMs: opts.requestTimeoutMs,
+    ackEvery: opts.ackEvery,
+    ackEveryBytes: opts.ackEveryBytes,
+    ackDelayMs: opts.ackDelayMs,
+    pingIntervalMs: opts.pingIntervalMs,
+    pingTimeoutMs: opts.pingTimeoutMs,
+  });
+}
+
+/** Opens a transport, or rejects with `connect-failed` (also after `timeoutMs`). */
+async function openTransport(factory: TransportFactory, url: string, timeoutMs: number): Promise<Transport> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const opening = factory(url);
+  try {
+    return await Promise.race([
+      opening,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url} within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    opening.then((t) => t.close(1000, 'connect timed out'), () => undefined);
+    if (error instanceof BackchannelError) throw error;
+    throw new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url} (${(error as Error).message})`, { cause: error });
+  } finally {
+    clearTimeout(timer);
   }
 }

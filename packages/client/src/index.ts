@@ -3,7 +3,9 @@
  * Backchannel client SDK (browsers and Node): calls, conferences and data sessions.
  */
 export { Client, SDK_NAME } from './client.js';
-export type { ClientEvents, JoinOptions } from './client.js';
+export type { ClientEvents, ConnectionState, JoinOptions } from './client.js';
+export { DEFAULT_RECONNECT, reconnectDelay } from './reconnect.js';
+export type { ReconnectOptions } from './reconnect.js';
 export { Call, CallInvite } from './call.js';
 export type { CallEvents, CallState } from './call.js';
 export { Conference } from './conference.js';

@@ -1,18 +1,25 @@
 /**
- * The client end of the wire: request/reply correlation, control events, data frames in and out,
- * per-connection sequence numbers and acknowledgements.
+ * The client end of a session, outliving any one transport: request/reply correlation, control
+ * events, data frames in and out, per-direction sequence numbers and acknowledgements, the replay
+ * buffer of what the server has not acknowledged, and the heartbeat that notices a dead
+ * connection. When its transport is lost the link keeps requests and data waiting; a resumed
+ * connection brings a new transport and the link sends again what the server had not received.
  */
 import {
+  AckCounter,
   BackchannelError,
   Emitter,
   ErrorCode,
   FrameKind,
+  PING_FRAME,
+  ReplayBuffer,
   decodeFrame,
   encodeAckFrame,
   encodeControlFrame,
   encodeDataFrame,
   type DataFrame,
   type DataHeader,
+  type Reason,
   type ServerEvent,
   type ServerMessage,
 } from '@backchannel/protocol';
@@ -22,58 +29,110 @@ import { nextMacrotask } from './util.js';
 
 const decoder = new TextDecoder();
 
-
 type LinkEvents = {
   event: [ServerEvent];
   data: [DataFrame];
+  /** The transport was lost (closed by the network or the server, or found dead); the link waits. */
+  lost: [Reason];
+  /** The link is over for good (`close()`, or the server said goodbye and closed). */
   closed: [code: number, reason: string];
 };
 
 interface Pending {
+  msg: string;
   resolve: (data: unknown) => void;
   reject: (error: BackchannelError) => void;
-  timer: ReturnType<typeof setTimeout>;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  timeoutMs: number;
+}
+
+/** What a data frame to (re)send needs: its header fields and payload (a view, never copied). */
+export interface DataEntry {
+  header: Omit<DataHeader, 'sender'> & { target?: number };
+  payload: Uint8Array;
 }
 
 /** Tunables of a link. */
 export interface LinkOptions {
   requestTimeoutMs: number;
   ackEvery: number;
+  ackEveryBytes: number;
   ackDelayMs: number;
+  /** Send a ping when nothing was received for this long. */
+  pingIntervalMs: number;
+  /** Consider the transport dead when nothing was received for this long. */
+  pingTimeoutMs: number;
 }
 
-/** Unacknowledged sequenced frames the send window can account for (a power of two, minus one). */
-const RING_MASK = 0xffff;
-
 export class Link extends Emitter<LinkEvents> {
-  readonly transport: Transport;
+  #transport: Transport | undefined;
   #opts: LinkOptions;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
-  #txSeq = 0;
-  /** Bytes of sequenced frames sent, in total; `#sentAt[n & RING_MASK]` is the total after frame n. */
-  #txBytes = 0;
-  readonly #sentAt = new Float64Array(RING_MASK + 1);
+  /** Numbered frames sent and not yet acknowledged: control frames, or data entries to encode again. */
+  readonly #replay = new ReplayBuffer<Uint8Array | DataEntry>();
+  readonly #acks: AckCounter;
   /** Reused for every outgoing data frame when the transport copies on send. */
   #scratch: Uint8Array | undefined;
-  #rxSeq = 0;
-  #unacked = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
-  /** Highest sequence number the server acknowledged. */
-  serverAck = 0;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #lastRx = 0;
+  #pingAt = 0;
+  /** Round-trip time of the last heartbeat, ms (undefined before the first). */
+  rtt: number | undefined;
   /** Called after each acknowledgement from the server (the send window has moved). */
   onack: () => void = () => {};
+  /** Called when a transport is attached again (queued data may flow). */
+  onwritable: () => void = () => {};
   closed = false;
   // Frames waiting while a just-delivered reply's awaiting code runs (see #onFrame).
   #backlog: Uint8Array[] = [];
   #held = false;
 
-  constructor(transport: Transport, options: LinkOptions) {
+  constructor(options: LinkOptions) {
     super();
-    this.transport = transport;
     this.#opts = options;
+    this.#acks = new AckCounter(options.ackEvery, options.ackEveryBytes);
+  }
+
+  /** The transport frames go out on, while connected. */
+  get transport(): Transport | undefined {
+    return this.#transport;
+  }
+
+  /** Whether a transport is attached (false while reconnecting). */
+  get attached(): boolean {
+    return this.#transport !== undefined;
+  }
+
+  /** Numbered frames received from the server (what a resume request reports). */
+  get received(): number {
+    return this.#acks.received;
+  }
+
+  /**
+   * Starts (or, after a resume, continues) on `transport`. `server` is the count of numbered frames
+   * the server reported having received (a resume reply): those after it are sent again. `early`
+   * are frames that arrived right after the handshake reply; they are handled on a later macrotask,
+   * once the code awaiting the handshake has attached its listeners.
+   */
+  attach(transport: Transport, early: Uint8Array[], server?: number): void {
+    if (this.closed) return transport.close(1000, 'client closed');
+    this.#transport = transport;
     transport.onframe = (buf) => this.#onFrame(buf);
-    transport.onclose = (code, reason) => this.#onClose(code, reason);
+    transport.onclose = (code, reason) => this.#onClose(transport, code, reason);
+    transport.onwritable = () => this.onwritable();
+    this.#lastRx = Date.now();
+    this.#startHeartbeat();
+    if (server !== undefined) {
+      const again = this.#replay.after(server) ?? [];
+      for (const entry of again) this.#write(entry);
+      if (this.#acks.pending) this.#sendAck();
+    }
+    for (const p of this.#pending.values()) this.#arm(p);
+    this.#backlog.push(...early);
+    this.#hold();
+    this.onwritable();
   }
 
   /** Changes the default request timeout (after the handshake). */
@@ -81,31 +140,56 @@ export class Link extends Emitter<LinkEvents> {
     this.#opts = { ...this.#opts, requestTimeoutMs: ms };
   }
 
-  /** Sends a request and resolves with the reply's data (or rejects with the server's error). */
+  /**
+   * Sends a request and resolves with the reply's data (or rejects with the server's error).
+   * While reconnecting the request waits, and its timeout starts once it has been sent.
+   */
   request<T = unknown>(msg: { t: string } & Record<string, unknown>, timeoutMs = this.#opts.requestTimeoutMs): Promise<T> {
     if (this.closed) return Promise.reject(new BackchannelError(ErrorCode.ConnectionClosed, 'the connection is closed'));
     const id = this.#nextId++;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new BackchannelError(ErrorCode.RequestTimeout, `no reply to "${msg.t}" within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.#pending.set(id, { resolve: resolve as (d: unknown) => void, reject, timer });
+      const p: Pending = { msg: msg.t, resolve: resolve as (d: unknown) => void, reject, timer: undefined, timeoutMs };
+      this.#pending.set(id, p);
       const frame = encodeControlFrame(JSON.stringify({ ...msg, id }));
-      this.#sequenced(frame.byteLength);
-      this.transport.send(frame);
+      this.#replay.push(frame, frame.byteLength);
+      if (this.#transport) {
+        this.#transport.send(frame);
+        this.#arm(p);
+      }
     });
   }
 
+  #arm(p: Pending): void {
+    clearTimeout(p.timer);
+    p.timer = setTimeout(() => {
+      for (const [id, q] of this.#pending) if (q === p) this.#pending.delete(id);
+      p.reject(new BackchannelError(ErrorCode.RequestTimeout, `no reply to "${p.msg}" within ${p.timeoutMs} ms`));
+    }, p.timeoutMs);
+  }
+
   /**
-   * Sends one data frame; a reliable one takes the next connection sequence number (data frames do
-   * not carry it: the receiver counts). For addressed sessions `target` is the recipient's handle,
-   * carried in the header's sender field.
+   * Sends one data frame (only while attached); a reliable one is numbered and kept until the
+   * server acknowledges it (data frames do not carry the number: the receiver counts). For
+   * addressed sessions `target` is the recipient's handle, carried in the header's sender field.
    */
-  sendData(header: Omit<DataHeader, 'sender'> & { target?: number }, payload: Uint8Array): number {
-    const frame = encodeDataFrame({ mode: header.mode, fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0 }, payload, this.transport.copiesOnSend ? this.#scratchOf : platform.allocFrame);
-    if (header.mode !== 'unreliable') this.#sequenced(frame.byteLength);
-    this.transport.send(frame);
+  sendData(entry: DataEntry): number {
+    if (entry.header.mode !== 'unreliable') this.#replay.push(entry, entry.payload.byteLength + 16);
+    return this.#write(entry);
+  }
+
+  #write(entry: Uint8Array | DataEntry): number {
+    const transport = this.#transport!;
+    if (entry instanceof Uint8Array) {
+      transport.send(entry);
+      return entry.byteLength;
+    }
+    const { header, payload } = entry;
+    const frame = encodeDataFrame(
+      { mode: header.mode, fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0 },
+      payload,
+      transport.copiesOnSend ? this.#scratchOf : platform.allocFrame,
+    );
+    transport.send(frame);
     return frame.byteLength;
   }
 
@@ -114,26 +198,39 @@ export class Link extends Emitter<LinkEvents> {
     return this.#scratch.subarray(0, size);
   };
 
-  #sequenced(bytes: number): void {
-    this.#txSeq = (this.#txSeq + 1) >>> 0;
-    this.#txBytes += bytes;
-    this.#sentAt[this.#txSeq & RING_MASK] = this.#txBytes;
+  /**
+   * Bytes of numbered frames sent but not yet acknowledged by the server: in the socket buffers of
+   * both ends or not yet read by the server. Also what would be sent again after a reconnect.
+   */
+  get unackedBytes(): number {
+    return this.#replay.bytes;
+  }
+
+  /** Closes for good: the transport (if any) closes normally and `closed` follows. */
+  close(code = 1000, reason = 'client closed'): void {
+    if (this.closed) return;
+    const transport = this.#transport;
+    if (transport) transport.close(code, reason);
+    else this.#finish(code, reason);
   }
 
   /**
-   * Bytes of sequenced frames sent but not yet acknowledged by the server: in the socket buffers
-   * of both ends or not yet read by the server. Infinity when more frames than the ring tracks are
-   * unacknowledged (the caller then waits for an acknowledgement).
+   * Drops the current transport at once (a dead connection: no closing handshake to wait for) and
+   * reports the link lost with `reason`.
    */
-  get unackedBytes(): number {
-    const ack = this.serverAck;
-    if (((this.#txSeq - ack) >>> 0) > RING_MASK) return Infinity;
-    return this.#txBytes - this.#sentAt[ack & RING_MASK]!;
+  drop(reason: Reason): void {
+    const transport = this.#transport;
+    if (!transport) return;
+    this.#detach();
+    transport.onframe = () => {};
+    transport.onclose = () => {};
+    (transport.abort ?? transport.close).call(transport);
+    this.emit('lost', reason);
   }
 
-  /** Closes the transport. */
-  close(code = 1000, reason = 'client closed'): void {
-    if (!this.closed) this.transport.close(code, reason);
+  /** Ends for good after the transport was lost (the caller gave up reconnecting). */
+  finish(code: number, reason: string): void {
+    this.#finish(code, reason);
   }
 
   /**
@@ -142,6 +239,7 @@ export class Link extends Emitter<LinkEvents> {
    * after each reply the remaining frames wait for the next macrotask. Order is preserved.
    */
   #onFrame(buf: Uint8Array): void {
+    this.#lastRx = Date.now();
     if (this.#held) {
       this.#backlog.push(buf);
       return;
@@ -150,6 +248,7 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   #hold(): void {
+    if (this.#held) return;
     this.#held = true;
     nextMacrotask(() => {
       this.#held = false;
@@ -159,6 +258,11 @@ export class Link extends Emitter<LinkEvents> {
           if (this.#backlog.length > 0) this.#hold();
           return;
         }
+      }
+      if (this.#closeAfterBacklog) {
+        const [transport, code, reason] = this.#closeAfterBacklog;
+        this.#closeAfterBacklog = undefined;
+        this.#onClose(transport, code, reason);
       }
     });
   }
@@ -171,16 +275,25 @@ export class Link extends Emitter<LinkEvents> {
     } catch {
       return false; // A server never sends malformed frames; ignoring keeps a bad proxy from crashing the app.
     }
-    if (frame.kind === FrameKind.Ack) {
-      this.serverAck = frame.ack;
-      this.onack();
-      return false;
+    switch (frame.kind) {
+      case FrameKind.Ack:
+        this.#replay.ack(frame.ack);
+        this.onack();
+        return false;
+      case FrameKind.Pong:
+        if (this.#pingAt) this.rtt = Date.now() - this.#pingAt;
+        this.#pingAt = 0;
+        return false;
+      case FrameKind.Ping:
+        return false;
+      case FrameKind.Data:
+        if (frame.mode !== 'unreliable') this.#received(buf.byteLength);
+        this.emit('data', frame);
+        return false;
+      case FrameKind.Control:
+        break;
     }
-    if (frame.kind === FrameKind.Control || frame.mode !== 'unreliable') this.#received();
-    if (frame.kind === FrameKind.Data) {
-      this.emit('data', frame);
-      return false;
-    }
+    this.#received(buf.byteLength);
     let msg: ServerMessage;
     try {
       msg = JSON.parse(decoder.decode(frame.body)) as ServerMessage;
@@ -200,29 +313,69 @@ export class Link extends Emitter<LinkEvents> {
     return false;
   }
 
-  /** Counts a sequenced frame (the transport is ordered, so the count is its number). */
-  #received(): void {
-    this.#rxSeq++;
-    if (++this.#unacked >= this.#opts.ackEvery) this.#sendAck();
+  /** Counts a numbered frame (the transport is ordered, so the count is its number). */
+  #received(bytes: number): void {
+    if (this.#acks.count(bytes)) this.#sendAck();
     else this.#ackTimer ??= setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
   }
 
   #sendAck(): void {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
-    this.#unacked = 0;
-    if (!this.closed) this.transport.send(encodeAckFrame(this.#rxSeq));
+    if (this.#transport) this.#transport.send(encodeAckFrame(this.#acks.take()));
   }
 
-  #onClose(code: number, reason: string): void {
-    if (this.closed) return;
+  /** Pings when the connection has been quiet; drops it when nothing arrived for the timeout. */
+  #startHeartbeat(): void {
+    if (this.#heartbeat) return;
+    const { pingIntervalMs, pingTimeoutMs } = this.#opts;
+    this.#heartbeat = setInterval(() => {
+      const transport = this.#transport;
+      if (!transport) return;
+      const now = Date.now();
+      const quiet = now - this.#lastRx;
+      if (quiet >= pingTimeoutMs) {
+        this.drop({ code: ErrorCode.HeartbeatTimeout, message: `nothing received for ${quiet} ms` });
+      } else if (quiet >= pingIntervalMs && !this.#pingAt) {
+        this.#pingAt = now;
+        transport.send(PING_FRAME);
+      }
+    }, Math.max(50, Math.floor(Math.min(pingIntervalMs, pingTimeoutMs) / 2)));
+    (this.#heartbeat as { unref?: () => void }).unref?.();
+  }
+
+  #closeAfterBacklog: [Transport, number, string] | undefined;
+
+  #onClose(transport: Transport, code: number, reason: string): void {
+    if (transport !== this.#transport) return;
     if (this.#held) {
       // Deliver what is still waiting before reporting the close.
-      nextMacrotask(() => this.#onClose(code, reason));
+      this.#closeAfterBacklog = [transport, code, reason];
       return;
     }
-    this.closed = true;
+    this.#detach();
+    this.emit('lost', { code: ErrorCode.ConnectionClosed, message: `the connection closed (${code}${reason ? ` ${reason}` : ''})` });
+  }
+
+  /** No transport any more: acks and request timers wait for the next one. */
+  #detach(): void {
+    this.#transport = undefined;
+    this.#pingAt = 0;
     clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer);
+      p.timer = undefined;
+    }
+  }
+
+  #finish(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#transport = undefined;
+    clearInterval(this.#heartbeat);
+    clearTimeout(this.#ackTimer);
+    this.#replay.clear();
     for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
       p.reject(new BackchannelError(ErrorCode.ConnectionClosed, `the connection closed (${code}${reason ? ` ${reason}` : ''})`));

@@ -2,6 +2,7 @@
  * Client options: every default in one place, validated once in `Client.connect`.
  */
 import { BackchannelError, ErrorCode } from '@backchannel/protocol';
+import { resolveReconnect, type ReconnectOptions, type ResolvedReconnectOptions } from './reconnect.js';
 import type { TransportFactory, WebSocketConstructor } from './transport.js';
 
 /** Options of {@link Client.connect}. Sizes in bytes, times in milliseconds. */
@@ -42,13 +43,32 @@ export interface ClientOptions {
   maxIncomingStreams?: number;
   /** How long an incoming stream waits for a topic handler before it is refused. Default 2 000. */
   streamHandlerWaitMs?: number;
+  /**
+   * Reconnect automatically after a lost connection, resuming the same participant, calls, rooms
+   * and sessions within the server's resume window: `true` (default) with the default schedule,
+   * `false` never, or a schedule (see {@link ReconnectOptions}).
+   */
+  reconnect?: boolean | ReconnectOptions;
+  /**
+   * Returns an access token for a new connection, when a lost one cannot be resumed (resuming
+   * needs no token). Default: the token given to `connect`, which may have expired by then.
+   */
+  tokenRefresh?: () => string | Promise<string>;
+  /** Send a heartbeat ping when nothing was received for this long. Default 5 000. */
+  pingIntervalMs?: number;
+  /** Consider the connection dead (and reconnect) when nothing was received for this long. Default 10 000. */
+  pingTimeoutMs?: number;
   /** Frames received before an acknowledgement is sent. Default 64. */
   ackEvery?: number;
+  /** Bytes received before an acknowledgement is sent (whichever of this and `ackEvery` comes first). Default 256 KiB. */
+  ackEveryBytes?: number;
   /** Max delay of an acknowledgement. Default 200. */
   ackDelayMs?: number;
 }
 
-export type ResolvedClientOptions = Required<Omit<ClientOptions, 'WebSocket' | 'transport' | 'streamIds'>> & Pick<ClientOptions, 'WebSocket' | 'transport' | 'streamIds'>;
+type Special = 'WebSocket' | 'transport' | 'streamIds' | 'reconnect' | 'tokenRefresh';
+export type ResolvedClientOptions = Required<Omit<ClientOptions, Special>> &
+  Pick<ClientOptions, 'WebSocket' | 'transport' | 'streamIds' | 'tokenRefresh'> & { reconnect: ResolvedReconnectOptions | false };
 
 export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   connectTimeoutMs: 10_000,
@@ -64,7 +84,10 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   maxOutgoingStreams: 8,
   maxIncomingStreams: 16,
   streamHandlerWaitMs: 2_000,
+  pingIntervalMs: 5_000,
+  pingTimeoutMs: 10_000,
   ackEvery: 64,
+  ackEveryBytes: 256 * 1024,
   ackDelayMs: 200,
 });
 
@@ -76,6 +99,9 @@ export function resolveClientOptions(input: ClientOptions = {}): Readonly<Resolv
     const ok = typeof DEFAULT_CLIENT_OPTIONS[key] === 'boolean' ? typeof v === 'boolean' : Number.isInteger(v) && (v as number) > 0;
     if (!ok) throw new BackchannelError(ErrorCode.InvalidArgument, `option ${key} must be ${typeof DEFAULT_CLIENT_OPTIONS[key] === 'boolean' ? 'a boolean' : 'a positive integer'}`);
   }
+  out.reconnect = resolveReconnect(input.reconnect);
+  if (out.tokenRefresh !== undefined && typeof out.tokenRefresh !== 'function') throw new BackchannelError(ErrorCode.InvalidArgument, 'option tokenRefresh must be a function');
+  if (out.pingTimeoutMs <= out.pingIntervalMs) throw new BackchannelError(ErrorCode.InvalidArgument, 'option pingTimeoutMs must exceed pingIntervalMs');
   if (out.lowWaterMarkBytes > out.highWaterMarkBytes) throw new BackchannelError(ErrorCode.InvalidArgument, 'option lowWaterMarkBytes must not exceed highWaterMarkBytes');
   if (out.streamIds && !out.streamIds.every((s) => Number.isInteger(s) && s >= 1 && s <= 65535)) {
     throw new BackchannelError(ErrorCode.InvalidArgument, 'option streamIds must hold integers 1–65535');

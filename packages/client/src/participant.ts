@@ -1,4 +1,4 @@
-import type { Capabilities, ParticipantInfo } from '@backchannel/protocol';
+import type { Capabilities, ConnectionState, ParticipantInfo } from '@backchannel/protocol';
 
 /** Another participant in a room, as this client sees it. */
 export class RemoteParticipant {
@@ -12,6 +12,8 @@ export class RemoteParticipant {
   /** When it joined, ms since the epoch. */
   readonly joinedAt: number;
   capabilities: Capabilities;
+  /** `'reconnecting'` while its connection is lost and it may still come back (a resume); else `'connected'`. */
+  connectionState: ConnectionState;
 
   constructor(info: ParticipantInfo) {
     this.id = info.id;
@@ -21,6 +23,7 @@ export class RemoteParticipant {
     this.metadata = info.metadata;
     this.joinedAt = info.joinedAt;
     this.capabilities = info.capabilities;
+    this.connectionState = info.connection ?? 'connected';
   }
 
   /** Whether this participant supports data sessions. */
@@ -33,5 +36,6 @@ export class RemoteParticipant {
     this.displayName = info.displayName;
     this.metadata = info.metadata;
     this.capabilities = info.capabilities;
+    this.connectionState = info.connection ?? 'connected';
   }
 }

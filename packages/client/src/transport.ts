@@ -12,6 +12,8 @@ export interface Transport {
   readonly bufferedAmount: number;
   /** Closes the transport; `onclose` follows. */
   close(code?: number, reason?: string): void;
+  /** Drops the transport at once, without a closing handshake (a dead connection). Default: `close()`. */
+  abort?(): void;
   /** Called with each received frame. */
   onframe: (frame: Uint8Array) => void;
   /** Called once when the transport has closed. */
@@ -96,6 +98,11 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
           return ws.bufferedAmount;
         },
         close: (code, reason) => ws.close(code, reason),
+        abort: () => {
+          const w = ws as unknown as { terminate?: () => void };
+          if (typeof w.terminate === 'function') w.terminate();
+          else ws.close(4000, 'connection dead');
+        },
         copiesOnSend: options.copiesOnSend === true,
         onframe: () => {},
         onclose: () => {},
@@ -118,7 +125,7 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
         else transport.onclose(ev.code, ev.reason);
       });
       ws.addEventListener('error', () => {
-        if (!opened) reject(new Error(`could not connect to ${url}`));
+        if (!opened) reject(new Error('the WebSocket failed to open'));
       });
     });
 }

@@ -17,3 +17,11 @@ export const nextMacrotask: (fn: () => void) => void =
 
 /** Resolves on a later macrotask: lets I/O (e.g. server feedback) be processed in between. */
 export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => nextMacrotask(resolve));
+
+/** An unguessable secret: 32 random bytes (platform CSPRNG), base64url. */
+export function randomSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}

@@ -54,6 +54,16 @@ export const ErrorCode = {
   RpcRecipientDisconnected: 'rpc-recipient-disconnected',
   // Connection lifecycle.
   ConnectFailed: 'connect-failed',
+  /** No participant to resume: its resume window passed, it ended, or the server restarted. */
+  ResumeNotFound: 'resume-not-found',
+  /** The resume credential is not the current one for that participant (wrong, stolen or already used). */
+  ResumeCredentialInvalid: 'resume-credential-invalid',
+  /** The frames to replay no longer exist on one side: this participant cannot be resumed. */
+  ResumeFailed: 'resume-failed',
+  /** A replay buffer would have exceeded its bound during an outage. */
+  ResumeBufferOverflow: 'resume-buffer-overflow',
+  /** Nothing was received on the connection for the heartbeat timeout: it is considered dead. */
+  HeartbeatTimeout: 'heartbeat-timeout',
   ConnectionClosed: 'connection-closed',
   RequestTimeout: 'request-timeout',
   ServerShutdown: 'server-shutdown',

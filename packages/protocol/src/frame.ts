@@ -9,7 +9,7 @@ import { BackchannelError, ErrorCode } from './errors.js';
 export const WIRE_VERSION = 1;
 
 /** Frame kinds (low nibble of byte 0). */
-export const FrameKind = { Control: 1, Data: 2, Ack: 3 } as const;
+export const FrameKind = { Control: 1, Data: 2, Ack: 3, Ping: 4, Pong: 5 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 /** Delivery modes of a data session, as written in a data frame's flags. */
@@ -23,6 +23,8 @@ export const DATA_HEADER_BYTES = 16;
 export const CONTROL_HEADER_BYTES = 1;
 /** Size in bytes of an acknowledgement frame. */
 export const ACK_FRAME_BYTES = 5;
+/** Size in bytes of a heartbeat (ping or pong) frame. */
+export const HEARTBEAT_FRAME_BYTES = 1;
 
 const FLAG_MODE_MASK = 0b0000_0011;
 const FLAG_FIN = 0b0000_0100;
@@ -62,8 +64,13 @@ export interface AckFrame {
   ack: number;
 }
 
+/** A decoded heartbeat frame: a ping (answered at once with a pong) or a pong. */
+export interface HeartbeatFrame {
+  kind: typeof FrameKind.Ping | typeof FrameKind.Pong;
+}
+
 /** Any decoded frame. */
-export type Frame = DataFrame | ControlFrame | AckFrame;
+export type Frame = DataFrame | ControlFrame | AckFrame | HeartbeatFrame;
 
 const encoder = new TextEncoder();
 const zeroed = (size: number) => new Uint8Array(size);
@@ -156,6 +163,11 @@ export function encodeAckFrame(ack: number): Uint8Array {
   return out;
 }
 
+/** The ping frame (one byte; immutable, shared). */
+export const PING_FRAME: Uint8Array = Uint8Array.of((WIRE_VERSION << 4) | FrameKind.Ping);
+/** The pong frame (one byte; immutable, shared). */
+export const PONG_FRAME: Uint8Array = Uint8Array.of((WIRE_VERSION << 4) | FrameKind.Pong);
+
 function badFrame(message: string): BackchannelError {
   return new BackchannelError(ErrorCode.BadFrame, message);
 }
@@ -198,6 +210,11 @@ export function decodeFrame(buf: Uint8Array): Frame {
     case FrameKind.Ack: {
       if (buf.byteLength !== ACK_FRAME_BYTES) throw badFrame(`ack frame must be ${ACK_FRAME_BYTES} bytes`);
       return { kind: FrameKind.Ack, ack: get32(buf, 1) };
+    }
+    case FrameKind.Ping:
+    case FrameKind.Pong: {
+      if (buf.byteLength !== HEARTBEAT_FRAME_BYTES) throw badFrame(`heartbeat frame must be ${HEARTBEAT_FRAME_BYTES} byte`);
+      return { kind };
     }
     default:
       throw badFrame(`unknown frame kind ${kind}`);

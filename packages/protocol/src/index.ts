@@ -10,6 +10,9 @@ export {
   DATA_HEADER_BYTES,
   DataModes,
   FrameKind,
+  HEARTBEAT_FRAME_BYTES,
+  PING_FRAME,
+  PONG_FRAME,
   WIRE_VERSION,
   decodeFrame,
   encodeAckFrame,
@@ -18,11 +21,13 @@ export {
   restampDataFrame,
   writeDataHeader,
 } from './frame.js';
-export type { AckFrame, ControlFrame, DataFrame, DataHeader, DataMode, Frame } from './frame.js';
+export type { AckFrame, ControlFrame, DataFrame, DataHeader, DataMode, Frame, HeartbeatFrame } from './frame.js';
+export { AckCounter, ReplayBuffer } from './reliability.js';
 export {
   CallInfoSchema,
   CapabilitiesSchema,
   ClientMessageSchemas,
+  ConnectionStateSchema,
   DestinationSchema,
   ModeSchema,
   ParticipantInfoSchema,
@@ -44,6 +49,9 @@ export type {
   ServerMessage,
   ServerReply,
   SessionInfo,
+  ResumeGrant,
+  ResumeResult,
+  ConnectionState,
   WelcomeResult,
 } from './messages.js';
 export { CallEndReason, InviteRevokedReason, LeaveReason, RoomEndReason, SessionCloseReason } from './reasons.js';

@@ -43,6 +43,9 @@ export const CapabilitiesSchema = Type.Object(
 
 export const ReasonSchema = Type.Object({ code: Type.String(), message: Type.String() });
 
+/** A participant's connection: absent means connected; `'reconnecting'` while its client resumes. */
+export const ConnectionStateSchema = Type.Union([Type.Literal('connected'), Type.Literal('reconnecting')]);
+
 export const ParticipantInfoSchema = Type.Object({
   id: ParticipantId,
   sid: Type.Integer(),
@@ -51,6 +54,8 @@ export const ParticipantInfoSchema = Type.Object({
   metadata: MetadataSchema,
   joinedAt: Type.Number(),
   capabilities: CapabilitiesSchema,
+  /** Present (`'reconnecting'`) only while the participant's connection is being resumed. */
+  connection: Type.Optional(ConnectionStateSchema),
 });
 
 export const SessionInfoSchema = Type.Object({ streamId: StreamId, from: ParticipantId, sid: Type.Integer(), mode: ModeSchema });
@@ -86,6 +91,23 @@ export const ClientMessageSchemas = {
     sdk: Type.Optional(Type.String({ maxLength: 64 })),
     capabilities: CapabilitiesSchema,
   }),
+  /**
+   * Takes over a participant whose connection was lost, within the resume window. Sent instead of
+   * `hello` as the first message of a new connection.
+   */
+  resume: req('resume', {
+    protocol: Type.Integer({ minimum: 0 }),
+    participantId: ParticipantId,
+    credential: Type.String({ minLength: 1, maxLength: 128 }),
+    /**
+     * The credential for the next resume, chosen by the client (unguessable: at least 32 random
+     * bytes, base64url). It replaces `credential` when this resume succeeds, so a client whose
+     * reply was lost still knows the current one: it is one of the two it holds.
+     */
+    next: Type.String({ minLength: 43, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' }),
+    /** Numbered frames this client has received from the server (u32). */
+    received: Type.Integer({ minimum: 0, maximum: 2 ** 32 - 1 }),
+  }),
   'call.make': req('call.make', { callee: UserId, appParam: Type.Optional(Type.String({ maxLength: 4096 })) }),
   'call.get': req('call.get', { callId: Type.String({ maxLength: 64 }) }),
   'call.accept': req('call.accept', { callId: Type.String({ maxLength: 64 }) }),
@@ -119,6 +141,7 @@ export type ClientMessageType = keyof Schemas;
 export type ClientMessage<T extends ClientMessageType = ClientMessageType> = { [K in T]: Static<Schemas[K]> }[T];
 
 export type Capabilities = Static<typeof CapabilitiesSchema>;
+export type ConnectionState = Static<typeof ConnectionStateSchema>;
 export type Reason = Static<typeof ReasonSchema>;
 export type ParticipantInfo = Static<typeof ParticipantInfoSchema>;
 export type SessionInfo = Static<typeof SessionInfoSchema>;
@@ -144,6 +167,8 @@ export interface WelcomeResult {
   protocol: number;
   serverVersion: string;
   limits: AnnouncedLimits;
+  /** How to resume this participant after a lost connection (see `resume`). */
+  resume: ResumeGrant;
   grants: {
     calls: boolean;
     publishData: boolean;
@@ -153,6 +178,22 @@ export interface WelcomeResult {
     streamIds?: number[];
     conferences: string[];
   };
+}
+
+/** A single-use credential to resume the participant, and how long after a loss it may be used. */
+export interface ResumeGrant {
+  /** Unguessable, single-use; each successful resume hands out the next one. */
+  credential: string;
+  /** The resume window: a lost participant is kept this long, ms. */
+  windowMs: number;
+}
+
+/** Reply to `resume` (the credential for the next resume is the `next` the client sent). */
+export interface ResumeResult {
+  /** Numbered frames the server has received from this client (u32): send again those after it. */
+  received: number;
+  /** The resume window, ms. */
+  windowMs: number;
 }
 
 /** Every server→client event, by `t`. */

@@ -28,6 +28,7 @@ export type InviteRevokedReason = (typeof InviteRevokedReason)[keyof typeof Invi
 export const LeaveReason = {
   Left: 'left',
   ConnectionLost: 'connection-lost',
+  ResumeBufferOverflow: 'resume-buffer-overflow',
   Kicked: 'kicked',
   RoomEnded: 'room-ended',
   CallEnded: 'call-ended',
@@ -51,6 +52,7 @@ export const SessionCloseReason = {
   ReceiverLeft: 'receiver-left',
   RoomEnded: 'room-ended',
   ReceiverTooSlow: 'receiver-too-slow',
+  ResumeBufferOverflow: 'resume-buffer-overflow',
   Unsupported: 'unsupported',
   ConnectionLost: 'connection-lost',
 } as const;

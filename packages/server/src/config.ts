@@ -27,8 +27,29 @@ export interface ServerConfig {
   maxMetadataBytes: number;
   /** A connection that has not said hello by then is closed with `hello-timeout`, ms. Default 10 000. */
   helloTimeoutMs: number;
-  /** Interval of WebSocket pings; a peer that misses one is dropped as connection-lost, ms. Default 20 000. */
+  /**
+   * Interval of WebSocket pings; a connection that has sent nothing by the next ping is dropped (its
+   * participant then waits to be resumed), so a dead connection is noticed within two intervals, ms.
+   * Default 5 000.
+   */
   pingIntervalMs: number;
+  /**
+   * How long a participant whose connection was lost is kept (in its calls, rooms and sessions,
+   * shown to others as reconnecting) for its client to resume; then it leaves as
+   * `connection-lost`, ms. Announced in the welcome. Default 30 000.
+   */
+  resumeWindowMs: number;
+  /**
+   * Bytes sent to one client that it has not acknowledged yet, beyond which further data waits in
+   * the server's queue for it (control frames never wait). Bounds the replay buffer. Default 4 MiB.
+   */
+  sendWindowBytes: number;
+  /**
+   * Bytes of frames (data and events) the server keeps for one client until it acknowledges them,
+   * so they can be sent again after a reconnect. A client whose events pile up beyond this while
+   * it is away (or that never acknowledges) leaves as `resume-buffer-overflow`. Default 8 MiB.
+   */
+  replayBufferMaxBytes: number;
   /** Max size of one WebSocket message (frame) a client may send, bytes. Default 256 KiB. */
   maxFrameBytes: number;
   /** Malformed frames tolerated per connection before it is closed. Default 20. */
@@ -111,7 +132,10 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxParticipantsPerRoom: 1_000,
   maxMetadataBytes: 4_096,
   helloTimeoutMs: 10_000,
-  pingIntervalMs: 20_000,
+  pingIntervalMs: 5_000,
+  resumeWindowMs: 30_000,
+  sendWindowBytes: 4 * 1024 * 1024,
+  replayBufferMaxBytes: 8 * 1024 * 1024,
   maxFrameBytes: 256 * 1024,
   maxBadFrames: 20,
   chunkBytes: 64 * 1024,
@@ -152,6 +176,9 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   maxMetadataBytes: [0, 1024 * 1024],
   helloTimeoutMs: [1, 600_000],
   pingIntervalMs: [100, 600_000],
+  resumeWindowMs: [0, 3_600_000],
+  sendWindowBytes: [64 * 1024, 1024 * 1024 * 1024],
+  replayBufferMaxBytes: [64 * 1024, 4 * 1024 * 1024 * 1024],
   maxFrameBytes: [1024, 64 * 1024 * 1024],
   maxBadFrames: [0, 1_000_000],
   chunkBytes: [256, 1024 * 1024],
@@ -231,6 +258,7 @@ export function resolveConfig(input: Partial<ServerConfig> = {}): Readonly<Serve
   out.webhookUrls = Object.freeze(checkWebhookUrls(out.webhookUrls));
   if (typeof out.webhookApiKey !== 'string') throw new ConfigError('setting "webhookApiKey" must be a string (an API key, or empty for the first one)');
   if (out.webhookApiKey && !Object.hasOwn(out.apiKeys, out.webhookApiKey)) throw new ConfigError(`setting "webhookApiKey" names unknown API key "${out.webhookApiKey}"`);
+  if (out.sendWindowBytes > out.replayBufferMaxBytes) throw new ConfigError('setting "sendWindowBytes" must not exceed "replayBufferMaxBytes"');
   if (out.webhookRetryBaseMs > out.webhookRetryMaxMs) throw new ConfigError('setting "webhookRetryBaseMs" must not exceed "webhookRetryMaxMs"');
   return Object.freeze(out);
 }

@@ -1,6 +1,6 @@
 /**
  * The server process edge: HTTP (health, later the server API) and WebSocket upgrade on one port,
- * the hello handshake, and the wiring of connections to the core {@link Hub}.
+ * the hello/resume handshake, and the wiring of sessions to the core {@link Hub}.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,11 +10,13 @@ import {
   BackchannelError,
   Emitter,
   ErrorCode,
-  MIN_PROTOCOL_VERSION,
+  LeaveReason,
   PROTOCOL_VERSION,
+  encodeControlFrame,
   parseControlBody,
   validateClientMessage,
   type ClientMessage,
+  type ResumeResult,
   type WelcomeResult,
 } from '@backchannel/protocol';
 import type { WebhookStats } from '@backchannel/server-sdk';
@@ -22,9 +24,12 @@ import { ApiRouter } from './api/router.js';
 import { verifyAccessToken } from './auth.js';
 import { resolveConfig, type ServerConfig } from './config.js';
 import type { HubEvent } from './core/events.js';
-import { Hub } from './core/hub.js';
+import { Hub, reason } from './core/hub.js';
 import type { Peer } from './core/peer.js';
-import { CloseCode, Connection } from './transport/connection.js';
+import type { FrameSocket } from './transport/frame-socket.js';
+import { WsFrameSocket } from './transport/frame-socket.js';
+import { Handshake, type HandshakeContext } from './transport/handshake.js';
+import { CloseCode, Session, type SessionHandlers, type SessionOptions } from './transport/session.js';
 import { SERVER_VERSION } from './version.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 
@@ -52,8 +57,11 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   readonly #api: ApiRouter;
   readonly #http: HttpServer;
   readonly #wss: WebSocketServer;
-  readonly #connections = new Set<Connection>();
-  readonly #peers = new Map<Connection, Peer>();
+  /** Every open socket, in its handshake or carrying a session. */
+  readonly #sockets = new Set<WsFrameSocket>();
+  readonly #peers = new Map<Session, Peer>();
+  readonly #overflowing = new WeakSet<Session>();
+  readonly #sessionOptions: SessionOptions;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #closing: Promise<void> | undefined;
   #ready = false;
@@ -64,6 +72,15 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     this.config = config;
     this.log = options.logger ?? pino({ level: config.logLevel, base: { service: 'backchannel' } });
     this.#webhooks = new WebhookDispatcher(config, this.log);
+    this.#sessionOptions = Object.freeze({
+      socketHighWaterBytes: config.socketHighWaterBytes,
+      ackEvery: config.ackEvery,
+      ackEveryBytes: config.ackEveryBytes,
+      ackDelayMs: config.ackDelayMs,
+      maxBadFrames: config.maxBadFrames,
+      sendWindowBytes: config.sendWindowBytes,
+      replayBufferMaxBytes: config.replayBufferMaxBytes,
+    });
     this.hub = new Hub({ config, emit: (e) => this.#onHubEvent(e) });
     this.#api = new ApiRouter({ hub: this.hub, config, log: this.log, webhookStats: () => this.#webhooks.stats(), closing: () => this.#closing !== undefined });
     this.#http = createHttpServer((req, res) => this.#onHttp(req, res));
@@ -120,16 +137,17 @@ export class BackchannelServer extends Emitter<ServerEvents> {
 
   async #shutdown(): Promise<void> {
     this.#ready = false;
-    this.log.info({ connections: this.#connections.size }, 'shutting down');
+    this.log.info({ connections: this.#sockets.size }, 'shutting down');
     if (this.#pingTimer) clearInterval(this.#pingTimer);
     const httpClosed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.hub.shutdown();
     const webhooksFlushed = this.#webhooks.flush(this.config.webhookFlushTimeoutMs);
-    for (const conn of this.#connections) conn.close({ code: ErrorCode.ServerShutdown, message: 'the server is shutting down' }, CloseCode.GoingAway);
+    // Sockets still in their handshake (sessions were closed by the hub).
+    for (const socket of this.#sockets) socket.close(CloseCode.GoingAway, ErrorCode.ServerShutdown);
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, this.config.shutdownTimeoutMs).unref());
-    const allClosed = this.#connections.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#drained = resolve));
+    const allClosed = this.#sockets.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#drained = resolve));
     await Promise.race([allClosed, deadline]);
-    for (const conn of this.#connections) conn.terminate();
+    for (const socket of this.#sockets) socket.terminate();
     await webhooksFlushed;
     this.#http.closeAllConnections();
     await httpClosed;
@@ -157,127 +175,144 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   }
 
   #onSocket(ws: WebSocket): void {
-    let peer: Peer | undefined;
-    let handshaking = false;
-    const conn = new Connection(ws, this.config, {
-      control: (c, body) => {
-        let msg: ClientMessage;
-        try {
-          msg = validateClientMessage(parseControlBody(body));
-        } catch (error) {
-          const err = error as BackchannelError;
-          const id = err.details?.id;
-          if (typeof id === 'number') c.sendControl({ t: 'err', re: id, error: { code: err.code, message: err.message } });
-          else c.reportError(err);
-          return;
-        }
-        if (peer) return this.#request(c, peer, msg);
-        if (msg.t !== 'hello') {
-          c.sendControl({ t: 'err', re: msg.id, error: { code: ErrorCode.NotAuthenticated, message: 'send hello with an access token first' } });
-          return;
-        }
-        if (handshaking) return;
-        handshaking = true;
-        void this.#hello(c, msg).then((p) => {
-          peer = p;
-          clearTimeout(helloTimer);
-          if (p && c.closed) this.hub.handleDisconnect(p);
-          else if (p) this.#peers.set(c, p);
-        });
-      },
-      data: (c, frame, raw) => {
-        if (!peer) return c.reportError(new BackchannelError(ErrorCode.NotAuthenticated, 'data before hello'));
-        try {
-          this.hub.handleData(peer, frame, raw);
-        } catch (error) {
-          c.reportError(toBackchannelError(error, this.log));
-        }
-      },
-      closed: (c, code, reason) => {
-        clearTimeout(helloTimer);
-        this.#connections.delete(c);
-        this.#peers.delete(c);
-        if (this.#connections.size === 0) this.#drained?.();
-        if (peer) this.hub.handleDisconnect(peer);
-        this.log.debug({ participantId: peer?.id, code, reason }, 'connection closed');
-      },
+    const socket = new WsFrameSocket(ws, (s) => {
+      this.#sockets.delete(s);
+      if (this.#sockets.size === 0) this.#drained?.();
     });
-    this.#connections.add(conn);
-    const helloTimer = setTimeout(() => {
-      if (!peer) conn.close({ code: ErrorCode.HelloTimeout, message: `no hello within ${this.config.helloTimeoutMs} ms` }, CloseCode.HelloTimeout);
-    }, this.config.helloTimeoutMs);
+    this.#sockets.add(socket);
+    new Handshake(socket, this.#handshakeContext);
   }
 
-  async #hello(conn: Connection, msg: ClientMessage<'hello'>): Promise<Peer | undefined> {
-    if (msg.protocol < MIN_PROTOCOL_VERSION || msg.protocol > PROTOCOL_VERSION) {
-      const error = {
-        code: ErrorCode.ProtocolVersionUnsupported,
-        message: `protocol version ${msg.protocol} is not supported; this server speaks ${MIN_PROTOCOL_VERSION}–${PROTOCOL_VERSION}`,
-        details: { min: MIN_PROTOCOL_VERSION, max: PROTOCOL_VERSION },
-      };
-      conn.sendControl({ t: 'err', re: msg.id, error });
-      conn.close({ code: error.code, message: error.message }, CloseCode.ProtocolUnsupported);
-      return undefined;
-    }
-    try {
-      const identity = await verifyAccessToken(msg.token, this.config.apiKeys);
-      if (conn.closed) return undefined;
-      if (this.#closing) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is shutting down');
-      const peer = this.hub.handleConnect(identity, { ...msg.capabilities, protocol: msg.protocol }, conn);
-      const welcome: WelcomeResult = {
-        participantId: peer.id,
-        sid: peer.sid,
-        userId: peer.userId,
-        displayName: peer.displayName,
-        protocol: msg.protocol,
-        serverVersion: SERVER_VERSION,
-        limits: {
-          maxMessageBytes: this.config.maxMessageBytes,
-          chunkBytes: this.config.chunkBytes,
-          maxSessionsPerParticipant: this.config.maxSessionsPerParticipant,
-          maxMetadataBytes: this.config.maxMetadataBytes,
-        },
-        grants: { ...identity.grants },
-      };
-      conn.sendControl({ t: 'ok', re: msg.id, data: welcome });
-      this.hub.flushAfterReply(peer);
-      this.log.debug({ participantId: peer.id, userId: peer.userId }, 'connected');
-      return peer;
-    } catch (error) {
-      const err = toBackchannelError(error, this.log);
-      this.log.info({ code: err.code }, 'connection refused');
-      conn.sendControl({ t: 'err', re: msg.id, error: { code: err.code, message: err.message } });
-      conn.close({ code: err.code, message: err.message }, CloseCode.AuthFailed);
-      return undefined;
-    }
+  /** What a socket's handshake needs from the server. */
+  readonly #handshakeContext: HandshakeContext = {
+    config: () => this.config,
+    hello: (socket, msg) => this.#hello(socket, msg),
+    resume: (socket, msg) => this.#resume(socket, msg),
+  };
+
+  /** Handles `hello`: verifies the token, then creates the participant and its session. */
+  async #hello(socket: FrameSocket, msg: ClientMessage<'hello'>): Promise<void> {
+    const identity = await verifyAccessToken(msg.token, this.config.apiKeys);
+    if (socket.closed) return;
+    if (this.#closing) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is shutting down');
+    const session = new Session(socket, this.#sessionOptions, this.#sessionHandlers);
+    const peer = this.hub.handleConnect(identity, { ...msg.capabilities, protocol: msg.protocol }, session);
+    this.#peers.set(session, peer);
+    const welcome: WelcomeResult = {
+      participantId: peer.id,
+      sid: peer.sid,
+      userId: peer.userId,
+      displayName: peer.displayName,
+      protocol: msg.protocol,
+      serverVersion: SERVER_VERSION,
+      limits: {
+        maxMessageBytes: this.config.maxMessageBytes,
+        chunkBytes: this.config.chunkBytes,
+        maxSessionsPerParticipant: this.config.maxSessionsPerParticipant,
+        maxMetadataBytes: this.config.maxMetadataBytes,
+      },
+      resume: { credential: peer.resumeCredential, windowMs: this.config.resumeWindowMs },
+      grants: { ...identity.grants },
+    };
+    // The handshake reply is not numbered: the session's numbering starts after it.
+    socket.send(encodeControlFrame(JSON.stringify({ t: 'ok', re: msg.id, data: welcome })));
+    this.hub.flushAfterReply(peer);
+    this.log.debug({ participantId: peer.id, userId: peer.userId }, 'connected');
   }
 
-  #request(conn: Connection, peer: Peer, msg: ClientMessage): void {
+  /** Handles `resume`: checks the credential and the replay position, then continues the session on `socket`. */
+  #resume(socket: FrameSocket, msg: ClientMessage<'resume'>): void {
+    const peer = this.hub.findResumable(msg.participantId, msg.credential);
+    const session = peer.link as Session;
+    if (!session.canResume(msg.received)) {
+      throw new BackchannelError(ErrorCode.ResumeFailed, `the frames after ${msg.received} are no longer held; this participant cannot be resumed`);
+    }
+    this.hub.handleResumed(peer, msg.next);
+    const result: ResumeResult = { received: session.received, windowMs: this.config.resumeWindowMs };
+    socket.send(encodeControlFrame(JSON.stringify({ t: 'ok', re: msg.id, data: result })));
+    session.resume(socket, msg.received);
+    this.log.debug({ participantId: peer.id, resumes: session.stats.resumes }, 'resumed');
+  }
+
+  readonly #sessionHandlers: SessionHandlers = {
+    control: (session, body) => {
+      const peer = this.#peers.get(session);
+      if (!peer) return;
+      let msg: ClientMessage;
+      try {
+        msg = validateClientMessage(parseControlBody(body));
+      } catch (error) {
+        const err = error as BackchannelError;
+        const id = err.details?.id;
+        if (typeof id === 'number') session.sendControl({ t: 'err', re: id, error: { code: err.code, message: err.message } });
+        else session.reportError(err);
+        return;
+      }
+      this.#request(session, peer, msg);
+    },
+    data: (session, frame, raw) => {
+      const peer = this.#peers.get(session);
+      if (!peer) return;
+      try {
+        this.hub.handleData(peer, frame, raw);
+      } catch (error) {
+        session.reportError(toBackchannelError(error, this.log));
+      }
+    },
+    lost: (session, code, reason) => {
+      const peer = this.#peers.get(session);
+      if (!peer) return;
+      this.log.debug({ participantId: peer.id, code, reason }, 'connection lost; waiting for a resume');
+      this.hub.handleLinkLost(peer);
+    },
+    closed: (session, deliberate) => {
+      const peer = this.#peers.get(session);
+      if (!peer) return;
+      this.#peers.delete(session);
+      this.hub.handleDisconnect(peer, deliberate ? LeaveReason.Left : LeaveReason.ConnectionLost);
+      this.log.debug({ participantId: peer.id, deliberate }, 'session closed');
+    },
+    overflow: (session) => {
+      const peer = this.#peers.get(session);
+      if (!peer || this.#overflowing.has(session)) return;
+      this.#overflowing.add(session);
+      // Not from inside whatever sent the frame that overflowed: the room logic may be mid-loop.
+      setImmediate(() => {
+        this.log.info({ participantId: peer.id, bytes: session.unackedBytes }, 'replay buffer overflow; ending the participant');
+        session.close(reason(ErrorCode.ResumeBufferOverflow, `more than ${this.config.replayBufferMaxBytes} bytes were held unacknowledged for this client`), CloseCode.ResumeBufferOverflow);
+        this.hub.handleDisconnect(peer, LeaveReason.ResumeBufferOverflow);
+      });
+    },
+  };
+
+  #request(session: Session, peer: Peer, msg: ClientMessage): void {
     try {
       const data = this.hub.handleRequest(peer, msg);
-      conn.sendControl({ t: 'ok', re: msg.id, data });
+      session.sendControl({ t: 'ok', re: msg.id, data });
     } catch (error) {
       const err = toBackchannelError(error, this.log);
-      conn.sendControl({ t: 'err', re: msg.id, error: err.toJSON() });
+      session.sendControl({ t: 'err', re: msg.id, error: err.toJSON() });
     } finally {
       this.hub.flushAfterReply(peer);
     }
   }
 
+  /** Drops every socket that showed no sign of life since the last round, and probes the others. */
   #pingAll(): void {
-    for (const conn of this.#connections) {
-      if (!conn.alive) {
-        this.log.info('dropping connection that missed a ping');
-        conn.terminate();
+    for (const socket of this.#sockets) {
+      if (!socket.alive) {
+        this.log.info({ remoteAddress: socket.remoteAddress }, 'dropping a connection that answered no ping');
+        socket.terminate();
         continue;
       }
-      conn.alive = false;
-      conn.ping();
+      socket.alive = false;
+      socket.ping();
     }
   }
 }
 
-function toBackchannelError(error: unknown, log: Logger): BackchannelError {
+/** The error a failed request or handshake reports: its own if coded, else `internal-error` (logged). */
+export function toBackchannelError(error: unknown, log: Logger): BackchannelError {
   if (error instanceof BackchannelError) return error;
   log.error({ err: error }, 'internal error');
   return new BackchannelError(ErrorCode.InternalError, 'internal server error', { cause: error });

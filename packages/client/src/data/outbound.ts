@@ -3,13 +3,11 @@
  * transport while its buffer is below the high-water mark and the data the server has not yet
  * acknowledged fits in the send window.
  */
-import { FairQueue, type DataHeader, type PriorityClass, type QueueItem } from '@backchannel/protocol';
-import type { Link } from '../link.js';
+import { FairQueue, type PriorityClass, type QueueItem } from '@backchannel/protocol';
+import type { DataEntry, Link } from '../link.js';
 
-/** A chunk waiting to be written. */
-export interface OutItem extends QueueItem {
-  header: Omit<DataHeader, 'sender'> & { target?: number };
-  payload: Uint8Array;
+/** A chunk waiting to be written (kept, once written, until the server acknowledges it). */
+export interface OutItem extends QueueItem, DataEntry {
   /** Told when the chunk has been handed to the transport. */
   onSent: (item: OutItem) => void;
 }
@@ -24,7 +22,7 @@ export class Outbound {
     private readonly socketHighWaterBytes: number,
     private readonly sendWindowBytes: number,
   ) {
-    link.transport.onwritable = () => this.pump();
+    link.onwritable = () => this.pump();
     link.onack = () => this.pump();
   }
 
@@ -38,18 +36,20 @@ export class Outbound {
   /**
    * Writes queued chunks while the transport buffer has room and the send window is open. A full
    * window reopens with the server's next acknowledgement; a full buffer when the transport says
-   * it is writable again (browsers never do, so then it is polled).
+   * it is writable again (browsers never do, so then it is polled). While reconnecting nothing is
+   * written: chunks wait here until a transport is attached again.
    */
   pump(): void {
     if (this.#pumping || this.link.closed) return;
+    const transport = this.link.transport;
+    if (!transport) return;
     this.#pumping = true;
     try {
-      const transport = this.link.transport;
       while (transport.bufferedAmount < this.socketHighWaterBytes) {
         if (this.link.unackedBytes >= this.sendWindowBytes) return;
         const item = this.queue.next();
         if (!item) return;
-        this.link.sendData(item.header, item.payload);
+        this.link.sendData(item);
         item.onSent(item);
       }
       this.#timer ??= setTimeout(() => {

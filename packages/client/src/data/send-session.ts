@@ -156,6 +156,11 @@ export class SendDataSession extends Emitter<SendEvents> {
     this.#bytes += bytes.byteLength;
     const chunk = limits.chunkBytes;
     const droppable = this.mode === 'unreliable';
+    if (droppable && !this.room.core.link.attached) {
+      // Reconnecting: unreliable data is never held for later; it is dropped here, and counted.
+      this.#droppedLocal += Math.max(1, Math.ceil(bytes.byteLength / chunk));
+      return this.queuedBytes < this.room.core.options.highWaterMarkBytes;
+    }
     for (let off = 0; off === 0 || off < bytes.byteLength; off += chunk) {
       const payload = bytes.subarray(off, Math.min(off + chunk, bytes.byteLength));
       const fin = off + chunk >= bytes.byteLength;

@@ -162,10 +162,15 @@ export class CallManager {
 
   /** A gone caller or answering callee ends the call as connection-lost (or server-shutdown). */
   peerGone(peer: Peer, leaveCode: string): void {
-    const code = leaveCode === LeaveReason.ServerShutdown ? CallEndReason.ServerShutdown : CallEndReason.ConnectionLost;
+    const why =
+      leaveCode === LeaveReason.ServerShutdown
+        ? reason(CallEndReason.ServerShutdown, 'the server is shutting down')
+        : leaveCode === LeaveReason.Left
+          ? reason(CallEndReason.Normal, `${peer.userId} closed the connection`)
+          : reason(CallEndReason.ConnectionLost, `${peer.userId}'s connection was lost`);
     for (const call of [...this.calls.values()]) {
       call.notified.delete(peer);
-      if (call.caller === peer || call.callee === peer) this.end(call, reason(code, `${peer.userId}'s connection was lost`));
+      if (call.caller === peer || call.callee === peer) this.end(call, why);
     }
   }
 

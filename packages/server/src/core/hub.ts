@@ -18,7 +18,7 @@ import { AppMessenger } from './app-messages.js';
 import { CallManager } from './calls.js';
 import { ConferenceManager } from './conferences.js';
 import type { HubEvent } from './events.js';
-import { randomId } from './ids.js';
+import { randomId, randomSecret, sameSecret } from './ids.js';
 import { Peer, type PeerLink } from './peer.js';
 import { Room, type Member } from './room.js';
 import { SessionRouter } from './sessions.js';
@@ -32,6 +32,13 @@ export function reason(code: string, message: string): Reason {
 export function requireGrant(allowed: boolean, what: string): void {
   if (!allowed) throw new BackchannelError(ErrorCode.PermissionDenied, `the access token does not allow ${what}`);
 }
+
+const LEAVE_MESSAGES: Readonly<Record<string, string>> = {
+  [LeaveReason.ServerShutdown]: 'the server is shutting down',
+  [LeaveReason.Left]: 'closed the connection',
+  [LeaveReason.ConnectionLost]: 'the connection was lost',
+  [LeaveReason.ResumeBufferOverflow]: 'too much was held for it while its connection was lost',
+};
 
 export interface HubOptions {
   config: Readonly<ServerConfig>;
@@ -73,6 +80,7 @@ export class Hub {
     const sid = this.#nextSid;
     this.#nextSid = this.#nextSid >= 0xffff_fffe ? 1 : this.#nextSid + 1;
     const peer = new Peer(`PA_${randomId(12)}`, sid, identity.userId, identity.displayName, identity.grants, capabilities, link);
+    peer.resumeCredential = randomSecret();
     this.peers.set(peer.id, peer);
     let set = this.peersByUser.get(peer.userId);
     if (!set) this.peersByUser.set(peer.userId, (set = new Set()));
@@ -81,10 +89,60 @@ export class Hub {
     return peer;
   }
 
+  /**
+   * The peer's connection was lost without a deliberate close. It stays in its calls, rooms and
+   * sessions for the resume window, shown to others as reconnecting; then it leaves as
+   * `connection-lost`, unless it resumes first.
+   */
+  handleLinkLost(peer: Peer): void {
+    if (peer.gone || peer.connection === 'reconnecting') return;
+    if (this.#shuttingDown) return this.handleDisconnect(peer);
+    peer.connection = 'reconnecting';
+    peer.resumeTimer = setTimeout(() => {
+      peer.link.close(reason(LeaveReason.ConnectionLost, `not resumed within ${this.config.resumeWindowMs} ms`));
+      this.handleDisconnect(peer, LeaveReason.ConnectionLost);
+    }, this.config.resumeWindowMs);
+    this.#announceConnection(peer);
+  }
+
+  /**
+   * The peer a resume request names, if `credential` is its current one. Throws
+   * `resume-not-found` (no such peer any more: window passed, it ended, or the server restarted)
+   * or `resume-credential-invalid`; changes nothing either way.
+   */
+  findResumable(participantId: string, credential: string): Peer {
+    const peer = this.peers.get(participantId);
+    if (!peer || peer.gone) throw new BackchannelError(ErrorCode.ResumeNotFound, `participant ${participantId} cannot be resumed: it ended, its resume window passed, or the server restarted`);
+    if (!sameSecret(peer.resumeCredential, credential)) throw new BackchannelError(ErrorCode.ResumeCredentialInvalid, 'the resume credential is not valid for this participant');
+    if (this.#shuttingDown) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is shutting down');
+    return peer;
+  }
+
+  /** Completes a resume of `peer`: it is connected again, and `next` is its credential from now on. */
+  handleResumed(peer: Peer, next: string): void {
+    peer.resumeCredential = next;
+    clearTimeout(peer.resumeTimer);
+    peer.resumeTimer = undefined;
+    if (peer.connection === 'reconnecting') {
+      peer.connection = 'connected';
+      this.#announceConnection(peer);
+    }
+  }
+
+  /** Tells every room of `peer` its connection state (hidden peers are never announced). */
+  #announceConnection(peer: Peer): void {
+    for (const room of peer.rooms.values()) {
+      const member = room.member(peer.id);
+      if (member && !member.hidden) room.broadcast({ t: 'room.updated', room: room.num, participant: Room.info(member) }, member);
+    }
+  }
+
   /** Removes a peer that disconnected (or was shut down), leaving every room with `leaveCode`. */
   handleDisconnect(peer: Peer, leaveCode: string = LeaveReason.ConnectionLost): void {
     if (peer.gone) return;
     peer.gone = true;
+    clearTimeout(peer.resumeTimer);
+    peer.resumeTimer = undefined;
     this.peers.delete(peer.id);
     this.#afterReply.delete(peer);
     const set = this.peersByUser.get(peer.userId);
@@ -93,7 +151,7 @@ export class Hub {
     this.calls.peerGone(peer, leaveCode);
     for (const room of [...peer.rooms.values()]) {
       const member = room.member(peer.id);
-      if (member) this.exit(room, member, reason(leaveCode, leaveCode === LeaveReason.ServerShutdown ? 'the server is shutting down' : 'the connection was lost'));
+      if (member) this.exit(room, member, reason(leaveCode, LEAVE_MESSAGES[leaveCode] ?? 'the connection was lost'));
     }
   }
 
@@ -106,7 +164,8 @@ export class Hub {
     if (this.#shuttingDown) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is shutting down');
     switch (msg.t) {
       case 'hello':
-        throw new BackchannelError(ErrorCode.BadMessage, 'hello was already received on this connection');
+      case 'resume':
+        throw new BackchannelError(ErrorCode.BadMessage, `${msg.t} was already received on this connection`);
       case 'call.make':
         return this.calls.make(peer, msg.callee, msg.appParam);
       case 'call.get':

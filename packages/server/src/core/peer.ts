@@ -51,6 +51,12 @@ export class Peer {
   readonly connectedAt = Date.now();
   /** Set once the peer has disconnected; a gone peer takes no further actions. */
   gone = false;
+  /** `'reconnecting'` while its connection is lost and it may still be resumed. */
+  connection: 'connected' | 'reconnecting' = 'connected';
+  /** The single-use credential that resumes this peer (replaced at each resume). */
+  resumeCredential = '';
+  /** Ends the peer when the resume window passes. */
+  resumeTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     /** Server-assigned participant id, unique per connection. */

@@ -49,7 +49,9 @@ export class Room {
   /** Public description of a member. */
   static info(m: Member): ParticipantInfo {
     const p = m.peer;
-    return { id: p.id, sid: p.sid, userId: p.userId, displayName: m.displayName, metadata: m.metadata ?? null, joinedAt: m.joinedAt, capabilities: p.capabilities };
+    const info: ParticipantInfo = { id: p.id, sid: p.sid, userId: p.userId, displayName: m.displayName, metadata: m.metadata ?? null, joinedAt: m.joinedAt, capabilities: p.capabilities };
+    if (p.connection === 'reconnecting') info.connection = 'reconnecting'; // absent means connected
+    return info;
   }
 
   /** What `member` learns about the room when it enters: everyone else who is not hidden. */

@@ -147,7 +147,10 @@ export class SessionRouter {
       return;
     }
     const queued = m.peer.link.sendData(s.key, s.priority, out);
-    if (queued > cfg.receiverQueueMaxBytes) this.#detach(s, m);
+    if (queued > cfg.receiverQueueMaxBytes) {
+      if (m.peer.connection === 'reconnecting') this.#detach(s, m, `more than ${cfg.receiverQueueMaxBytes} bytes were held for the receiver while its connection was lost`, SessionCloseReason.ResumeBufferOverflow);
+      else this.#detach(s, m);
+    }
     else if (queued >= s.reportedBacklog + cfg.chunkBytes) {
       // Growth is reported at once (a sender can push megabytes between timer ticks), and so is
       // this receiver catching up (a sender that waits for it resumes without waiting for the
@@ -276,10 +279,10 @@ export class SessionRouter {
     }
   }
 
-  #detach(s: SendSession, m: Member, detail = `receiver fell more than ${this.hub.config.receiverQueueMaxBytes} bytes behind`): void {
+  #detach(s: SendSession, m: Member, detail = `receiver fell more than ${this.hub.config.receiverQueueMaxBytes} bytes behind`, code: string = SessionCloseReason.ReceiverTooSlow): void {
     s.detached.add(m.peer.id);
     m.peer.link.discard(s.key);
-    const why = reason(SessionCloseReason.ReceiverTooSlow, detail);
+    const why = reason(code, detail);
     m.peer.link.sendEvent({ t: 'ds.closed', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, reason: why });
     s.sender.peer.link.sendEvent({ t: 'ds.detached', room: s.room.num, streamId: s.streamId, participantId: m.peer.id, reason: why });
   }
@@ -380,7 +383,8 @@ export class SessionRouter {
       const visit = (m: Member) => {
         if (m === s.sender || s.detached.has(m.peer.id)) return;
         const queued = m.peer.link.queuedBytes(s.key);
-        if (s.mode !== 'unreliable' && slowReceiverTimeoutMs > 0 && queued >= chunkBytes) {
+        // A receiver that is away is bounded by the resume window and the byte limit instead.
+        if (s.mode !== 'unreliable' && slowReceiverTimeoutMs > 0 && queued >= chunkBytes && m.peer.connection === 'connected') {
           const since = s.behindSince.get(m.peer.id);
           if (since === undefined) s.behindSince.set(m.peer.id, now);
           else if (now - since >= slowReceiverTimeoutMs) {

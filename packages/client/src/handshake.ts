@@ -1,0 +1,58 @@
+/**
+ * The first exchange on a new transport: `hello` (a new participant) or `resume` (continue one
+ * whose connection was lost). Its request and reply are not numbered; the session's numbering
+ * starts after them. See PROTOCOL.md.
+ */
+import { BackchannelError, ErrorCode, FrameKind, decodeFrame, encodeControlFrame, type ServerMessage } from '@backchannel/protocol';
+import type { Transport } from './transport.js';
+
+const decoder = new TextDecoder();
+
+/** A successful handshake: the reply's data, and frames that arrived right after it. */
+export interface HandshakeResult<T> {
+  data: T;
+  early: Uint8Array[];
+}
+
+/**
+ * Sends `msg` (with request id `id`) as the handshake on `transport` and resolves with the reply.
+ * Rejects with the server's error (the transport stays open after a refused resume), or with
+ * `connect-failed` if the transport closes or no reply comes within `timeoutMs`.
+ */
+export function handshake<T>(transport: Transport, id: number, msg: { t: 'hello' | 'resume' } & Record<string, unknown>, timeoutMs: number): Promise<HandshakeResult<T>> {
+  return new Promise((resolve, reject) => {
+    const early: Uint8Array[] = [];
+    let done = false;
+    const timer = setTimeout(() => finish(new BackchannelError(ErrorCode.ConnectFailed, `no reply to ${msg.t} within ${timeoutMs} ms`)), timeoutMs);
+    const finish = (error: BackchannelError | undefined, data?: unknown) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (error) {
+        transport.onframe = () => {};
+        reject(error);
+      } else resolve({ data: data as T, early });
+    };
+    transport.onframe = (buf) => {
+      if (done) {
+        early.push(buf); // until the link takes the transport over
+        return;
+      }
+      let reply: ServerMessage;
+      try {
+        const frame = decodeFrame(buf);
+        if (frame.kind !== FrameKind.Control) return;
+        reply = JSON.parse(decoder.decode(frame.body)) as ServerMessage;
+      } catch {
+        return;
+      }
+      if ((reply.t === 'ok' || reply.t === 'err') && reply.re === id) {
+        if (reply.t === 'ok') finish(undefined, reply.data);
+        else finish(BackchannelError.fromWire(reply.error));
+      }
+    };
+    transport.onclose = (code, reason) =>
+      finish(new BackchannelError(ErrorCode.ConnectFailed, `the connection closed during the handshake (${code}${reason ? ` ${reason}` : ''})`));
+    transport.send(encodeControlFrame(JSON.stringify({ ...msg, id })));
+  });
+}

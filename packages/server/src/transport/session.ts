@@ -1,0 +1,455 @@
+/**
+ * A participant's connection as the core sees it, outliving any one socket: per-direction
+ * sequence numbers and acknowledgements, the replay buffer of frames the client has not
+ * acknowledged, the fair priority outbound queue, and inbound pausing. When its socket is lost the
+ * session keeps queueing; a resumed client brings a new socket and the session sends again what
+ * the client had not received, then carries on. It moves frames and knows nothing of rooms.
+ */
+import {
+  AckCounter,
+  BackchannelError,
+  ErrorCode,
+  FairQueue,
+  FrameKind,
+  PONG_FRAME,
+  ReplayBuffer,
+  decodeFrame,
+  encodeAckFrame,
+  encodeControlFrame,
+  type DataFrame,
+  type PriorityClass,
+  type QueueItem,
+  type Reason,
+  type ServerEvent,
+  type ServerMessage,
+} from '@backchannel/protocol';
+import type { OutboundFrame, PeerLink } from '../core/peer.js';
+import type { FrameSocket } from './frame-socket.js';
+
+/**
+ * Frames queued for one session within an event-loop turn are written together, in one system
+ * call, when the turn's I/O is done (see `Session#schedule`); a batch this large is written at
+ * once instead, to keep the kernel busy and bound what a turn holds.
+ */
+const WRITE_BATCH_BYTES = 64 * 1024;
+
+/** Sessions with frames queued this turn, written by one setImmediate for them all. */
+const toFlush = new Set<Session>();
+let flushScheduled = false;
+function flushAll(): void {
+  flushScheduled = false;
+  for (const s of toFlush) s.flush(); // flush() takes it out of the set
+}
+
+/** A queued marker: a control event that must follow the data queued before it. */
+interface EventMarker extends QueueItem {
+  event: ServerEvent;
+}
+type Outbound = OutboundFrame | EventMarker;
+
+export interface SessionOptions {
+  socketHighWaterBytes: number;
+  ackEvery: number;
+  ackEveryBytes: number;
+  ackDelayMs: number;
+  maxBadFrames: number;
+  /** Unacknowledged bytes beyond which data waits in the queue (control frames never wait). */
+  sendWindowBytes: number;
+  /** Unacknowledged bytes (data and control) beyond which the session cannot be kept. */
+  replayBufferMaxBytes: number;
+}
+
+export interface SessionHandlers {
+  /** A control message arrived. */
+  control(session: Session, body: Uint8Array): void;
+  /** A data frame arrived. */
+  data(session: Session, frame: DataFrame, raw: Uint8Array): void;
+  /** The socket was lost without a deliberate close: the session waits to be resumed. */
+  lost(session: Session, code: number, reason: string): void;
+  /**
+   * The session is over: closed by the server, or by the client on purpose (`deliberate`: a
+   * normal close code from the client, which then leaves its rooms as `left`).
+   */
+  closed(session: Session, deliberate: boolean): void;
+  /** The replay buffer exceeded its bound; the session must end. */
+  overflow(session: Session): void;
+}
+
+/** WebSocket close codes used by the server (4000–4999 are application codes). */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  AuthFailed: 4001,
+  ProtocolUnsupported: 4002,
+  HelloTimeout: 4003,
+  Kicked: 4004,
+  ResumeBufferOverflow: 4005,
+  HeartbeatTimeout: 4006,
+  TooManyBadFrames: 4008,
+} as const;
+
+/** Close codes by which a client ends its session on purpose (a page going away sends 1001). */
+const DELIBERATE_CLOSE: ReadonlySet<number> = new Set([CloseCode.Normal, CloseCode.GoingAway]);
+
+export class Session implements PeerLink {
+  readonly #opts: SessionOptions;
+  readonly #handlers: SessionHandlers;
+  readonly #queue = new FairQueue<Outbound>();
+  /** Numbered frames sent and not yet acknowledged (shared buffers, never copies). */
+  readonly #replay = new ReplayBuffer<Uint8Array>();
+  readonly #acks: AckCounter;
+  #socket: FrameSocket | undefined;
+  /** An acknowledgement is due at this turn's flush. */
+  #ackDue = false;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  #pausedUntil = 0;
+  #badFrames = 0;
+  #pumping = false;
+  /** Sessions whose queue emptying someone waits for (see `onDrained`). */
+  readonly #drainWaiters = new Map<string, () => void>();
+  /** Over for good (closed by either side or overflowed); no socket will be attached again. */
+  closed = false;
+  /** Bytes and frames moved, for metrics. */
+  readonly stats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, resumes: 0 };
+
+  constructor(socket: FrameSocket, options: SessionOptions, handlers: SessionHandlers) {
+    this.#opts = options;
+    this.#handlers = handlers;
+    this.#acks = new AckCounter(options.ackEvery, options.ackEveryBytes);
+    this.#attach(socket);
+  }
+
+  /** The current socket, if the session has one. */
+  get socket(): FrameSocket | undefined {
+    return this.#socket;
+  }
+
+  /** Numbered frames received from the client (what a resume reply reports). */
+  get received(): number {
+    return this.#acks.received;
+  }
+
+  /** Bytes of numbered frames sent and not yet acknowledged by the client. */
+  get unackedBytes(): number {
+    return this.#replay.bytes;
+  }
+
+  /** Whether a client that has received `count` numbered frames can continue this session. */
+  canResume(count: number): boolean {
+    return !this.closed && ((count - this.#replay.acked) >>> 0) <= this.#replay.length;
+  }
+
+  /**
+   * Continues on `socket` for a client that has received `count` numbered frames: any old socket
+   * is dropped, the frames after `count` are sent again, then queued data follows. Call after
+   * `canResume(count)` and after the resume reply has been written to `socket`.
+   */
+  resume(socket: FrameSocket, count: number): void {
+    const again = this.#replay.after(count) ?? [];
+    const old = this.#socket;
+    if (old && old !== socket) {
+      old.bind({ frame: () => {}, close: () => {} });
+      old.terminate();
+    }
+    this.#attach(socket);
+    this.stats.resumes++;
+    socket.cork();
+    try {
+      for (const frame of again) this.#write(frame);
+      if (this.#acks.pending) this.#sendAck();
+    } finally {
+      socket.uncork();
+    }
+    this.#schedule();
+  }
+
+  #attach(socket: FrameSocket): void {
+    this.#socket = socket;
+    socket.bind({ frame: (data, binary) => this.#onFrame(data, binary), close: (code, reason) => this.#onSocketClose(socket, code, reason) });
+  }
+
+  /** Sends a control message now (replies and events). */
+  sendControl(msg: ServerMessage): void {
+    if (!this.closed) this.sendControlFrame(encodeControlFrame(JSON.stringify(msg)));
+  }
+
+  /** Sends an encoded control frame (one buffer may serve a whole room). */
+  sendControlFrame(frame: Uint8Array): void {
+    if (this.closed) return;
+    // Data queued earlier in this turn goes first, as it would have without batching.
+    if (toFlush.has(this)) this.flush();
+    this.#replay.push(frame, frame.byteLength);
+    if (this.#socket) this.#write(frame);
+    if (this.#replay.bytes > this.#opts.replayBufferMaxBytes) this.#handlers.overflow(this);
+  }
+
+  sendEvent(event: ServerEvent): void {
+    this.sendControl(event);
+  }
+
+  sendData(key: string, priority: PriorityClass, frame: OutboundFrame): number {
+    if (this.closed) return 0;
+    this.#queue.push(key, priority, frame);
+    this.#schedule();
+    // What the socket will take at this turn's flush is a batch in transit, not backlog.
+    const socketBytes = this.#socket?.bufferedAmount ?? 0;
+    const backlogged = !this.#socket || socketBytes + this.#queue.bytes > this.#opts.socketHighWaterBytes;
+    return backlogged ? this.#queue.bytesOf(key) : 0;
+  }
+
+  sendDroppable(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap: number): number {
+    if (this.closed) return 0;
+    if (!this.#socket) {
+      // Unreliable data is never held for a client that is away: dropped, and counted.
+      this.stats.dropped++;
+      return 1;
+    }
+    const dropped = this.#queue.push(key, priority, frame, dropCap).length;
+    this.stats.dropped += dropped;
+    this.#schedule();
+    return dropped;
+  }
+
+  sendSessionEvent(key: string, priority: PriorityClass, event: ServerEvent): void {
+    if (this.#queue.lengthOf(key) === 0) this.sendControl(event);
+    else this.#queue.push(key, priority, { size: 0, droppable: false, event });
+  }
+
+  discard(key: string): void {
+    this.#queue.clear(key);
+    this.#drained(key);
+  }
+
+  onDrained(key: string, cb: () => void): void {
+    if (this.#queue.lengthOf(key) === 0) cb();
+    else this.#drainWaiters.set(key, cb);
+  }
+
+  #drained(key: string): void {
+    const cb = this.#drainWaiters.get(key);
+    if (!cb) return;
+    this.#drainWaiters.delete(key);
+    cb();
+  }
+
+  queuedBytes(key: string): number {
+    return this.#queue.bytesOf(key);
+  }
+
+  /** Total bytes waiting in the outbound queue. */
+  get queuedTotal(): number {
+    return this.#queue.bytes;
+  }
+
+  pauseInbound(ms: number): void {
+    const socket = this.#socket;
+    if (this.closed || !socket) return;
+    // Frames already read keep arriving while paused and deepen the deficit: extend, never shorten.
+    const until = Date.now() + ms;
+    if (this.#pauseTimer) {
+      if (until <= this.#pausedUntil) return;
+      clearTimeout(this.#pauseTimer);
+    } else socket.pause();
+    this.#pausedUntil = until;
+    this.#pauseTimer = setTimeout(() => {
+      this.#pauseTimer = undefined;
+      this.#socket?.resume();
+    }, ms);
+  }
+
+  /** Sends `goodbye` with `reason`, then closes the socket with `code`; the session is over. */
+  close(reason: Reason, code: number = CloseCode.GoingAway): void {
+    if (this.closed) return;
+    this.sendControl({ t: 'goodbye', reason });
+    this.#end();
+    const socket = this.#socket;
+    if (socket) socket.close(code, reason.code); // `closed` follows from the socket's close
+    else queueMicrotask(() => this.#handlers.closed(this, false));
+  }
+
+  /** Drops the socket without a closing handshake (dead peer); the session waits to be resumed. */
+  terminate(): void {
+    this.#socket?.terminate();
+  }
+
+  /**
+   * Batches writes: frames queued during an event-loop turn (the frames one read of a sender's
+   * socket produced, say) are written together when the turn's I/O is done, so they leave in one
+   * system call instead of one each. The queue keeps its priority order throughout: frames wait
+   * in it, not in the socket, until the socket is below its high-water mark.
+   */
+  #schedule(): void {
+    const socket = this.#socket;
+    if (!socket) return;
+    if (this.#queue.bytes >= WRITE_BATCH_BYTES && socket.bufferedAmount < this.#opts.socketHighWaterBytes) {
+      this.flush();
+      return;
+    }
+    this.#enlist();
+  }
+
+  /** Puts this session in the set written at the end of the turn. */
+  #enlist(): void {
+    toFlush.add(this);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flushAll);
+    }
+  }
+
+  /** Writes what is queued, as far as the socket's high-water mark allows, in one system call. */
+  flush(): void {
+    toFlush.delete(this);
+    const socket = this.#socket;
+    if (this.closed || !socket) return;
+    if (this.#queue.length === 0) {
+      if (this.#ackDue) this.#sendAck();
+      return;
+    }
+    socket.cork();
+    try {
+      if (this.#ackDue) this.#sendAck();
+      this.#pump(socket);
+    } finally {
+      socket.uncork();
+    }
+  }
+
+  /**
+   * Writes queued data while the socket buffer is below the high-water mark and what the client
+   * has not acknowledged fits in the send window (which bounds the replay buffer).
+   */
+  #pump(socket: FrameSocket): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      const { socketHighWaterBytes, sendWindowBytes } = this.#opts;
+      while (this.#socket === socket && socket.bufferedAmount < socketHighWaterBytes && this.#replay.bytes < sendWindowBytes) {
+        const item = this.#queue.next();
+        if (!item) break;
+        if (this.#drainWaiters.size > 0 && this.#queue.lengthOf(this.#queue.lastKey) === 0) this.#drained(this.#queue.lastKey);
+        if ('event' in item) {
+          this.sendControl(item.event);
+          continue;
+        }
+        const out = item.wire;
+        // A reliable frame is numbered (the client counts them) and kept until acknowledged.
+        if (!item.droppable) this.#replay.push(out, out.byteLength);
+        this.stats.framesOut++;
+        this.stats.bytesOut += out.byteLength;
+        socket.send(out, this.#afterWrite);
+      }
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #write(frame: Uint8Array): void {
+    this.stats.framesOut++;
+    this.stats.bytesOut += frame.byteLength;
+    this.#socket!.send(frame);
+  }
+
+  readonly #afterWrite = (): void => {
+    if (this.#queue.length > 0 && !this.closed) this.#schedule();
+  };
+
+  #onFrame(data: Uint8Array, isBinary: boolean): void {
+    this.stats.framesIn++;
+    this.stats.bytesIn += data.byteLength;
+    const socket = this.#socket;
+    if (socket) socket.alive = true;
+    if (!isBinary) return this.#bad(new BackchannelError(ErrorCode.BadFrame, 'text messages are not part of the protocol; send binary frames'));
+    let frame;
+    try {
+      frame = decodeFrame(data);
+    } catch (error) {
+      return this.#bad(error);
+    }
+    switch (frame.kind) {
+      case FrameKind.Ack:
+        if (!this.#replay.ack(frame.ack)) return this.#bad(new BackchannelError(ErrorCode.BadFrame, `acknowledgement ${frame.ack} is beyond the ${this.#replay.sent} frames sent`));
+        if (this.#queue.length > 0) this.#schedule();
+        return;
+      case FrameKind.Ping:
+        socket?.send(PONG_FRAME);
+        return;
+      case FrameKind.Pong:
+        return;
+      case FrameKind.Control:
+        this.#received(data.byteLength);
+        this.#handlers.control(this, frame.body);
+        return;
+      case FrameKind.Data:
+        if (frame.mode !== 'unreliable') this.#received(data.byteLength);
+        this.#handlers.data(this, frame, data);
+        return;
+    }
+  }
+
+  /** Reports a malformed frame to the client; too many of them close the session. */
+  #bad(error: unknown): void {
+    const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.BadFrame, 'malformed frame', { cause: error });
+    this.reportError(err);
+    if (++this.#badFrames > this.#opts.maxBadFrames) {
+      this.close({ code: ErrorCode.BadFrame, message: `more than ${this.#opts.maxBadFrames} malformed frames` }, CloseCode.TooManyBadFrames);
+    }
+  }
+
+  /** Sends an `error` event (for problems not tied to a request). */
+  reportError(err: BackchannelError): void {
+    this.sendControl({ t: 'error', error: { code: err.code, message: err.message } });
+  }
+
+  /**
+   * Counts a received numbered frame and acknowledges in batches: after `ackEvery` frames or
+   * `ackEveryBytes` bytes (at the end of the turn, so one read of the socket gets one
+   * acknowledgement), else after `ackDelayMs`. The client's send window moves with these.
+   */
+  #received(bytes: number): void {
+    if (this.#acks.count(bytes)) {
+      if (!this.#ackDue) {
+        this.#ackDue = true;
+        this.#enlist();
+      }
+    } else if (!this.#ackTimer) this.#ackTimer = setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
+  }
+
+  #sendAck(): void {
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#ackDue = false;
+    const socket = this.#socket;
+    if (!this.closed && socket) socket.send(encodeAckFrame(this.#acks.take()));
+  }
+
+  #onSocketClose(socket: FrameSocket, code: number, reason: string): void {
+    if (socket !== this.#socket) return;
+    this.#detach();
+    if (this.closed) return this.#handlers.closed(this, false);
+    if (DELIBERATE_CLOSE.has(code)) {
+      this.#end();
+      return this.#handlers.closed(this, true);
+    }
+    this.#handlers.lost(this, code, reason);
+  }
+
+  #detach(): void {
+    this.#socket = undefined;
+    toFlush.delete(this);
+    this.#ackDue = false;
+    if (this.#ackTimer) clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
+    this.#pauseTimer = undefined;
+  }
+
+  /** Over for good: nothing more is sent, queued data and the replay buffer are released. */
+  #end(): void {
+    this.closed = true;
+    toFlush.delete(this);
+    for (const key of [...this.#drainWaiters.keys()]) this.#drained(key);
+    this.#replay.clear();
+  }
+}
