@@ -85,7 +85,7 @@ const selected = only ? all.filter((s) => only.includes(s.id) || only.includes(s
 const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale);
 const writeMd = !args['no-md'] && (args['write-md'] || !partial);
 
-if (!existsSync(join(REPO_DIR, 'packages/server/dist/cli.js')) || !existsSync(join(REPO_DIR, 'packages/client/dist/index.node.js'))) {
+if (!existsSync(join(REPO_DIR, 'packages/cli/dist/cli.js')) || !existsSync(join(REPO_DIR, 'packages/client/dist/index.node.js'))) {
   fail('the packages are not built: run `npm run build` first');
 }
 

@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'packages/server/dist/cli.js');
+const CLI = join(ROOT, 'packages/cli/dist/cli.js');
 const KEY = 'benchkey';
 const SECRET = 'bench-secret-0123456789';
 const MiB = 1024 * 1024;

@@ -16,7 +16,7 @@ export const BENCH_DIR = resolve(HERE, '..');
 export const REPO_DIR = resolve(BENCH_DIR, '..');
 const WORKER = join(BENCH_DIR, 'worker.mjs');
 const HOOK = pathToFileURL(join(HERE, 'server-hook.mjs')).href;
-const CLI = join(REPO_DIR, 'packages/server/dist/cli.js');
+const CLI = join(REPO_DIR, 'packages/cli/dist/cli.js');
 const PEERS = { socketio: join(BENCH_DIR, 'peers/socketio-server.mjs'), ws: join(BENCH_DIR, 'peers/ws-relay.mjs') };
 
 /**

@@ -15,7 +15,7 @@ process.once('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-export const CLI = resolve(import.meta.dirname, '../../packages/server/dist/cli.js');
+export const CLI = resolve(import.meta.dirname, '../../packages/cli/bin/backchannel.js');
 export const API_KEY = 'testkey';
 export const API_SECRET = 'test-secret-0123456789';
 

@@ -88,7 +88,8 @@ describe('backchannel CLI: server API commands', () => {
     expect((await updated).metadata).toEqual({ role: 'host' });
 
     const rx = await receiver(rb, 700);
-    const sent = await cli('send', '--room', 'cli-room', '--stream-id', '700', '--to', b.participantId, '--', 'hello from the CLI');
+    // The form docs/cli.md shows: the message right after --to is the message, not another id.
+    const sent = await cli('send', '--room', 'cli-room', '--stream-id', '700', '--to', b.participantId, 'hello from the CLI');
     expect(sent.stdout).toMatch(/sent #0 on stream 700 to 1 participant/);
     expect((await rx.until(1))[0]).toMatchObject({ text: 'hello from the CLI', from: 'server' });
 

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Client, type StreamReader } from '@backchannel/client';
-import { CLI, startServerProcess, type ServerProcess } from '../helpers/server.js';
+import { ServerApiClient } from '@backchannel/server-sdk';
+import { API_KEY, API_SECRET, CLI, startServerProcess, type ServerProcess } from '../helpers/server.js';
 import { deferred } from '../helpers/events.js';
 
 let server: ServerProcess;
@@ -83,5 +84,20 @@ describe('backchannel CLI as a client', () => {
     joiner.proc.stdin!.end();
     expect(await joiner.exited).toBe(0);
     await app.close();
+  });
+
+  it('join says why it was removed from the room and exits: kicked (1), room ended (0)', async () => {
+    const api = new ServerApiClient(server.httpUrl, { apiKey: API_KEY, apiSecret: API_SECRET });
+    const kicked = cli(['join', 'cli-kick'], await server.token('cli-kicked', { conferences: ['cli-kick'] }));
+    const participantId = /as (PA_\S+);/.exec(await kicked.line(/^joined cli-kick as /))![1]!;
+    await api.kickParticipant('cli-kick', participantId, { reason: 'spam' });
+    expect(await kicked.line(/^\* left /)).toBe('* left cli-kick: kicked (spam)');
+    expect(await kicked.exited).toBe(1);
+
+    const ended = cli(['join', 'cli-end'], await server.token('cli-ended', { conferences: ['cli-end'] }));
+    await ended.line(/^joined cli-end as /);
+    await api.endConference('cli-end');
+    expect(await ended.line(/^\* left /)).toMatch(/^\* left cli-end: ended-by-server\b/);
+    expect(await ended.exited).toBe(0);
   });
 });

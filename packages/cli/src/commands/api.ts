@@ -1,44 +1,15 @@
 /**
- * CLI commands that drive a running server through its server API: `rooms list|end`,
+ * Commands that drive a running server through its server API: `rooms list|end`,
  * `participants list|kick|update` and `send`. They use the server SDK's {@link ServerApiClient}.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { BackchannelError, ErrorCode, type DataMode } from '@backchannel/protocol';
-import { ServerApiClient, type ApiCall, type ApiConference, type ApiParticipant } from '@backchannel/server-sdk';
-import { DEFAULT_CONFIG, DEV_API_KEY, DEV_API_SECRET } from '../config.js';
-
-interface ApiOptions {
-  url: string;
-  apiKey: string;
-  apiSecret: string;
-  json?: boolean;
-}
-
-const DEFAULT_URL = `http://${DEFAULT_CONFIG.host}:${DEFAULT_CONFIG.port}`;
-
-/** Adds the options every server-API command takes. */
-function withApiOptions(cmd: Command): Command {
-  return cmd
-    .addOption(new Option('--url <url>', 'server address').env('BACKCHANNEL_URL').default(DEFAULT_URL))
-    .addOption(new Option('--api-key <key>', 'API key').env('BACKCHANNEL_API_KEY').default(DEV_API_KEY))
-    .addOption(new Option('--api-secret <secret>', 'API secret').env('BACKCHANNEL_API_SECRET').default(DEV_API_SECRET))
-    .option('--json', 'print the server’s JSON answer instead of a table');
-}
+import { API_STREAM_ID_MAX, ServerApiClient, type ApiCall, type ApiConference, type ApiParticipant } from '@backchannel/server-sdk';
+import { action } from '../errors.js';
+import { integer, list, withApiOptions, type ApiOptions } from '../options.js';
 
 function client(o: ApiOptions): ServerApiClient {
   return new ServerApiClient(o.url, { apiKey: o.apiKey, apiSecret: o.apiSecret });
-}
-
-/** Runs `fn`, printing a failure as `<command>: <code>: <message>` with exit code 1. */
-function run<A extends unknown[]>(program: Command, name: string, fn: (...args: A) => Promise<void>) {
-  return async (...args: A): Promise<void> => {
-    try {
-      await fn(...args);
-    } catch (error) {
-      const e = error as BackchannelError;
-      program.error(`backchannel ${name}: ${e.code ? `${e.code}: ` : ''}${e.message}`, { exitCode: 1 });
-    }
-  };
 }
 
 function print(o: ApiOptions, value: unknown, table: () => string): void {
@@ -49,9 +20,9 @@ function time(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 }
 
-function participantLines(list: ApiParticipant[], indent = ''): string {
-  if (list.length === 0) return `${indent}(no participants)\n`;
-  return list
+function participantLines(participants: ApiParticipant[], indent = ''): string {
+  if (participants.length === 0) return `${indent}(no participants)\n`;
+  return participants
     .map((p) => `${indent}${p.id}  ${p.userId}  "${p.displayName}"${p.hidden ? '  (hidden)' : ''}  joined ${time(p.joinedAt)}  metadata ${JSON.stringify(p.metadata)}\n`)
     .join('');
 }
@@ -66,11 +37,11 @@ function callLine(c: ApiCall): string {
 
 const MODES: readonly DataMode[] = ['reliable-message', 'reliable-bytes', 'unreliable'];
 
-/** Registers `rooms`, `participants` and `send` on `program`. */
+/** Registers `rooms`, `participants` and `send`. */
 export function registerApiCommands(program: Command): void {
   const rooms = program.command('rooms').description('conferences and calls of a running server (server API)');
   withApiOptions(rooms.command('list').description('list conferences and calls with their participants')).action(
-    run(program, 'rooms list', async (o: ApiOptions) => {
+    action('rooms list', async (o: ApiOptions) => {
       const api = client(o);
       const [conferences, calls] = await Promise.all([api.listConferences(), api.listCalls()]);
       print(o, { conferences, calls }, () => {
@@ -83,7 +54,7 @@ export function registerApiCommands(program: Command): void {
     }),
   );
   withApiOptions(rooms.command('end').description('end a conference (by name) or a call (by call id)').argument('<room>', 'conference name or call id')).action(
-    run(program, 'rooms end', async (room: string, o: ApiOptions) => {
+    action('rooms end', async (room: string, o: ApiOptions) => {
       const api = client(o);
       try {
         await api.endConference(room);
@@ -99,9 +70,9 @@ export function registerApiCommands(program: Command): void {
 
   const participants = program.command('participants').description('participants of a room (server API)');
   withApiOptions(participants.command('list').description('list the participants of a conference or call').argument('<room>', 'conference name or call id')).action(
-    run(program, 'participants list', async (room: string, o: ApiOptions) => {
-      const list = await client(o).listParticipants(room);
-      print(o, { participants: list }, () => participantLines(list));
+    action('participants list', async (room: string, o: ApiOptions) => {
+      const found = await client(o).listParticipants(room);
+      print(o, { participants: found }, () => participantLines(found));
     }),
   );
   withApiOptions(
@@ -112,7 +83,7 @@ export function registerApiCommands(program: Command): void {
       .argument('<participant>', 'participant id')
       .option('--reason <text>', 'shown to the kicked client and carried by the webhooks'),
   ).action(
-    run(program, 'participants kick', async (room: string, participant: string, o: ApiOptions & { reason?: string }) => {
+    action('participants kick', async (room: string, participant: string, o: ApiOptions & { reason?: string }) => {
       await client(o).kickParticipant(room, participant, o.reason === undefined ? {} : { reason: o.reason });
       print(o, { kicked: participant }, () => `kicked ${participant} from ${room}\n`);
     }),
@@ -125,7 +96,7 @@ export function registerApiCommands(program: Command): void {
       .argument('<participant>', 'participant id')
       .requiredOption('--metadata <json>', 'new metadata, as JSON (a bare word is taken as a string)'),
   ).action(
-    run(program, 'participants update', async (room: string, participant: string, o: ApiOptions & { metadata: string }) => {
+    action('participants update', async (room: string, participant: string, o: ApiOptions & { metadata: string }) => {
       let metadata: unknown;
       try {
         metadata = JSON.parse(o.metadata);
@@ -141,18 +112,16 @@ export function registerApiCommands(program: Command): void {
     program
       .command('send')
       .description('send an app control message into a room; clients receive it as data from "server"')
+      .argument('<message>', 'the message (UTF-8 text)')
       .requiredOption('--room <room>', 'conference name or call id')
-      .requiredOption('--stream-id <id>', 'stream id the clients receive it on (1–64999)', (v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('--stream-id must be a positive integer');
-        return n;
-      })
-      .option('--to <participant...>', 'participant ids to send to (default: everyone in the room)')
+      .requiredOption('--stream-id <id>', `stream id the clients receive it on (1–${API_STREAM_ID_MAX})`, integer(1, API_STREAM_ID_MAX))
+      // One value per flag (repeat it, or separate ids with commas), so the message after it is
+      // never taken for another participant id.
+      .option('--to <participant>', 'participant id to send to; repeatable or comma-separated (default: everyone in the room)', list)
       .addOption(new Option('--mode <mode>', 'delivery mode').choices(MODES).default('reliable-message'))
-      .addOption(new Option('--priority <priority>', 'priority').choices(['high', 'normal', 'low']).default('normal'))
-      .argument('<message>', 'the message (UTF-8 text)'),
+      .addOption(new Option('--priority <priority>', 'priority').choices(['high', 'normal', 'low']).default('normal')),
   ).action(
-    run(program, 'send', async (message: string, o: ApiOptions & { room: string; streamId: number; to?: string[]; mode: DataMode; priority: 'high' | 'normal' | 'low' }) => {
+    action('send', async (message: string, o: ApiOptions & { room: string; streamId: number; to?: string[]; mode: DataMode; priority: 'high' | 'normal' | 'low' }) => {
       const result = await client(o).sendData(o.room, { streamId: o.streamId, mode: o.mode, priority: o.priority, data: message, destination: o.to ?? 'broadcast' });
       print(o, result, () => `sent #${result.seq} on stream ${result.streamId} to ${result.recipients.length} participant(s): ${result.recipients.join(' ')}\n`);
     }),

@@ -5,10 +5,12 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { BackchannelError, ErrorCode } from '@backchannel/protocol';
+import { DEV_API_SECRET } from '@backchannel/server';
 import { DEFAULT_WEBHOOK_TOLERANCE_SEC, createMemorySeenStore, verifyWebhook, type WebhookEvent } from '@backchannel/server-sdk';
-import { DEV_API_SECRET } from '../config.js';
+import { action, exitWithFailure } from '../errors.js';
+import { integer } from '../options.js';
 
 interface ListenOptions {
   host: string;
@@ -43,57 +45,52 @@ export function describeWebhook(e: WebhookEvent): string {
   }
 }
 
-function int(name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-    return n;
-  };
-}
-
-/** Registers `webhook listen` on `program`. */
+/** Registers `webhook listen`. */
 export function registerWebhookCommands(program: Command): void {
   const webhook = program.command('webhook').description('webhook tools');
   webhook
     .command('listen')
     .description('receive, verify and print webhook events (point the server’s --webhook at it)')
     .option('--host <host>', 'interface to bind', '127.0.0.1')
-    .requiredOption('--port <port>', 'TCP port, 0 = any free port', int('--port'))
+    .requiredOption('--port <port>', 'TCP port, 0 = any free port', integer(0, 65535))
     .addOption(new Option('--api-secret <secret>', 'API secret that signs the webhooks').env('BACKCHANNEL_API_SECRET').default(DEV_API_SECRET))
-    .option('--tolerance-sec <seconds>', 'accepted clock difference', int('--tolerance-sec'), DEFAULT_WEBHOOK_TOLERANCE_SEC)
+    .option('--tolerance-sec <seconds>', 'accepted clock difference', integer(), DEFAULT_WEBHOOK_TOLERANCE_SEC)
     .option('--json', 'print each event as one JSON line')
-    .action((o: ListenOptions) => {
-      const seen = createMemorySeenStore();
-      const server = createServer((req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          const body = Buffer.concat(chunks);
-          verifyWebhook(body, req.headers, { apiSecret: o.apiSecret, toleranceSec: o.toleranceSec, seen }).then(
-            (event) => {
-              res.writeHead(204).end();
-              process.stdout.write(o.json ? `${JSON.stringify(event)}\n` : `${describeWebhook(event)}\n${JSON.stringify(event, null, 2).replace(/^/gm, '    ')}\n`);
-            },
-            (error: BackchannelError) => {
-              if (error.code === ErrorCode.WebhookReplayed) {
-                // At-least-once delivery: acknowledge the retry so the server stops sending it.
+    .action(
+      action('webhook listen', (o: ListenOptions) => {
+        const seen = createMemorySeenStore();
+        const server = createServer((req, res) => {
+          const chunks: Buffer[] = [];
+          req.on('data', (c: Buffer) => chunks.push(c));
+          req.on('end', () => {
+            const body = Buffer.concat(chunks);
+            verifyWebhook(body, req.headers, { apiSecret: o.apiSecret, toleranceSec: o.toleranceSec, seen }).then(
+              (event) => {
                 res.writeHead(204).end();
-                process.stdout.write(`duplicate delivery of ${String(error.details?.id)} (already printed)\n`);
-                return;
-              }
-              res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ code: error.code, message: error.message }));
-              process.stderr.write(`rejected delivery: ${error.code}: ${error.message}\n`);
-            },
-          );
+                process.stdout.write(o.json ? `${JSON.stringify(event)}\n` : `${describeWebhook(event)}\n${JSON.stringify(event, null, 2).replace(/^/gm, '    ')}\n`);
+              },
+              (error: BackchannelError) => {
+                if (error.code === ErrorCode.WebhookReplayed) {
+                  // At-least-once delivery: acknowledge the retry so the server stops sending it.
+                  res.writeHead(204).end();
+                  process.stdout.write(`duplicate delivery of ${String(error.details?.id)} (already printed)\n`);
+                  return;
+                }
+                res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ code: error.code, message: error.message }));
+                process.stderr.write(`rejected delivery: ${error.code}: ${error.message}\n`);
+              },
+            );
+          });
         });
-      });
-      server.listen(o.port, o.host, () => {
-        const { port } = server.address() as AddressInfo;
-        const host = o.host.includes(':') ? `[${o.host}]` : o.host;
-        process.stdout.write(`listening for webhooks on http://${host}:${port}/\n`);
-      });
-      const stop = () => server.close(() => process.exit(0));
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    });
+        server.once('error', (error) => exitWithFailure('webhook listen', error));
+        server.listen(o.port, o.host, () => {
+          const { port } = server.address() as AddressInfo;
+          const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+          process.stdout.write(`listening for webhooks on http://${host}:${port}/\n`);
+        });
+        const stop = () => server.close(() => process.exit(0));
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      }),
+    );
 }
