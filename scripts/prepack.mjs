@@ -1,23 +1,42 @@
-// `prepack` of every package (run by npm in the package's directory before `npm pack` or
-// `npm publish`): builds the package and what it references, bundles the client for browsers, and
-// copies the repository's LICENSE into the package so the tarball carries it.
+// `prepack` of every package (npm runs it in the package's directory before `npm pack` and
+// `npm publish`): builds the package and what it references, drops compiled files whose source
+// is gone (tsc -b never deletes them), bundles the client for browsers, and copies the
+// repository's LICENSE into the package so that the tarball carries it.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dir = process.cwd();
-const { name } = JSON.parse(readFileSync(`${dir}/package.json`, 'utf8'));
+const { name } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
 
 function run(args) {
-  const result = spawnSync(process.execPath, args, { cwd: dir, stdio: 'inherit' });
+  const result = spawnSync(process.execPath, args, { cwd: dir, stdio: ['ignore', process.stderr, process.stderr] });
   if (result.status !== 0) {
     process.stderr.write(`prepack ${name}: ${args.join(' ')} failed\n`);
     process.exit(result.status ?? 1);
   }
 }
 
+/** Deletes dist/**\/X.js, .d.ts and their maps when src/**\/X.ts does not exist. */
+function dropOrphans(distDir, srcDir) {
+  for (const entry of readdirSync(distDir, { withFileTypes: true })) {
+    const path = join(distDir, entry.name);
+    if (entry.isDirectory()) {
+      dropOrphans(path, join(srcDir, entry.name));
+      continue;
+    }
+    const stem = /^(.*?)(\.d\.ts|\.js)(\.map)?$/.exec(entry.name)?.[1];
+    if (stem === undefined || existsSync(join(srcDir, `${stem}.ts`))) continue;
+    if (name === '@backchannel/client' && stem === 'backchannel.browser') continue;
+    rmSync(path);
+    process.stderr.write(`prepack ${name}: removed ${relative(dir, path)} (its source is gone)\n`);
+  }
+}
+
 run([createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-b', dir]);
-if (name === '@backchannel/client') run([`${root}scripts/bundle-browser.mjs`]);
-copyFileSync(`${root}LICENSE`, `${dir}/LICENSE`);
+dropOrphans(join(dir, 'dist'), join(dir, 'src'));
+if (name === '@backchannel/client') run([join(root, 'scripts/bundle-browser.mjs')]);
+copyFileSync(join(root, 'LICENSE'), join(dir, 'LICENSE'));
