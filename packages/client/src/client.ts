@@ -44,9 +44,10 @@ export type ClientEvents = {
    * Connected again. `resumed: true`: the same participant, calls, rooms and sessions carry on, and
    * no reliable data was lost or duplicated. `resumed: false`: the server could not resume (its
    * window passed, it restarted, …): every call and room has ended (reason `connection-lost`), the
-   * client is a new participant (new `participantId`) and the app may rejoin.
+   * client is a new participant (new `participantId`) and the app may rejoin; `reason` says why
+   * the server could not resume (`resume-not-found`, …).
    */
-  reconnected: [{ resumed: boolean }];
+  reconnected: [{ resumed: boolean; reason?: Reason }];
   /** The connection is gone for good (closed, refused, or reconnecting gave up); every call and room has ended. */
   disconnected: [Reason];
   /** A problem not tied to a request (e.g. the server rejected a frame). */
@@ -63,9 +64,11 @@ export interface JoinOptions {
 
 /** Handshake request ids (each handshake is one request on a fresh transport). */
 const RESUME_ID = 1;
+/** Close code for a transport given up during a handshake (not 1000: that means leaving). */
+const ABANDONED = 4000;
 const HELLO_ID = 2;
-/** Resume credentials kept while replies are lost (the server refuses a socket's 5th wrong one). */
-const MAX_CREDENTIALS = 3;
+/** Resume credentials kept while replies are lost (the server closes a socket after its 8th refusal). */
+const MAX_CREDENTIALS = 6;
 
 export class Client extends Emitter<ClientEvents> {
   #welcome: WelcomeResult;
@@ -109,12 +112,13 @@ export class Client extends Emitter<ClientEvents> {
     const deadline = Date.now() + opts.connectTimeoutMs;
     const transport = await openTransport(factory, url, opts.connectTimeoutMs);
     try {
-      const { data: welcome, early } = await handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(token, opts), Math.max(1, deadline - Date.now()));
+      const hello = await handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(token, opts), Math.max(1, deadline - Date.now()));
+      const welcome = hello.data;
       const link = newLink(opts);
       const client = new Client(url, token, factory, link, welcome, opts);
       // Events right after the welcome (e.g. calls already ringing) wait in the link until the
       // caller's code after `await Client.connect()` has run and attached its listeners.
-      link.attach(transport, early);
+      link.attach(transport, hello);
       return client;
     } catch (error) {
       transport.close(1000, 'handshake failed');
@@ -319,9 +323,11 @@ export class Client extends Emitter<ClientEvents> {
       let transport: Transport | undefined;
       try {
         transport = await openTransport(this.#factory, this.#url, this.#options.connectTimeoutMs);
-        if (await this.#tryResume(transport) || await this.#restart(transport)) return;
+        const resumed = await this.#tryResume(transport);
+        if (resumed === true || (await this.#restart(transport, resumed))) return;
       } catch (error) {
-        transport?.close(1000, 'handshake failed');
+        // Not a normal close: a resume the server completed must not read as leaving on purpose.
+        transport?.close(ABANDONED, 'handshake abandoned');
         if (this.#state !== 'reconnecting') return;
         const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.ConnectFailed, String((error as Error)?.message ?? error));
         if (FINAL_CODES.has(err.code)) return this.#final({ code: err.code, message: err.message });
@@ -335,8 +341,9 @@ export class Client extends Emitter<ClientEvents> {
    * Each attempt proposes the credential for the next one; when a reply is lost the client does
    * not know which of the two the server now holds, so it keeps both and tries the newer first.
    */
-  async #tryResume(transport: Transport): Promise<boolean> {
+  async #tryResume(transport: Transport): Promise<true | Reason> {
     const link = this.#core.link;
+    let refusal: Reason = { code: ErrorCode.ResumeCredentialInvalid, message: 'no resume credential left' };
     for (const credential of [...this.#credentials]) {
       const next = randomSecret();
       const msg = { t: 'resume' as const, protocol: PROTOCOL_VERSION, participantId: this.participantId, credential, next, received: link.received };
@@ -346,9 +353,10 @@ export class Client extends Emitter<ClientEvents> {
       } catch (error) {
         if (error instanceof BackchannelError && error.code === ErrorCode.ResumeCredentialInvalid) {
           this.#credentials = this.#credentials.filter((c) => c !== credential);
+          refusal = { code: error.code, message: error.message };
           continue;
         }
-        if (error instanceof BackchannelError && RESUME_REFUSED.has(error.code)) return false;
+        if (error instanceof BackchannelError && RESUME_REFUSED.has(error.code)) return { code: error.code, message: error.message };
         // No reply: the server may have taken `next` already.
         this.#credentials = [next, ...this.#credentials].slice(0, MAX_CREDENTIALS);
         throw error;
@@ -359,20 +367,21 @@ export class Client extends Emitter<ClientEvents> {
         return true;
       }
       this.#state = 'connected';
-      link.attach(transport, result.early, result.data.received);
+      link.attach(transport, result, result.data.received);
       this.emit('reconnected', { resumed: true });
       return true;
     }
-    return false;
+    return refusal;
   }
 
   /**
    * The participant cannot be resumed: says hello on `transport` as a new participant. Every call
    * and room ends (connection-lost) first, so the app starts from a clean state.
    */
-  async #restart(transport: Transport): Promise<boolean> {
+  async #restart(transport: Transport, why: Reason): Promise<boolean> {
     if (this.#options.tokenRefresh) this.#token = await this.#options.tokenRefresh();
-    const { data: welcome, early } = await handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(this.#token, this.#options), this.#options.connectTimeoutMs);
+    const hello = await handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(this.#token, this.#options), this.#options.connectTimeoutMs);
+    const welcome = hello.data;
     if (this.#state !== 'reconnecting') {
       transport.close(1000, 'client closed');
       return true;
@@ -390,8 +399,8 @@ export class Client extends Emitter<ClientEvents> {
     this.#goodbye = undefined;
     this.#bind(link);
     this.#state = 'connected';
-    link.attach(transport, early);
-    this.emit('reconnected', { resumed: false });
+    link.attach(transport, hello);
+    this.emit('reconnected', { resumed: false, reason: why });
     return true;
   }
 

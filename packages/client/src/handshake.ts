@@ -8,10 +8,13 @@ import type { Transport } from './transport.js';
 
 const decoder = new TextDecoder();
 
-/** A successful handshake: the reply's data, and frames that arrived right after it. */
+/** A successful handshake: the reply's data, and what arrived right after it. */
 export interface HandshakeResult<T> {
   data: T;
+  /** Frames that arrived after the reply, until the link takes the transport over. */
   early: Uint8Array[];
+  /** Set if the transport closed after the reply, before the link took it over. */
+  closed?: { code: number; reason: string };
 }
 
 /**
@@ -31,8 +34,9 @@ export function handshake<T>(transport: Transport, id: number, msg: { t: 'hello'
       if (error) {
         transport.onframe = () => {};
         reject(error);
-      } else resolve({ data: data as T, early });
+      } else resolve(result = { data: data as T, early });
     };
+    let result: HandshakeResult<T> | undefined;
     transport.onframe = (buf) => {
       if (done) {
         early.push(buf); // until the link takes the transport over
@@ -51,8 +55,10 @@ export function handshake<T>(transport: Transport, id: number, msg: { t: 'hello'
         else finish(BackchannelError.fromWire(reply.error));
       }
     };
-    transport.onclose = (code, reason) =>
-      finish(new BackchannelError(ErrorCode.ConnectFailed, `the connection closed during the handshake (${code}${reason ? ` ${reason}` : ''})`));
+    transport.onclose = (code, reason) => {
+      if (result) result.closed = { code, reason };
+      else finish(new BackchannelError(ErrorCode.ConnectFailed, `the connection closed during the handshake (${code}${reason ? ` ${reason}` : ''})`));
+    };
     transport.send(encodeControlFrame(JSON.stringify({ ...msg, id })));
   });
 }

@@ -116,7 +116,7 @@ export class Link extends Emitter<LinkEvents> {
    * are frames that arrived right after the handshake reply; they are handled on a later macrotask,
    * once the code awaiting the handshake has attached its listeners.
    */
-  attach(transport: Transport, early: Uint8Array[], server?: number): void {
+  attach(transport: Transport, { early, closed }: { early: Uint8Array[]; closed?: { code: number; reason: string } }, server?: number): void {
     if (this.closed) return transport.close(1000, 'client closed');
     this.#transport = transport;
     transport.onframe = (buf) => this.#onFrame(buf);
@@ -133,6 +133,8 @@ export class Link extends Emitter<LinkEvents> {
     this.#backlog.push(...early);
     this.#hold();
     this.onwritable();
+    // Closed between the handshake reply and now: reported once the early frames are handled.
+    if (closed) this.#onClose(transport, closed.code, closed.reason);
   }
 
   /** Changes the default request timeout (after the handshake). */
@@ -221,11 +223,10 @@ export class Link extends Emitter<LinkEvents> {
   drop(reason: Reason): void {
     const transport = this.#transport;
     if (!transport) return;
-    this.#detach();
     transport.onframe = () => {};
     transport.onclose = () => {};
     (transport.abort ?? transport.close).call(transport);
-    this.emit('lost', reason);
+    this.#lost(transport, reason);
   }
 
   /** Ends for good after the transport was lost (the caller gave up reconnecting). */
@@ -260,9 +261,9 @@ export class Link extends Emitter<LinkEvents> {
         }
       }
       if (this.#closeAfterBacklog) {
-        const [transport, code, reason] = this.#closeAfterBacklog;
+        const [transport, reason] = this.#closeAfterBacklog;
         this.#closeAfterBacklog = undefined;
-        this.#onClose(transport, code, reason);
+        this.#lost(transport, reason);
       }
     });
   }
@@ -344,17 +345,24 @@ export class Link extends Emitter<LinkEvents> {
     (this.#heartbeat as { unref?: () => void }).unref?.();
   }
 
-  #closeAfterBacklog: [Transport, number, string] | undefined;
+  #closeAfterBacklog: [Transport, Reason] | undefined;
 
   #onClose(transport: Transport, code: number, reason: string): void {
+    this.#lost(transport, { code: ErrorCode.ConnectionClosed, message: `the connection closed (${code}${reason ? ` ${reason}` : ''})` });
+  }
+
+  /**
+   * The transport is gone. Frames it delivered that still wait (see #hold) are handled first, so
+   * the count a resume reports includes them and nothing is sent twice.
+   */
+  #lost(transport: Transport, reason: Reason): void {
     if (transport !== this.#transport) return;
     if (this.#held) {
-      // Deliver what is still waiting before reporting the close.
-      this.#closeAfterBacklog = [transport, code, reason];
+      this.#closeAfterBacklog = [transport, reason];
       return;
     }
     this.#detach();
-    this.emit('lost', { code: ErrorCode.ConnectionClosed, message: `the connection closed (${code}${reason ? ` ${reason}` : ''})` });
+    this.emit('lost', reason);
   }
 
   /** No transport any more: acks and request timers wait for the next one. */
