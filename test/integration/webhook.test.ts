@@ -88,7 +88,7 @@ describe('webhooks', () => {
     const [started, joinedA, , leftB, leftA, ended] = events;
     expect(started!.createdAt).toBeLessThanOrEqual(ended!.createdAt);
     expect(joinedA).toMatchObject({ participant: { userId: 'wa', id: a.participantId } });
-    expect(leftB).toMatchObject({ participant: { userId: 'wb' }, reason: { code: 'connection-lost' } });
+    expect(leftB).toMatchObject({ participant: { userId: 'wb' }, reason: { code: 'left' } });
     expect(leftA).toMatchObject({ participant: { userId: 'wa' }, reason: { code: 'left' } });
     expect(ended).toMatchObject({ reason: { code: 'empty' }, durationMs: expect.any(Number) });
     await a.close();

@@ -91,7 +91,7 @@ describe('frame codec', () => {
       fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
         try {
           const f = decodeFrame(bytes);
-          expect([FrameKind.Control, FrameKind.Data, FrameKind.Ack]).toContain(f.kind);
+          expect([FrameKind.Control, FrameKind.Data, FrameKind.Ack, FrameKind.Ping, FrameKind.Pong]).toContain(f.kind);
         } catch (e) {
           expect(e).toBeInstanceOf(BackchannelError);
           expect((e as BackchannelError).code).toBe(ErrorCode.BadFrame);

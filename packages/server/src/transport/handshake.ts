@@ -22,7 +22,7 @@ import type { FrameSocket } from './frame-socket.js';
 import { CloseCode } from './session.js';
 
 /** Refused resume attempts one socket may make before it is closed. */
-const MAX_RESUME_REFUSALS = 4;
+const MAX_RESUME_REFUSALS = 8;
 
 /** What a handshake needs from the server. */
 export interface HandshakeContext {

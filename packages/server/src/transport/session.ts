@@ -84,7 +84,6 @@ export const CloseCode = {
   HelloTimeout: 4003,
   Kicked: 4004,
   ResumeBufferOverflow: 4005,
-  HeartbeatTimeout: 4006,
   TooManyBadFrames: 4008,
 } as const;
 
