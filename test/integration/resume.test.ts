@@ -124,6 +124,32 @@ describe('resume after a lost connection', () => {
     expect(got.got.map((g) => g.text)).toEqual(['before', 'after']);
   });
 
+  it('send() while reconnecting queues against the high-water mark, with queueTooLong, and everything follows the resume', async () => {
+    proxy = await startFaultProxy(server.port);
+    const a = await via('hwm-a', { reconnect: { firstDelayMs: 300 }, highWaterMarkBytes: 64 * 1024, lowWaterMarkBytes: 16 * 1024 });
+    const b = await direct('hwm-b');
+    const ra = await a.joinConference('res-hwm');
+    const rb = await b.joinConference('res-hwm');
+    const s = await ra.makeSendDataSession(105, 'reliable-message');
+    const got = await receiver(rb, 105);
+    const water: boolean[] = [];
+    s.on('queueTooLong', ({ triggered }) => water.push(triggered));
+    const reconnecting = next(a, 'reconnecting');
+    proxy.cutAll();
+    await reconnecting;
+    const below = [];
+    for (let i = 0; i < 10; i++) below.push(s.send(u32(i, 16 * 1024)));
+    expect(below.slice(0, 3)).toEqual([true, true, true]);
+    expect(below.at(-1)).toBe(false);
+    expect(water).toEqual([true]);
+    expect(s.stats().localQueuedBytes).toBeGreaterThan(64 * 1024);
+    await s.drained();
+    expect(water).toEqual([true, false]);
+    const all = await got.until(10);
+    expect(all.map((g) => read32(g.bytes))).toEqual([...Array(10).keys()]);
+    expect(all.every((g) => intact(g.bytes))).toBe(true);
+  });
+
   it('a deliberate close is a leave (reason left), not a reconnect', async () => {
     proxy = await startFaultProxy(server.port);
     const a = await via('bye-a');
