@@ -892,3 +892,26 @@ describe('session layer: heartbeat', () => {
     expect(ends.atClient.events).toEqual([1]);
   });
 });
+
+describe('session layer: a lost connection after replies', () => {
+  it('reports the loss of a transport whose last delivered frame was a reply', async () => {
+    const link = new Link(LINK_OPTIONS);
+    const transport = new FakeTransport();
+    const lost: Reason[] = [];
+    link.on('lost', (reason) => lost.push(reason));
+    attach(link, transport);
+    await turn(); // the link holds frames for one turn after attaching
+    const first = link.request({ t: 'probe', n: 1 });
+    const second = link.request({ t: 'probe', n: 2 });
+    // Both replies and the close come in one read of the socket.
+    transport.receive(encodeControlFrame(JSON.stringify({ t: 'ok', re: 1, data: 1 })));
+    transport.receive(encodeControlFrame(JSON.stringify({ t: 'ok', re: 2, data: 2 })));
+    transport.ended(1006);
+    expect(await first).toBe(1);
+    expect(await second).toBe(2);
+    await turn();
+    await turn();
+    expect(lost.map((r) => r.code)).toEqual([ErrorCode.ConnectionClosed]);
+    expect(link.attached).toBe(false);
+  });
+});

@@ -208,7 +208,10 @@ export class Link extends Emitter<LinkEvents> {
     return this.#replay.bytes;
   }
 
-  /** Closes for good: the transport (if any) closes normally and `closed` follows. */
+  /**
+   * Closes the transport normally (the server then ends the session as a deliberate leave); `lost`
+   * follows, and the owner calls `finish()`. Without a transport, finishes at once.
+   */
   close(code = 1000, reason = 'client closed'): void {
     if (this.closed) return;
     const transport = this.#transport;
@@ -256,7 +259,8 @@ export class Link extends Emitter<LinkEvents> {
       while (this.#backlog.length > 0) {
         const next = this.#backlog.shift()!;
         if (this.#process(next)) {
-          if (this.#backlog.length > 0) this.#hold();
+          // A close that came with the replies is reported one turn later, after the awaiting code.
+          if (this.#backlog.length > 0 || this.#closeAfterBacklog) this.#hold();
           return;
         }
       }
