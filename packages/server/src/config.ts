@@ -112,6 +112,22 @@ export interface ServerConfig {
   webhookQueueMaxEvents: number;
   /** How long graceful shutdown waits for pending webhooks to be delivered, ms. Default 5 000. */
   webhookFlushTimeoutMs: number;
+  /**
+   * PEM file with the server's certificate (and any intermediates after it). With `tlsKeyFile` the
+   * server speaks HTTPS and WSS on its port; re-read by `reloadTls()` (SIGHUP). Default empty: plain.
+   */
+  tlsCertFile: string;
+  /** PEM file with the private key of `tlsCertFile`. Default empty. */
+  tlsKeyFile: string;
+  /** Serve Prometheus metrics at `GET /metrics`. Default true. */
+  metrics: boolean;
+  /** When set, `GET /metrics` needs `Authorization: Bearer <metricsToken>`. Default empty: open. */
+  metricsToken: string;
+  /**
+   * Drain (SIGTERM, `drain()`): how long rooms and calls may go on after the server stopped taking
+   * new participants, joins and calls; then the rest end with `server-shutdown`, ms. Default 20 000.
+   */
+  drainTimeoutMs: number;
 }
 
 /** Development API key; a server using it logs a warning. */
@@ -163,6 +179,11 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   webhookConcurrency: 16,
   webhookQueueMaxEvents: 10_000,
   webhookFlushTimeoutMs: 5_000,
+  tlsCertFile: '',
+  tlsKeyFile: '',
+  metrics: true,
+  metricsToken: '',
+  drainTimeoutMs: 20_000,
 });
 
 type NumericKey = { [K in keyof ServerConfig]: ServerConfig[K] extends number ? K : never }[keyof ServerConfig];
@@ -204,6 +225,7 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   webhookConcurrency: [1, 1_000],
   webhookQueueMaxEvents: [1, 10_000_000],
   webhookFlushTimeoutMs: [0, 600_000],
+  drainTimeoutMs: [0, 86_400_000],
 };
 
 /** Error codes of {@link ConfigError}. */
@@ -212,6 +234,12 @@ export const ConfigErrorCode = {
   Invalid: 'config-invalid',
   /** A configuration file cannot be read or is not a JSON object. */
   FileUnreadable: 'config-file-unreadable',
+  /** The TLS certificate or key file is missing or cannot be read. */
+  TlsFileUnreadable: 'tls-file-unreadable',
+  /** The TLS certificate or key file does not hold a PEM certificate / private key. */
+  TlsInvalid: 'tls-invalid',
+  /** The TLS private key does not belong to the certificate. */
+  TlsKeyMismatch: 'tls-key-mismatch',
 } as const;
 export type ConfigErrorCode = (typeof ConfigErrorCode)[keyof typeof ConfigErrorCode];
 
@@ -260,7 +288,20 @@ export function resolveConfig(input: Partial<ServerConfig> = {}): Readonly<Serve
   if (out.webhookApiKey && !Object.hasOwn(out.apiKeys, out.webhookApiKey)) throw new ConfigError(`setting "webhookApiKey" names unknown API key "${out.webhookApiKey}"`);
   if (out.sendWindowBytes > out.replayBufferMaxBytes) throw new ConfigError('setting "sendWindowBytes" must not exceed "replayBufferMaxBytes"');
   if (out.webhookRetryBaseMs > out.webhookRetryMaxMs) throw new ConfigError('setting "webhookRetryBaseMs" must not exceed "webhookRetryMaxMs"');
+  checkOperations(out);
   return Object.freeze(out);
+}
+
+/** TLS, metrics and drain settings. */
+function checkOperations(out: ServerConfig): void {
+  for (const key of ['tlsCertFile', 'tlsKeyFile', 'metricsToken'] as const) {
+    if (typeof out[key] !== 'string') throw new ConfigError(`setting "${key}" must be a string`);
+  }
+  if (Boolean(out.tlsCertFile) !== Boolean(out.tlsKeyFile)) throw new ConfigError('settings "tlsCertFile" and "tlsKeyFile" go together: set both (HTTPS and WSS) or neither');
+  if (typeof out.metrics !== 'boolean') throw new ConfigError('setting "metrics" must be a boolean');
+  if (out.metricsToken && (out.metricsToken.length < 16 || /\s/.test(out.metricsToken))) {
+    throw new ConfigError('setting "metricsToken" must be at least 16 characters without spaces (or empty for an open /metrics)');
+  }
 }
 
 function checkWebhookUrls(value: unknown): string[] {

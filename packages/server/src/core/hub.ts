@@ -18,6 +18,7 @@ import { AppMessenger } from './app-messages.js';
 import { CallManager } from './calls.js';
 import { ConferenceManager } from './conferences.js';
 import type { HubEvent } from './events.js';
+import { createMetricsSink, type MetricsSink } from './metrics.js';
 import { randomId, randomSecret, sameSecret } from './ids.js';
 import { Peer, type PeerLink } from './peer.js';
 import { Room, type Member } from './room.js';
@@ -44,6 +45,8 @@ export interface HubOptions {
   config: Readonly<ServerConfig>;
   /** Receives every internal event (webhooks, metrics, logs). Must not throw. */
   emit: (event: HubEvent) => void;
+  /** Where the core counts data and sessions (read at scrape time). Default: a sink nobody reads. */
+  metrics?: MetricsSink;
 }
 
 export class Hub {
@@ -57,6 +60,8 @@ export class Hub {
   /** App control messages sent by the server API. */
   readonly appMessages: AppMessenger;
   readonly emit: (event: HubEvent) => void;
+  /** Counters of the data path, incremented in place (see core/metrics.ts). */
+  readonly metrics: MetricsSink;
   #nextSid = 1;
   #nextRoom = 1;
   #shuttingDown = false;
@@ -65,6 +70,7 @@ export class Hub {
   constructor(options: HubOptions) {
     this.config = options.config;
     this.emit = options.emit;
+    this.metrics = options.metrics ?? createMetricsSink();
     this.calls = new CallManager(this);
     this.conferences = new ConferenceManager(this);
     this.sessions = new SessionRouter(this);

@@ -20,6 +20,7 @@ import {
   type SessionInfo,
 } from '@backchannel/protocol';
 import { reason, requireGrant, type Hub } from './hub.js';
+import type { DataCounters } from './metrics.js';
 import type { OutboundFrame, Peer } from './peer.js';
 import type { Member, Room } from './room.js';
 
@@ -47,6 +48,8 @@ interface SendSession {
   reportedDropped: number;
   /** Since when each receiver has been at least a chunk behind (reliable sessions). */
   behindSince: Map<string, number>;
+  /** The metrics counters of this session's mode (incremented in place). */
+  counts: DataCounters;
 }
 
 type DsMessage = ClientMessage<'ds.open' | 'ds.dest' | 'ds.close' | 'ds.unsupport' | 'ds.support'>;
@@ -115,36 +118,45 @@ export class SessionRouter {
     if (!s) throw new BackchannelError(ErrorCode.SessionNotFound, `no open send session on stream ${frame.streamId} in room ${room.num}`);
     if (frame.mode !== s.mode) throw new BackchannelError(ErrorCode.BadFrame, `frame mode ${frame.mode} does not match session mode ${s.mode}`);
     this.#meter(peer, frame.payload.byteLength);
+    const c = s.counts;
+    c.framesIn++;
+    c.bytesIn += frame.payload.byteLength;
+    if (frame.fin) c.messagesIn++;
     // The received frame is forwarded as it is, with the sender's handle stamped in.
     restampDataFrame(raw, peer.sid);
     const out: OutboundFrame = { size: frame.payload.byteLength, droppable: s.mode === 'unreliable', wire: raw };
+    let n = 0;
     if (s.destination === 'broadcast') {
-      for (const m of room.members.values()) this.#forward(s, m, out);
+      for (const m of room.members.values()) n += this.#forward(s, m, out);
     } else if (s.destination === 'addressed') {
       const m = room.bySid.get(frame.sender);
       if (!m) throw new BackchannelError(ErrorCode.ParticipantNotFound, `no participant with handle ${frame.sender} in room ${room.num}`);
-      this.#forward(s, m, out);
+      n = this.#forward(s, m, out);
     } else {
       for (const id of s.destination) {
         const m = room.members.get(id);
-        if (m) this.#forward(s, m, out);
+        if (m) n += this.#forward(s, m, out);
       }
     }
+    c.framesOut += n;
+    c.bytesOut += n * out.size;
+    if (frame.fin) c.messagesOut += n;
     this.#activate(s);
   }
 
-  /** Queues one frame of `s` for receiver `m` (a method, not a closure per frame: the hot path). */
-  #forward(s: SendSession, m: Member, out: OutboundFrame): void {
-    if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(m, s.streamId)) return;
+  /** Queues one frame of `s` for receiver `m` (a method, not a closure per frame: the hot path); returns 1 if it did, else 0. */
+  #forward(s: SendSession, m: Member, out: OutboundFrame): number {
+    if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(m, s.streamId)) return 0;
     if (!s.announced.has(m.peer.id)) this.#announce(s, m);
     const cfg = this.hub.config;
     if (out.droppable) {
       const dropped = m.peer.link.sendDroppable(s.key, s.priority, out, cfg.unreliableQueueMaxBytes);
       if (dropped > 0) {
         s.dropped += dropped;
+        s.counts.dropped += dropped;
         s.recvDrops.set(m.peer.id, (s.recvDrops.get(m.peer.id) ?? 0) + dropped);
       }
-      return;
+      return 1;
     }
     const queued = m.peer.link.sendData(s.key, s.priority, out);
     if (queued > cfg.receiverQueueMaxBytes) {
@@ -159,6 +171,7 @@ export class SessionRouter {
       s.sender.peer.link.sendEvent({ t: 'ds.backlog', room: s.room.num, streamId: s.streamId, bytes: queued, dropped: s.dropped });
       m.peer.link.onDrained(s.key, () => this.#caughtUp(s));
     }
+    return 1;
   }
 
   /** A member entered: senders learn if it refuses their stream ids. */
@@ -232,7 +245,9 @@ export class SessionRouter {
       reportedBacklog: 0,
       reportedDropped: 0,
       behindSince: new Map(),
+      counts: this.hub.metrics.data[msg.mode],
     };
+    s.counts.sessionsOpened++;
     sessions.set(id, s);
     this.#byRoom.set(room.num, sessions);
     this.#perPeer.set(peer, count + 1);
@@ -281,6 +296,8 @@ export class SessionRouter {
 
   #detach(s: SendSession, m: Member, detail = `receiver fell more than ${this.hub.config.receiverQueueMaxBytes} bytes behind`, code: string = SessionCloseReason.ReceiverTooSlow): void {
     s.detached.add(m.peer.id);
+    if (code === SessionCloseReason.ReceiverTooSlow) s.counts.receiversTooSlow++;
+    else s.counts.receiversOverflowed++;
     m.peer.link.discard(s.key);
     const why = reason(code, detail);
     m.peer.link.sendEvent({ t: 'ds.closed', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, reason: why });
@@ -300,6 +317,7 @@ export class SessionRouter {
   }
 
   #forget(s: SendSession): void {
+    s.counts.sessionsClosed++;
     this.#active.delete(s);
     const peer = s.sender.peer;
     const n = (this.#perPeer.get(peer) ?? 1) - 1;
