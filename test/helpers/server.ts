@@ -35,7 +35,8 @@ export interface ServerProcess {
 export async function startServerProcess(config: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<ServerProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'bc-test-'));
   const file = join(dir, 'config.json');
-  writeFileSync(file, JSON.stringify({ port: 0, logLevel: 'info', apiKeys: { [API_KEY]: API_SECRET }, ...config }));
+  // drainTimeoutMs 0: stop() (SIGTERM) ends rooms at once, as tests expect; drain tests set their own.
+  writeFileSync(file, JSON.stringify({ port: 0, logLevel: 'info', apiKeys: { [API_KEY]: API_SECRET }, drainTimeoutMs: 0, ...config }));
   const proc = spawn(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(proc);
   proc.once('exit', () => children.delete(proc));

@@ -3,6 +3,7 @@
  * the hello/resume handshake, and the wiring of sessions to the core {@link Hub}.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { pino, type Logger } from 'pino';
@@ -22,8 +23,12 @@ import {
 import type { WebhookStats } from '@backchannel/server-sdk';
 import { ApiRouter } from './api/router.js';
 import { verifyAccessToken } from './auth.js';
-import { resolveConfig, type ServerConfig } from './config.js';
+import { ConfigError, ConfigErrorCode, resolveConfig, type ServerConfig } from './config.js';
 import type { HubEvent } from './core/events.js';
+import { createMetricsSink } from './core/metrics.js';
+import { PrometheusMetrics } from './metrics/prometheus.js';
+import { OpsRoutes } from './ops-routes.js';
+import { loadTlsFiles, type TlsFiles } from './tls.js';
 import { Hub, reason } from './core/hub.js';
 import type { Peer } from './core/peer.js';
 import type { FrameSocket } from './transport/frame-socket.js';
@@ -55,7 +60,15 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   /** Webhook delivery (signed POSTs of every core event to the configured URLs). */
   readonly #webhooks: WebhookDispatcher;
   readonly #api: ApiRouter;
-  readonly #http: HttpServer;
+  readonly #http: HttpServer | HttpsServer;
+  /** The certificate in use, when the server speaks TLS. */
+  #tls: TlsFiles | undefined;
+  readonly #metrics: PrometheusMetrics | undefined;
+  readonly #ops: OpsRoutes;
+  /** Set once draining began (see `drain()`). */
+  #draining: Promise<void> | undefined;
+  /** Ends the drain's wait: rooms finished, time is up, or `close()` was called. */
+  #drainWait: (() => void) | undefined;
   readonly #wss: WebSocketServer;
   /** Every open socket, in its handshake or carrying a session. */
   readonly #sockets = new Set<WsFrameSocket>();
@@ -81,9 +94,26 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       sendWindowBytes: config.sendWindowBytes,
       replayBufferMaxBytes: config.replayBufferMaxBytes,
     });
-    this.hub = new Hub({ config, emit: (e) => this.#onHubEvent(e) });
+    const sink = createMetricsSink();
+    this.hub = new Hub({ config, emit: (e) => this.#onHubEvent(e), metrics: sink });
+    this.#metrics = config.metrics
+      ? new PrometheusMetrics({
+          hub: this.hub,
+          sink,
+          connections: () => this.#sockets.size,
+          eachQueue: (visit) => {
+            for (const session of this.#peers.keys()) visit(session.queuedTotal);
+          },
+          webhooks: () => this.#webhooks.counters(),
+          ready: () => this.#state() === 'ready',
+        })
+      : undefined;
+    this.#ops = new OpsRoutes({ metrics: this.#metrics, metricsToken: config.metricsToken, state: () => this.#state(), log: this.log });
     this.#api = new ApiRouter({ hub: this.hub, config, log: this.log, webhookStats: () => this.#webhooks.stats(), closing: () => this.#closing !== undefined });
-    this.#http = createHttpServer((req, res) => this.#onHttp(req, res));
+    // A bad certificate or key fails here, before the port is bound, with a coded ConfigError.
+    this.#tls = config.tlsCertFile ? loadTlsFiles(config.tlsCertFile, config.tlsKeyFile) : undefined;
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.#onHttp(req, res);
+    this.#http = this.#tls ? createHttpsServer({ cert: this.#tls.cert, key: this.#tls.key }, onRequest) : createHttpServer(onRequest);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false });
     this.#http.on('upgrade', (req, socket, head) => {
       if (this.#closing) {
@@ -99,10 +129,34 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     return (this.#http.address() as AddressInfo | null)?.port ?? this.config.port;
   }
 
-  /** `ws://host:port` of this server. */
+  /** `ws://host:port` of this server (`wss://` with TLS). */
   get url(): string {
     const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host;
-    return `ws://${host}:${this.port}`;
+    return `${this.#tls ? 'wss' : 'ws'}://${host}:${this.port}`;
+  }
+
+  /**
+   * Re-reads `tlsCertFile` and `tlsKeyFile` and serves the new certificate to new connections;
+   * connections already open keep theirs and are not interrupted. The CLI calls it on SIGHUP.
+   * Throws a {@link ConfigError} (`tls-file-unreadable`, `tls-invalid`, `tls-key-mismatch`) and keeps
+   * the current certificate if the files are bad; returns the new certificate's subject, expiry
+   * and SHA-256 fingerprint.
+   */
+  reloadTls(): { subject: string; validTo: string; fingerprint: string } {
+    if (!this.#tls) throw new ConfigError('this server does not use TLS (set tlsCertFile and tlsKeyFile)', { code: ConfigErrorCode.Invalid });
+    const tls = loadTlsFiles(this.config.tlsCertFile, this.config.tlsKeyFile);
+    (this.#http as HttpsServer).setSecureContext({ cert: tls.cert, key: tls.key });
+    this.#tls = tls;
+    const info = { subject: tls.subject, validTo: tls.validTo, fingerprint: tls.fingerprint };
+    this.log.info(info, 'TLS certificate reloaded');
+    return info;
+  }
+
+  /** Whether the server takes new participants (`/readyz`): `ready` only between `listen()` and drain or close. */
+  #state(): 'starting' | 'ready' | 'draining' | 'stopping' {
+    if (this.#closing) return 'stopping';
+    if (this.#draining) return 'draining';
+    return this.#ready ? 'ready' : 'starting';
   }
 
   /** Delivery counters of each configured webhook URL (also served at `GET /api/v1/webhooks`). */
@@ -122,7 +176,47 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     this.#pingTimer = setInterval(() => this.#pingAll(), this.config.pingIntervalMs);
     this.#pingTimer.unref();
     this.#ready = true;
-    this.log.info({ url: this.url, protocol: PROTOCOL_VERSION, version: SERVER_VERSION }, 'backchannel server listening');
+    const tls = this.#tls && { subject: this.#tls.subject, validTo: this.#tls.validTo, fingerprint: this.#tls.fingerprint };
+    this.log.info({ url: this.url, protocol: PROTOCOL_VERSION, version: SERVER_VERSION, ...(tls ? { tls } : {}) }, 'backchannel server listening');
+  }
+
+  /**
+   * Drains, then shuts down: `/readyz` answers 503 at once; new clients (hello) are refused with
+   * `server-shutdown`, and so are new joins and calls (`conf.join`, `call.make`); rooms and calls
+   * already going on continue — clients may still resume, accept ringing calls, open sessions and
+   * send data — until every room is empty or `drainTimeoutMs` has passed. Then {@link close} ends
+   * the rest with `server-shutdown` and flushes webhooks. The CLI drains on SIGTERM.
+   */
+  drain(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#draining ??= this.#drain();
+    return this.#draining;
+  }
+
+  async #drain(): Promise<void> {
+    const { drainTimeoutMs } = this.config;
+    this.log.info({ rooms: this.hub.rooms.size, participants: this.hub.peers.size, drainTimeoutMs }, 'draining: taking no new participants, joins or calls');
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      this.#drainWait = resolve;
+      timer = setTimeout(resolve, drainTimeoutMs);
+      this.#checkDrained();
+    });
+    clearTimeout(timer);
+    this.#drainWait = undefined;
+    if (!this.#closing) this.log.info({ participants: this.#inRooms() }, this.#inRooms() === 0 ? 'drained: every room has finished' : 'drain time is up');
+    await this.close();
+  }
+
+  /** Participants in rooms (a participant in two rooms counts twice). */
+  #inRooms(): number {
+    let n = 0;
+    for (const room of this.hub.rooms.values()) n += room.size;
+    return n;
+  }
+
+  #checkDrained(): void {
+    if (this.#drainWait && this.#inRooms() === 0) this.#drainWait();
   }
 
   /**
@@ -132,6 +226,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
    */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
+    this.#drainWait?.();
     return this.#closing;
   }
 
@@ -159,11 +254,13 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     this.log.debug({ event }, event.type);
     this.#webhooks.handle(event);
     this.emit('event', event);
+    if (this.#drainWait && (event.type === 'participant.left' || event.type === 'call.ended' || event.type === 'conference.ended')) this.#checkDrained();
   }
 
   #onHttp(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     if (ApiRouter.owns(path)) return this.#api.handle(req, res);
+    if (OpsRoutes.owns(path)) return this.#ops.handle(req, res, path);
     if (path === '/healthz') {
       const ok = this.#ready && !this.#closing;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
@@ -188,6 +285,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     config: () => this.config,
     hello: (socket, msg) => this.#hello(socket, msg),
     resume: (socket, msg) => this.#resume(socket, msg),
+    refused: (code) => this.#metrics?.handshakeFailed(code),
   };
 
   /** Handles `hello`: verifies the token, then creates the participant and its session. */
@@ -195,6 +293,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     const identity = await verifyAccessToken(msg.token, this.config.apiKeys);
     if (socket.closed) return;
     if (this.#closing) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is shutting down');
+    if (this.#draining) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is draining: it takes no new clients (connect to another one)');
     const session = new Session(socket, this.#sessionOptions, this.#sessionHandlers);
     const peer = this.hub.handleConnect(identity, { ...msg.capabilities, protocol: msg.protocol }, session);
     this.#peers.set(session, peer);
@@ -231,6 +330,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     const result: ResumeResult = { received: session.received, windowMs: this.config.resumeWindowMs };
     socket.send(encodeControlFrame(JSON.stringify({ t: 'ok', re: msg.id, data: result })));
     session.resume(socket, msg.received);
+    this.#metrics?.resumed();
     this.log.debug({ participantId: peer.id, resumes: session.stats.resumes }, 'resumed');
   }
 
@@ -287,8 +387,14 @@ export class BackchannelServer extends Emitter<ServerEvents> {
 
   #request(session: Session, peer: Peer, msg: ClientMessage): void {
     try {
+      if (this.#draining && (msg.t === 'conf.join' || msg.t === 'call.make')) {
+        throw new BackchannelError(ErrorCode.ServerShutdown, `the server is draining: it takes no new ${msg.t === 'call.make' ? 'calls' : 'joins'}`);
+      }
+      const timed = this.#metrics && (msg.t === 'conf.join' || msg.t === 'call.accept');
+      const started = timed ? performance.now() : 0;
       const data = this.hub.handleRequest(peer, msg);
       session.sendControl({ t: 'ok', re: msg.id, data });
+      if (timed) this.#metrics!.joined(msg.t === 'conf.join' ? 'conference' : 'call', performance.now() - started);
     } catch (error) {
       const err = toBackchannelError(error, this.log);
       session.sendControl({ t: 'err', re: msg.id, error: err.toJSON() });

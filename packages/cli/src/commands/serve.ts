@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError, ConfigErrorCode, DEFAULT_CONFIG, DEV_API_KEY, DEV_API_SECRET, LOG_LEVELS, resolveConfig, startServer, type ServerConfig } from '@backchannel/server';
 import { createAccessToken } from '@backchannel/server-sdk';
-import { action, usageError } from '../errors.js';
+import { action, describeFailure, usageError } from '../errors.js';
 import { integer, list } from '../options.js';
 
 interface ServeOptions {
@@ -18,6 +18,8 @@ interface ServeOptions {
   apiSecret?: string;
   logLevel?: string;
   webhook?: string[];
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 /** Reads a JSON config file holding any server settings. */
@@ -58,6 +60,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial<ServerConfig> {
     out.apiKeys = { [env.BACKCHANNEL_API_KEY]: env.BACKCHANNEL_API_SECRET };
   }
   if (env.BACKCHANNEL_WEBHOOK_URLS) out.webhookUrls = list(env.BACKCHANNEL_WEBHOOK_URLS);
+  if (env.BACKCHANNEL_TLS_CERT) out.tlsCertFile = env.BACKCHANNEL_TLS_CERT;
+  if (env.BACKCHANNEL_TLS_KEY) out.tlsKeyFile = env.BACKCHANNEL_TLS_KEY;
+  if (env.BACKCHANNEL_METRICS_TOKEN) out.metricsToken = env.BACKCHANNEL_METRICS_TOKEN;
   return out;
 }
 
@@ -69,16 +74,18 @@ function resolveServeConfig(o: ServeOptions): Readonly<ServerConfig> {
   if (o.port !== undefined) merged.port = o.port;
   if (o.logLevel) merged.logLevel = o.logLevel;
   if (o.webhook && o.webhook.length > 0) merged.webhookUrls = o.webhook;
+  if (o.tlsCert) merged.tlsCertFile = o.tlsCert;
+  if (o.tlsKey) merged.tlsKeyFile = o.tlsKey;
   if (o.apiKey && o.apiSecret) merged.apiKeys = { [o.apiKey]: o.apiSecret };
   return resolveConfig(merged);
 }
 
 async function printDevBanner(config: Readonly<ServerConfig>, url: string, port: number): Promise<void> {
   const token = await createAccessToken({ apiKey: DEV_API_KEY, apiSecret: DEV_API_SECRET, userId: 'dev', name: 'Developer', ttl: '24h', grants: { conferences: ['*'] } });
-  const http = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const http = `${config.tlsCertFile ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   process.stderr.write(
     `\nBackchannel dev server: ${url}\n` +
-      `  health:    ${http}/healthz\n` +
+      `  health:    ${http}/healthz (ready: /readyz)\n` +
       `  API:       ${http}/api/v1/ (openapi.json; admin token: backchannel token create --user app --admin)\n` +
       `  dev token: ${token}\n` +
       `  WARNING: using the development API key "${DEV_API_KEY}"/"${DEV_API_SECRET}". Set --api-key/--api-secret for production.\n\n`,
@@ -97,21 +104,38 @@ export function registerServeCommand(program: Command): void {
     .option('--api-secret <secret>', 'API secret (env BACKCHANNEL_API_SECRET)')
     .option('--log-level <level>', `${LOG_LEVELS.join('|')} (env BACKCHANNEL_LOG_LEVEL, default ${DEFAULT_CONFIG.logLevel})`)
     .option('--webhook <url>', 'URL that receives webhook events; repeatable (env BACKCHANNEL_WEBHOOK_URLS, comma-separated)', list)
-    .addHelpText('after', '\nLogs are JSON lines on stdout. SIGINT/SIGTERM shut down gracefully (clients see reason server-shutdown).')
+    .option('--tls-cert <file>', 'PEM certificate (chain): serve HTTPS and WSS (env BACKCHANNEL_TLS_CERT; needs --tls-key)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert (env BACKCHANNEL_TLS_KEY)')
+    .addHelpText(
+      'after',
+      '\nLogs are JSON lines on stdout. SIGTERM drains: no new clients, joins or calls, rooms go on for drainTimeoutMs, then the rest end\n' +
+        'with reason server-shutdown. SIGINT (or a second SIGTERM) shuts down at once, as gracefully. SIGHUP reloads the TLS certificate.',
+    )
     .action(
       action('serve', async (o: ServeOptions) => {
         const config = resolveServeConfig(o);
         const server = await startServer(config);
         if (config.devKeys) await printDevBanner(config, server.url, server.port);
         let stopping = false;
-        const stop = (signal: string) => {
+        const stop = (signal: string, drain: boolean) => {
+          server.log.info({ signal }, 'signal received');
+          if (drain && !stopping) void server.drain();
+          else void server.close();
           if (stopping) return;
           stopping = true;
-          server.log.info({ signal }, 'signal received');
-          void server.close().then(() => process.exit(0));
+          server.once('closed', () => process.exit(0));
         };
-        process.on('SIGINT', () => stop('SIGINT'));
-        process.on('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', () => stop('SIGINT', false));
+        process.on('SIGTERM', () => stop('SIGTERM', true));
+        process.on('SIGHUP', () => {
+          if (!config.tlsCertFile) return void server.log.info({ signal: 'SIGHUP' }, 'signal received; no TLS certificate to reload');
+          try {
+            server.reloadTls();
+          } catch (error) {
+            const { code, message } = describeFailure(error);
+            server.log.error({ signal: 'SIGHUP', code }, `TLS certificate not reloaded (the current one stays in use): ${message}`);
+          }
+        });
       }),
     );
 }

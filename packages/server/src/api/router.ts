@@ -42,6 +42,7 @@ export class ApiRouter {
   readonly #limiter: RateLimiter;
   readonly #routes: { route: Route; segments: string[] }[];
   #openapi: string | undefined;
+  #indexBody: string | undefined;
 
   constructor(options: ApiRouterOptions) {
     this.#opts = options;
@@ -77,6 +78,7 @@ export class ApiRouter {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) return this.#index(req, res);
     if (path === OPENAPI_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
       this.#openapi ??= JSON.stringify(buildOpenApi(ROUTES, SERVER_VERSION));
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(this.#openapi) });
@@ -106,6 +108,28 @@ export class ApiRouter {
     else this.#opts.log.info(entry, 'server API request');
     if (route.response) sendJson(res, 200, result);
     else sendJson(res, 204, undefined);
+  }
+
+  /** `GET /api/v1/`: what this API is and where its description lives (no token needed). */
+  #index(req: IncomingMessage, res: ServerResponse): void {
+    this.#indexBody ??= JSON.stringify({
+      name: 'Backchannel server API',
+      version: SERVER_VERSION,
+      openapi: `${API_PREFIX}${OPENAPI_PATH}`,
+      authentication: 'Authorization: Bearer <access token with the admin grant, signed with an API secret> (backchannel token create --user app --admin)',
+      docs: {
+        serverApi: 'docs/server-api.md',
+        webhooks: 'docs/webhooks.md',
+        configuration: 'docs/configuration.md',
+        deployment: 'docs/deployment.md',
+        errors: 'docs/errors.md',
+        note: 'paths in the Backchannel source repository',
+      },
+      routes: ROUTES.map((r) => `${r.method} ${API_PREFIX}${r.path}`),
+      operations: { health: '/healthz', ready: '/readyz', metrics: '/metrics' },
+    });
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(this.#indexBody) });
+    res.end(req.method === 'HEAD' ? undefined : this.#indexBody);
   }
 
   #match(method: string, path: string): Match {

@@ -32,6 +32,8 @@ export interface HandshakeContext {
   hello(socket: FrameSocket, msg: ClientMessage<'hello'>): Promise<void>;
   /** Continues an existing session on `socket`, and replies; throws a refusal (nothing changed). */
   resume(socket: FrameSocket, msg: ClientMessage<'resume'>): void;
+  /** Told the code of every refused hello or resume (metrics). */
+  refused?(code: string): void;
 }
 
 export class Handshake {
@@ -115,6 +117,7 @@ export class Handshake {
       this.#finish();
     } catch (error) {
       const err = asError(error);
+      this.#ctx.refused?.(err.code);
       // A refused resume changes nothing; the client may say hello on this socket instead.
       this.#reply(msg.id, err);
       if (++this.#refusals >= MAX_RESUME_REFUSALS) this.#refuse(undefined, new BackchannelError(ErrorCode.ResumeFailed, `${MAX_RESUME_REFUSALS} refused resume attempts`), CloseCode.AuthFailed);
@@ -143,6 +146,7 @@ export class Handshake {
   #refuse(id: number | undefined, err: BackchannelError, code: number): void {
     if (this.#done || this.#socket.closed) return;
     this.#finish();
+    this.#ctx.refused?.(err.code);
     if (id !== undefined) this.#reply(id, err);
     const reason: Reason = { code: err.code, message: err.message };
     this.#socket.send(encodeControlFrame(JSON.stringify({ t: 'goodbye', reason })));

@@ -10,11 +10,12 @@ import type { HubEvent } from '../core/events.js';
 import { WebhookSequencer, roomKey } from './events.js';
 import { postWebhook, type WebhookSigner } from './http.js';
 import { DeliveryQueue, type DeliveryReport } from './queue.js';
+import type { WebhookCounters } from '../metrics/prometheus.js';
 
 /** One {@link DeliveryQueue} per configured URL, fed with the sequenced events of the hub. */
 export class WebhookDispatcher {
   readonly #sequencer = new WebhookSequencer();
-  readonly #endpoints: { url: string; queue: DeliveryQueue }[];
+  readonly #endpoints: { url: string; label: string; queue: DeliveryQueue; retries: number }[];
   readonly #log: Logger;
 
   constructor(config: Readonly<ServerConfig>, log: Logger) {
@@ -23,6 +24,8 @@ export class WebhookDispatcher {
     const signer: WebhookSigner = { apiKey, apiSecret: config.apiKeys[apiKey]! };
     this.#endpoints = config.webhookUrls.map((url) => ({
       url,
+      label: metricsLabel(url),
+      retries: 0,
       queue: new DeliveryQueue({
         maxAttempts: config.webhookMaxAttempts,
         retryBaseMs: config.webhookRetryBaseMs,
@@ -58,6 +61,11 @@ export class WebhookDispatcher {
     return { endpoints: this.#endpoints.map(({ url, queue }) => ({ url, pending: queue.pending, ...queue.stats })) };
   }
 
+  /** Delivery counters per URL for metrics (the URL without credentials, query or fragment). */
+  counters(): WebhookCounters[] {
+    return this.#endpoints.map(({ label, queue, retries }) => ({ url: label, pending: queue.pending, retries, ...queue.stats }));
+  }
+
   /**
    * Waits (at most `timeoutMs`) for pending deliveries, then stops every queue. Events still
    * undelivered are logged and counted as dropped.
@@ -79,6 +87,7 @@ export class WebhookDispatcher {
         this.#log.debug({ ...base, status: r.outcome.status }, 'webhook delivered');
         return;
       case 'retry':
+        for (const e of this.#endpoints) if (e.url === url) e.retries++;
         this.#log.warn({ ...base, status: r.outcome.status, error: r.outcome.error, retryInMs: r.delayMs }, 'webhook attempt failed; will retry');
         return;
       case 'dropped':
@@ -86,4 +95,10 @@ export class WebhookDispatcher {
         return;
     }
   }
+}
+
+/** `url` as a metrics label: no user info, query or fragment (they may hold secrets). */
+function metricsLabel(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
 }
