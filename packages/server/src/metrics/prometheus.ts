@@ -214,9 +214,15 @@ export class PrometheusMetrics {
     this.#resumes.inc();
   }
 
-  /** The exposition: content type and text. */
+  /**
+   * The exposition: content type and text. Samples without a value are left out: prom-client
+   * writes `Nan` for an event-loop lag with no measurement since the last scrape (a scrape within
+   * 10 ms of the one before), which strict parsers refuse and which means "no sample" anyway.
+   */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    let body = await this.registry.metrics();
+    if (body.includes(' Nan\n')) body = body.replace(/^[^#\n][^\n]* Nan\n/gm, '');
+    return { contentType: this.registry.contentType, body };
   }
 }
 
