@@ -5,14 +5,15 @@
  * See bench/README.md.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { BASELINE_DIR, baselineInfo, prepareBaseline } from './lib/baseline.mjs';
 import { summarizeProfile } from './lib/cpuprofile.mjs';
 import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, NODE_FLAGS, REPO_DIR, WorkerPool, killAll, startWorker } from './lib/procs.mjs';
-import { checkTargets, fmt, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable } from './lib/report.mjs';
-import { DURATIONS, SYSTEMS, SYSTEM_LABELS, scenarios } from './lib/scenarios.mjs';
+import { checkTargets, comparisonMarkdown, fmt, keptSection, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable, withSection } from './lib/report.mjs';
+import { ALL_SYSTEMS, DURATIONS, SYSTEMS, SYSTEM_LABELS, combineRounds, scenarios } from './lib/scenarios.mjs';
 import { nowNs } from './lib/util.mjs';
 
 const USAGE = `Usage: npm run bench -- [options]
@@ -20,8 +21,20 @@ const USAGE = `Usage: npm run bench -- [options]
   --quick              short smoke run (about a minute; numbers are indicative only)
   --only LIST          scenarios to run, by group or id, comma-separated:
                          throughput (tp-100, tp-1k, tp-16k), fanout (fanout-1k, mesh-1k),
-                         latency (lat-1000, lat-50pct, lat-same), bulk, join, scale (idle, scale)
-  --systems LIST       systems to run: backchannel, socketio, ws (default: all three)
+                         latency (lat-1000, lat-50pct, lat-same), bulk, join, scale (idle, scale),
+                         resume (Backchannel only)
+  --systems LIST       systems to run: backchannel, socketio, ws (default: all three), and
+                       backchannel-baseline (an earlier build, see --baseline; skipped when
+                       it has not been built)
+  --baseline REV       before/after: build REV in a git worktree at ${BASELINE_DIR}
+                       (BENCH_BASELINE_DIR; reused when it is already there) and run it as
+                       backchannel-baseline against this checkout's build. Without --only or
+                       --systems: tp-1k, fanout-1k, tp-16k, lat-1000 and idle on backchannel and
+                       backchannel-baseline, 5 rounds each (ratios: this build ÷ baseline)
+  --rounds N           run scenarios that have no rounds of their own (throughput, fan-out,
+                       bulk, join, idle, scale) N times, interleaved across systems; the median
+                       round is reported (default 1; 5 with --baseline)
+  --cuts N             connection cuts of the "resume" scenario (default 200; quick 10)
   --idle N             participants of the "idle" scenario (default 1000; quick 100)
   --scale N            participants of the "scale" scenario (default 5000; quick 250)
   --profile            run the servers under --cpu-prof and print their top self-time functions
@@ -32,7 +45,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --no-md              do not refresh bench/RESULTS.md
   -h, --help           this text
 
-A full run (no --quick, --only, --systems or --profile) refreshes bench/RESULTS.md.`;
+A full run (no --quick, --only, --systems, --profile, --baseline or --rounds) refreshes
+bench/RESULTS.md.`;
 
 const { values: args } = parseArgs({
   options: {
@@ -42,6 +56,9 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     idle: { type: 'string' },
     scale: { type: 'string' },
+    cuts: { type: 'string' },
+    baseline: { type: 'string' },
+    rounds: { type: 'string' },
     render: { type: 'string' },
     'write-md': { type: 'boolean', default: false },
     'no-md': { type: 'boolean', default: false },
@@ -57,32 +74,70 @@ if (args.help) {
 if (args.render) {
   const run = JSON.parse(readFileSync(args.render, 'utf8'));
   printRun(run);
-  if (args['write-md']) {
-    writeFileSync(join(BENCH_DIR, 'RESULTS.md'), resultsMarkdown(run));
-    console.log(`Refreshed ${join(BENCH_DIR, 'RESULTS.md')}`);
-  }
+  if (args['write-md']) refreshResultsMd(run);
   process.exit(0);
+}
+
+/**
+ * Writes bench/RESULTS.md from `run`: a run with the baseline build replaces only the before/after
+ * section; any other run rewrites the rest and keeps that section as it is.
+ */
+function refreshResultsMd(run) {
+  const file = join(BENCH_DIR, 'RESULTS.md');
+  const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  if (run.meta.baseline) writeFileSync(file, withSection(old, comparisonMarkdown(run)));
+  else {
+    const kept = keptSection(old);
+    writeFileSync(file, kept ? `${resultsMarkdown(run).trimEnd()}\n\n${kept}\n` : resultsMarkdown(run));
+  }
+  console.log(`Refreshed ${file}${run.meta.baseline ? ' (before/after section)' : ''}`);
 }
 
 /** Prints the results table and the targets of `run`. */
 function printRun(run) {
   const { meta } = run;
-  console.log(`\nBackchannel vs Socket.IO vs ws relay — ${machineLine(meta)}`);
+  console.log(`\n${meta.systems.map((s) => SYSTEM_LABELS[s]).join(' vs ')} — ${machineLine(meta)}`);
+  if (meta.baseline) console.log(`BC baseline = commit ${meta.baseline.commit.slice(0, 12)} (built in ${meta.baseline.dir})`);
   const code = meta.code ? `  code ${meta.code.commit}${meta.code.modified.length ? ` + ${meta.code.modified.length} uncommitted file(s) in packages/` : ''}` : '';
   const share = meta.cpuShare ? `  other processes ${(meta.cpuShare.other * 100).toFixed(0)} % / steal ${(meta.cpuShare.steal * 100).toFixed(0)} % of the CPU` : '';
-  console.log(`${meta.date}  load ${meta.loadStart.toFixed(2)} → ${meta.loadEnd.toFixed(2)}${share}${code}${meta.quick ? '  (QUICK run: indicative only)' : ''}\n`);
+  console.log(`${meta.date}  load ${meta.loadStart.toFixed(2)} → ${meta.loadEnd.toFixed(2)}${share}${code}${meta.quick ? '  (QUICK run: indicative only)' : ''}`);
+  if (meta.rebuiltDuringRun) console.log(`WARNING: the built code changed during the run (last at ${meta.rebuiltDuringRun}); rerun on a tree nobody builds meanwhile`);
+  console.log('');
   console.log(textTable(tableHeader(meta.systems), tableRows(run, meta.systems)));
   console.log(`\nTargets\n${targetsText(checkTargets(run))}`);
 }
 
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
-const systems = args.systems ? list(args.systems) : args.profile ? ['backchannel'] : SYSTEMS;
-for (const s of systems) if (!SYSTEMS.includes(s)) fail(`unknown system "${s}" (one of ${SYSTEMS.join(', ')})`);
+const BASELINE_SCENARIOS = ['tp-1k', 'fanout-1k', 'tp-16k', 'lat-1000', 'idle'];
+let systems = args.systems ? list(args.systems) : args.baseline ? ['backchannel', 'backchannel-baseline'] : args.profile ? ['backchannel'] : SYSTEMS;
+for (const s of systems) if (!ALL_SYSTEMS.includes(s)) fail(`unknown system "${s}" (one of ${ALL_SYSTEMS.join(', ')})`);
+if (args.baseline && !systems.includes('backchannel-baseline')) systems.push('backchannel-baseline');
+/** The baseline build run as backchannel-baseline: { dir, commit } (see lib/baseline.mjs). */
+let baseline;
+if (systems.includes('backchannel-baseline')) {
+  if (args.baseline) {
+    try {
+      baseline = prepareBaseline(REPO_DIR, args.baseline, (m) => process.stderr.write(`${m}\n`));
+    } catch (error) {
+      fail(`--baseline ${args.baseline}: ${error instanceof Error ? error.message : error}`);
+    }
+  } else {
+    const info = baselineInfo();
+    if (info?.built) baseline = info;
+    else {
+      process.stderr.write(`bench: skipping backchannel-baseline: no baseline build at ${BASELINE_DIR} (create it with --baseline REV, e.g. --baseline HEAD~1)\n`);
+      systems = systems.filter((s) => s !== 'backchannel-baseline');
+      if (systems.length === 0) fail('no system left to run');
+    }
+  }
+}
 const all = scenarios();
-const only = args.only ? list(args.only) : args.profile ? ['tp-1k', 'fanout-1k'] : undefined;
+const only = args.only ? list(args.only) : args.baseline && !args.systems ? BASELINE_SCENARIOS : args.profile ? ['tp-1k', 'fanout-1k'] : undefined;
 if (only) for (const o of only) if (!all.some((s) => s.id === o || s.group === o)) fail(`unknown scenario "${o}"\n\n${USAGE}`);
 const selected = only ? all.filter((s) => only.includes(s.id) || only.includes(s.group)) : all;
-const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale);
+const rounds = args.rounds !== undefined ? Number(args.rounds) : args.baseline ? 5 : 1;
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) fail('--rounds takes a count from 1 to 50');
+const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale || args.cuts || args.baseline || args.rounds);
 const writeMd = !args['no-md'] && (args['write-md'] || !partial);
 
 if (!existsSync(join(REPO_DIR, 'packages/cli/dist/cli.js')) || !existsSync(join(REPO_DIR, 'packages/client/dist/index.node.js'))) {
@@ -94,6 +149,10 @@ for (const key of ['idle', 'scale']) {
   if (args[key] === undefined) continue;
   durations[key] = Number(args[key]);
   if (!Number.isInteger(durations[key]) || durations[key] < 1 || durations[key] > 10_000) fail(`--${key} takes a participant count from 1 to 10000`);
+}
+if (args.cuts !== undefined) {
+  durations.resumeCuts = Number(args.cuts);
+  if (!Number.isInteger(durations.resumeCuts) || durations.resumeCuts < 2 || durations.resumeCuts > 2000) fail('--cuts takes a count from 2 to 2000');
 }
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const resultsDir = join(BENCH_DIR, 'results');
@@ -140,6 +199,27 @@ function codeVersion() {
   } catch {
     return { commit: process.env.BENCH_CODE_VERSION ?? 'unknown', modified: [] };
   }
+}
+
+/**
+ * The newest modification time (ms) of the built code under test — every file under
+ * packages/<name>/dist — or 0. Compared at the end of a run: in a working tree that others build
+ * while a run goes on, later servers and workers would load other code than earlier ones.
+ */
+function builtAt() {
+  let newest = 0;
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const pkg of readdirSync(join(REPO_DIR, 'packages'))) {
+    const dist = join(REPO_DIR, 'packages', pkg, 'dist');
+    if (existsSync(dist)) walk(dist);
+  }
+  return newest;
 }
 
 /**
@@ -203,6 +283,8 @@ async function main() {
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
     quick: args.quick,
     systems,
+    rounds,
+    baseline: baseline && { commit: baseline.commit, dir: baseline.dir },
     machine: {
       cpuModel: cpuInfo[0]?.model.trim() ?? 'unknown',
       cpus: cpuInfo.length,
@@ -219,6 +301,7 @@ async function main() {
     loadStart: loadavg()[0],
   };
   const ticks0 = cpuTicks();
+  const built0 = builtAt();
   log(`bench: ${machineLine(meta)}; load ${meta.loadStart.toFixed(2)}`);
   meta.clock = await clockCheck();
   log(`bench: clock offset worker↔orchestrator ${fmt(meta.clock.offsetUs, 1)} µs (±${fmt(meta.clock.boundUs, 1)} µs)`);
@@ -234,6 +317,7 @@ async function main() {
     durations,
     log,
     results,
+    rounds,
     cpuProfDir: undefined,
     /** Max 1:1 100 B msg/s of `system`: from this run's tp-100, else a short probe (once). */
     async maxRate100(system) {
@@ -251,24 +335,34 @@ async function main() {
     const title = typeof sc.title === 'function' ? sc.title(ctx) : sc.title;
     const metrics = typeof sc.metrics === 'function' ? sc.metrics(ctx) : sc.metrics;
     const entry = { id: sc.id, title, metrics, results: {} };
+    const scSystems = systems.filter((s) => !sc.systems || sc.systems.includes(s));
+    if (scSystems.length === 0) {
+      log(`▷ ${title}: skipped (runs on ${sc.systems.map((s) => SYSTEM_LABELS[s]).join(', ')} only)`);
+      continue;
+    }
     run.scenarios.push(entry);
     results[sc.id] = entry.results;
-    if (sc.rounds && !profDir) {
-      // Rounds interleaved across systems: round 1 on each system, then round 2, …
-      const n = sc.rounds(ctx);
-      const runs = Object.fromEntries(systems.map((s) => [s, []]));
+    // Rounds interleaved across systems: round 1 on each system, then round 2, …, every other
+    // round in reverse order, so that neither drift on the machine nor going first favours one.
+    const own = sc.rounds && !profDir;
+    const repeated = !sc.rounds && !sc.single && rounds > 1 && !profDir;
+    if (own || repeated) {
+      const n = own ? sc.rounds(ctx) : rounds;
+      const round = own ? sc.round : sc.run;
+      const combine = own ? sc.combine : (r) => combineRounds(r, metrics);
+      const runs = Object.fromEntries(scSystems.map((s) => [s, []]));
       for (let r = 1; r <= n; r++) {
-        for (const system of systems) {
+        for (const system of r % 2 ? scSystems : [...scSystems].reverse()) {
           if (entry.results[system]?.error) continue;
-          const result = await step(`${title} — ${SYSTEM_LABELS[system]}, round ${r}/${n}`, () => sc.round(system, ctx));
+          const result = await step(`${title} — ${SYSTEM_LABELS[system]}, round ${r}/${n}`, () => round(system, ctx));
           if (result.error) entry.results[system] = result;
           else runs[system].push(result);
         }
       }
-      for (const system of systems) if (!entry.results[system]?.error) entry.results[system] = sc.combine(runs[system]);
+      for (const system of scSystems) if (!entry.results[system]?.error) entry.results[system] = combine(runs[system]);
       continue;
     }
-    for (const system of systems) {
+    for (const system of scSystems) {
       const dir = profDir ? join(profDir, `${sc.id}-${system}`) : undefined;
       entry.results[system] = await step(`${title} — ${SYSTEM_LABELS[system]}`, () => sc.run(system, { ...ctx, cpuProfDir: dir }));
       if (dir && existsSync(dir)) {
@@ -277,6 +371,8 @@ async function main() {
       }
     }
   }
+  // Systems that no scenario of this run applied to (e.g. the peers with --only resume) are left out.
+  meta.systems = systems.filter((s) => run.scenarios.some((sc) => sc.results[s]));
   const roles = new Map();
   await pool.close(roles);
   meta.loadEnd = loadavg()[0];
@@ -297,6 +393,11 @@ async function main() {
     }
   }
   meta.elapsedSec = (Date.now() - started) / 1000;
+  const built1 = builtAt();
+  if (built1 !== built0) {
+    meta.rebuiltDuringRun = new Date(built1).toISOString();
+    log(`bench: WARNING: packages/*/dist changed during the run (last at ${meta.rebuiltDuringRun}): later scenarios may have run other code than earlier ones`);
+  }
 
   run.targets = checkTargets(run);
   printRun(run);
@@ -314,10 +415,7 @@ async function main() {
   const file = join(resultsDir, `${stamp}.json`);
   writeFileSync(file, `${JSON.stringify(run, null, 2)}\n`);
   console.log(`\nResults: ${file}`);
-  if (writeMd) {
-    writeFileSync(join(BENCH_DIR, 'RESULTS.md'), resultsMarkdown(run));
-    console.log(`Refreshed ${join(BENCH_DIR, 'RESULTS.md')}`);
-  }
+  if (writeMd) refreshResultsMd(run);
   const failed = run.scenarios.flatMap((s) => Object.entries(s.results).filter(([, r]) => r.error));
   await killAll(1000);
   process.exit(failed.length > 0 ? 1 : 0);

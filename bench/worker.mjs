@@ -4,6 +4,7 @@
  * `child_process.fork`; exits when the orchestrator goes away.
  */
 import { join, prepare } from './lib/clients.mjs';
+import { startCutProxy } from './lib/cut-proxy.mjs';
 import { nowNs, sleep, summarize, yieldLoop } from './lib/util.mjs';
 
 /** Participants hosted here, in join order. */
@@ -20,6 +21,16 @@ let stopped = Promise.resolve();
 let latency = [];
 /** Bulk receive progress. */
 let bulk;
+/** Cut proxies hosted here (resume scenario). */
+let proxies = [];
+/** Per participant: its `reconnecting` and `reconnected` events with the time they fired. */
+let conn = [];
+/** Wakes `waitReconnected` on each `reconnected` event. */
+let onReconnected = () => {};
+/** Sequence check of the numbered stream received here (resume scenario). */
+let seq;
+/** Wakes `seqWait` on each message of the numbered stream. */
+let onSeq = () => {};
 
 const ops = {
   ready: () => ({ pid: process.pid }),
@@ -198,6 +209,151 @@ const ops = {
     return { startNs: startNs.toString(), queuedNs: nowNs().toString() };
   },
 
+  /** Starts `count` cut proxies to the server at `targetUrl`; returns their ws:// URLs. */
+  async proxyStart({ targetUrl, count }) {
+    const { port } = new URL(targetUrl);
+    for (let i = 0; i < count; i++) proxies.push(await startCutProxy(Number(port)));
+    return { urls: proxies.map((p) => p.url) };
+  },
+
+  /** Cuts every connection through proxy `index`; returns when (ns, as a string) and how many. */
+  proxyCut({ index }) {
+    const { ns, cut } = proxies[index].cutAll();
+    return { ns: ns.toString(), cut };
+  },
+
+  /** Records the connection events (`reconnecting`, `reconnected`) of every participant here. */
+  watchReconnects() {
+    conn = parts.map((p, i) => {
+      const c = { reconnecting: [], reconnected: [] };
+      p.client.on('reconnecting', ({ attempt, delayMs, reason }) => c.reconnecting.push({ ns: nowNs(), attempt, delayMs, reason: reason?.code }));
+      p.client.on('reconnected', ({ resumed }) => {
+        c.reconnected.push({ ns: nowNs(), resumed, reconnecting: c.reconnecting.length });
+        onReconnected(i);
+      });
+      return c;
+    });
+    return {};
+  },
+
+  /**
+   * Waits for the `n`th `reconnected` event of participant `which`; returns when it fired (ns),
+   * whether the session was resumed, when the loss was noticed (the first `reconnecting` event
+   * since the previous reconnect) and how many attempts it took.
+   */
+  async waitReconnected({ which = 0, n, timeoutMs }) {
+    const c = conn[which];
+    if (c.reconnected.length < n) {
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no reconnect #${n} within ${timeoutMs} ms (state ${parts[which].client.connectionState})`)), timeoutMs);
+        onReconnected = (i) => {
+          if (i === which && c.reconnected.length >= n) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+      });
+      onReconnected = () => {};
+    }
+    const ev = c.reconnected[n - 1];
+    const from = n > 1 ? c.reconnected[n - 2].reconnecting : 0;
+    const attempts = c.reconnecting.slice(from, ev.reconnecting);
+    return {
+      ns: ev.ns.toString(),
+      resumed: ev.resumed,
+      noticedNs: attempts[0]?.ns.toString(),
+      attempts: attempts.length,
+      firstDelayMs: attempts[0]?.delayMs,
+      reason: attempts[0]?.reason,
+    };
+  },
+
+  /**
+   * Receives a numbered stream (see `sendSeq`) on the first participant and checks that every
+   * message arrives exactly once and in order, intact.
+   */
+  async recvSeq({ size }) {
+    seq = { next: 0, inOrder: 0, duplicates: 0, missing: 0, badSize: 0, badContent: 0, first: undefined };
+    const anomaly = (what) => {
+      seq.first ??= what;
+    };
+    await parts[0].receive((data) => {
+      const n = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
+      if (data.byteLength !== size) {
+        seq.badSize++;
+        anomaly(`message ${n}: ${data.byteLength} bytes, not ${size}`);
+      } else if (data[size - 1] !== (n & 0xff) || data[size >> 1] !== ((n >> 8) & 0xff)) {
+        seq.badContent++;
+        anomaly(`message ${n}: content does not match its number`);
+      }
+      if (n === seq.next) {
+        seq.inOrder++;
+        seq.next++;
+      } else if (n < seq.next) {
+        seq.duplicates++;
+        anomaly(`message ${n} again (or late) after ${seq.next - 1}`);
+      } else {
+        seq.missing += n - seq.next;
+        anomaly(`message ${n} after ${seq.next - 1}: ${n - seq.next} missing`);
+        seq.next = n + 1;
+      }
+      onSeq();
+    });
+    return {};
+  },
+
+  /** Waits until the numbered stream has reached message `count` (or `timeoutMs`); its counters. */
+  async seqWait({ count, timeoutMs }) {
+    if (seq.next < count) {
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        onSeq = () => {
+          if (seq.next >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+      });
+      onSeq = () => {};
+    }
+    return { ...seq };
+  },
+
+  /**
+   * Sends a numbered stream of `size`-byte messages at `rate` msg/s (1 ms ticks) from the first
+   * participant until `stop`: message n carries n (u32) in its first bytes and n's low bytes in
+   * the middle and last byte. Backpressure is honoured. A fresh buffer per message: the SDK keeps
+   * a view of the payload until the server has acknowledged it.
+   */
+  async sendSeq({ size, rate, receivers, mode }) {
+    const tx = await parts[0].openSender({ mode, receivers });
+    let stop = false;
+    let wake;
+    const stopSignal = new Promise((resolve) => (wake = resolve));
+    stopFlood = () => {
+      stop = true;
+      wake();
+    };
+    stopped = (async () => {
+      const start = nowNs();
+      let sent = 0;
+      while (!stop) {
+        const due = Math.floor((Number(nowNs() - start) / 1e9) * rate) + 1 - sent;
+        for (let i = 0; i < due && !stop; i++) {
+          const msg = new Uint8Array(size);
+          new DataView(msg.buffer).setUint32(0, sent);
+          msg[size >> 1] = (sent >> 8) & 0xff;
+          msg[size - 1] = sent & 0xff;
+          sent++;
+          if (!tx.send(msg)) await Promise.race([tx.drained(), stopSignal]);
+        }
+        await sleep(1);
+      }
+      return sent;
+    })();
+    return {};
+  },
+
   /** Data-path errors seen so far, and messages of an unexpected size. */
   errors: () => ({ errors: parts.flatMap((p) => p.errors), badSize }),
 
@@ -215,11 +371,18 @@ const ops = {
     stopped = Promise.resolve();
     latency = [];
     bulk = undefined;
+    conn = [];
+    onReconnected = () => {};
+    seq = undefined;
+    onSeq = () => {};
+    const proxyList = proxies;
+    proxies = [];
     // Close in parallel but bounded, so thousands of sockets do not close at once.
     for (let i = 0; i < list.length; i += 200) {
       await Promise.all(list.slice(i, i + 200).map((p) => p.close().catch(() => undefined)));
       await sleep(0);
     }
+    await Promise.all(proxyList.map((p) => p.close()));
     return { closed: list.length };
   },
 };

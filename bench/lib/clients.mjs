@@ -9,14 +9,26 @@
  *   receive(onData(bytes, from))   starts receiving the room's data
  *   close()                        leaves and disconnects
  *   errors                         data-path errors observed (a run with any is reported as failed)
+ *   client                         (Backchannel only) the SDK's Client, for its connection events
  */
+import { join as joinPath } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
 // Each system's client library is loaded on first use, so a worker only pays for what it runs.
+// `backchannel-baseline` is an earlier build of Backchannel (see baseline.mjs): its client SDK and
+// server SDK come from that worktree, found through BENCH_BASELINE_DIR, which the orchestrator sets.
+const fromBaseline = (path) => import(pathToFileURL(joinPath(process.env.BENCH_BASELINE_DIR ?? '', path)).href);
 const lib = {
   backchannel: () => import('@backchannel/client'),
   serverSdk: () => import('@backchannel/server-sdk'),
+  'backchannel-baseline': () => fromBaseline('packages/client/dist/index.node.js'),
+  'serverSdk-baseline': () => fromBaseline('packages/server-sdk/dist/index.js'),
   socketio: () => import('socket.io-client'),
   ws: () => import('ws'),
 };
+
+/** Whether `system` is a build of Backchannel (this checkout's or the baseline's). */
+export const isBackchannel = (system) => system === 'backchannel' || system === 'backchannel-baseline';
 
 /** API key and secret the benchmark's Backchannel server is configured with. */
 export const BENCH_API_KEY = 'benchkey';
@@ -32,8 +44,8 @@ const CREDIT_EVERY_BYTES = LOW_WATER_BYTES / 2;
 
 /** Mints what `join` needs before the clock starts (Backchannel: an access token; `hidden` grant optional). */
 export async function prepare(system, name, { hidden = false } = {}) {
-  if (system !== 'backchannel') return undefined;
-  const { createAccessToken } = await lib.serverSdk();
+  if (!isBackchannel(system)) return undefined;
+  const { createAccessToken } = await (system === 'backchannel' ? lib.serverSdk() : lib['serverSdk-baseline']());
   const grants = hidden ? { conferences: ['*'], hidden: true } : { conferences: ['*'] };
   return createAccessToken({ apiKey: BENCH_API_KEY, apiSecret: BENCH_API_SECRET, userId: name, grants, ttl: '2h' });
 }
@@ -42,7 +54,8 @@ export async function prepare(system, name, { hidden = false } = {}) {
 export function join(system, url, room, name, prepared) {
   switch (system) {
     case 'backchannel':
-      return joinBackchannel(url, room, name, prepared);
+    case 'backchannel-baseline':
+      return joinBackchannel(lib[system], url, room, name, prepared);
     case 'socketio':
       return joinSocketIO(url, room);
     case 'ws':
@@ -52,8 +65,8 @@ export function join(system, url, room, name, prepared) {
   }
 }
 
-async function joinBackchannel(url, room, name, token) {
-  const { Client } = await lib.backchannel();
+async function joinBackchannel(load, url, room, name, token) {
+  const { Client } = await load();
   const client = await Client.connect(url, token);
   const conf = await client.joinConference(room, { displayName: name });
   const errors = [];
@@ -62,6 +75,7 @@ async function joinBackchannel(url, room, name, token) {
   return {
     id: client.participantId,
     errors,
+    client,
     room: conf,
     async openSender({ mode = 'reliable-message' } = {}) {
       const tx = await conf.makeSendDataSession(STREAM_ID, mode, { destination: 'broadcast' });

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { BENCH_API_KEY, BENCH_API_SECRET } from './clients.mjs';
+import { baselineEntries } from './baseline.mjs';
+import { BENCH_API_KEY, BENCH_API_SECRET, isBackchannel } from './clients.mjs';
 import { sleep, withTimeout } from './util.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -114,7 +115,8 @@ export async function startWorker(label = 'worker', { cpuProfDir } = {}) {
 }
 
 /**
- * Starts the server of `system` ('backchannel' | 'socketio' | 'ws') on a free 127.0.0.1 port.
+ * Starts the server of `system` ('backchannel' | 'backchannel-baseline' | 'socketio' | 'ws') on a
+ * free 127.0.0.1 port; the baseline runs the server CLI of the baseline worktree (baseline.mjs).
  * Every server runs with `--expose-gc` and the same preloaded hook (see server-hook.mjs); with
  * `cpuProfDir`, also with `--cpu-prof` (the profile is written when it exits).
  */
@@ -125,11 +127,13 @@ export async function startServer(system, { cpuProfDir, config = {} } = {}) {
   let dir;
   let url;
   const logs = [];
-  if (system === 'backchannel') {
+  if (isBackchannel(system)) {
+    const cli = system === 'backchannel' ? CLI : baselineEntries()?.cli;
+    if (!cli) throw new Error('the baseline build is missing (see --baseline)');
     dir = mkdtempSync(join(tmpdir(), 'bc-bench-'));
     const file = join(dir, 'config.json');
     writeFileSync(file, JSON.stringify({ ...BACKCHANNEL_BENCH_CONFIG, ...config }));
-    child = track(fork(CLI, ['serve', '--config', file], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
+    child = track(fork(cli, ['serve', '--config', file], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
     url = new Promise((resolvePromise, reject) => {
       createInterface({ input: child.stdout }).on('line', (line) => {
         let entry;

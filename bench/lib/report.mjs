@@ -3,7 +3,8 @@
  */
 import { SYSTEMS, SYSTEM_LABELS } from './scenarios.mjs';
 
-const PEERS = ['socketio', 'ws'];
+/** Systems Backchannel is divided by in the ratio columns: the peers, and the baseline build. */
+const PEERS = ['socketio', 'ws', 'backchannel-baseline'];
 
 export function fmt(v, digits = 0) {
   if (v === undefined || v === null || Number.isNaN(v)) return '–';
@@ -15,7 +16,8 @@ const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : '–');
 
 /**
  * Rows of the results table: scenario, metric, one column per system, then Backchannel / peer for
- * each peer. For "lower is better" metrics a ratio below 1 favours Backchannel.
+ * each peer (and Backchannel / its baseline build). For "lower is better" metrics a ratio below 1
+ * favours Backchannel (this build).
  */
 export function tableRows(run, systems = SYSTEMS) {
   const rows = [];
@@ -60,6 +62,16 @@ export function markdownTable(header, rows) {
   ].join('\n');
 }
 
+/** What the before/after comparison checks: scenario, metric, which way is better. */
+const BASELINE_CHECKS = [
+  ['tp-1k', 'msgsPerSec', 'higher'],
+  ['fanout-1k', 'msgsPerSec', 'higher'],
+  ['tp-16k', 'msgsPerSec', 'higher'],
+  ['lat-1000', 'p99Ms', 'lower'],
+  ['idle', 'rssPerParticipantKB', 'lower'],
+  ['idle', 'gcRssPerParticipantKB', 'lower'],
+];
+
 /** The product's targets, checked against this run (only where all needed numbers exist). */
 export function checkTargets(run) {
   const out = [];
@@ -92,6 +104,16 @@ export function checkTargets(run) {
     if (!sc || !ok(sc.results.backchannel)) continue;
     const r = sc.results.backchannel;
     out.push({ target: `${sc.title}: server RSS per idle participant ≤ 50 KB`, value: `${fmt(r.rssPerParticipantKB, 1)} KB`, met: r.rssPerParticipantKB <= 50 });
+  }
+  // Before/after: this build within 5 % of the baseline build.
+  const base = 'backchannel-baseline';
+  for (const [id, key, better] of BASELINE_CHECKS) {
+    const sc = get(id);
+    if (!sc || !ok(sc.results.backchannel) || !ok(sc.results[base])) continue;
+    const r = sc.results.backchannel[key] / sc.results[base][key];
+    const m = sc.metrics.find((x) => x.key === key);
+    const limit = better === 'higher' ? 0.95 : 1.05;
+    out.push({ target: `${sc.title}: ${m.label} ${better === 'higher' ? '≥ 0.95' : '≤ 1.05'}× baseline`, value: fmtRatio(r), met: better === 'higher' ? r >= limit : r <= limit });
   }
   return out;
 }
@@ -137,7 +159,8 @@ Profiles of the Backchannel server's hot path are in [PROFILE.md](PROFILE.md).
 - **Clock check:** timestamps use CLOCK_MONOTONIC, shared by all processes; measured worker-vs-orchestrator offset ${fmt(meta.clock.offsetUs, 1)} µs (bound ±${fmt(meta.clock.boundUs, 1)} µs, half the best IPC round trip)
 - **Backchannel server settings beyond the defaults:** ${bcConfig}
 - **Node flags of every process (servers and clients of all three systems):** ${(meta.nodeFlags ?? []).map((f) => `\`${f}\``).join(' ') || 'none'}
-- **Run time:** ${fmt(meta.elapsedSec, 0)} s
+- **Run time:** ${fmt(meta.elapsedSec, 0)} s${meta.rebuiltDuringRun ? `
+- **Warning:** the built code under test changed during the run (last at ${meta.rebuiltDuringRun}); later scenarios may have run other code than earlier ones` : ''}
 
 Ratios are Backchannel ÷ peer. ↑ = higher is better, ↓ = lower is better.
 
@@ -176,4 +199,90 @@ ${
         .join('\n')}\n`
     : ''
 }`;
+}
+
+/** Markers around the before/after section of RESULTS.md, which a full run keeps as it is. */
+const SECTION_START = '<!-- before-after: written by `node bench/run.mjs --baseline REV --write-md`; a full run keeps this section -->';
+const SECTION_END = '<!-- before-after: end -->';
+
+/** The before/after section of a RESULTS.md text (markers included), or ''. */
+export function keptSection(markdown) {
+  const a = markdown.indexOf(SECTION_START);
+  const b = markdown.indexOf(SECTION_END);
+  return a >= 0 && b > a ? markdown.slice(a, b + SECTION_END.length) : '';
+}
+
+/** `markdown` with its before/after section replaced by `section` (appended when it has none). */
+export function withSection(markdown, section) {
+  const old = keptSection(markdown);
+  if (old) return markdown.replace(old, section);
+  return `${markdown.trimEnd()}\n\n${section}\n`;
+}
+
+/**
+ * Per-round ratios this build ÷ baseline of `key`, round i against round i (rounds of one
+ * scenario run interleaved, so a pair ran close together): { min, median, max } or undefined.
+ */
+function pairedRatios(sc, key) {
+  const rounds = (r) => r?.rounds ?? r?.runs;
+  const a = rounds(sc.results.backchannel);
+  const b = rounds(sc.results['backchannel-baseline']);
+  if (!a || !b) return undefined;
+  const ratios = a.slice(0, b.length).map((r, i) => r[key] / b[i][key]).filter(Number.isFinite).sort((x, y) => x - y);
+  if (ratios.length < 2) return undefined;
+  const mid = ratios.length >> 1;
+  return { min: ratios[0], median: ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2, max: ratios[ratios.length - 1], n: ratios.length };
+}
+
+/**
+ * The before/after section of RESULTS.md for a run with the baseline build (`--baseline`): this
+ * build against the baseline, ratios, the paired-round spread and the 5 % checks.
+ */
+export function comparisonMarkdown(run) {
+  const { meta } = run;
+  const systems = meta.systems.filter((s) => s === 'backchannel' || s === 'backchannel-baseline');
+  const targets = checkTargets(run).filter((t) => t.target.includes('baseline'));
+  const code = `\`${meta.code?.commit ?? 'unknown'}\`${meta.code?.modified?.length ? ` plus uncommitted changes in ${meta.code.modified.map((f) => `\`${f}\``).join(', ')}` : ''}`;
+  const paired = run.scenarios
+    .map((sc) => {
+      const key = sc.id.startsWith('lat-') ? 'p99Ms' : sc.metrics[0].key;
+      const p = pairedRatios(sc, key);
+      const m = sc.metrics.find((x) => x.key === key);
+      return p && `| ${sc.title} | ${m.label} | ${p.n} | ${fmtRatio(p.min)} | ${fmtRatio(p.median)} | ${fmtRatio(p.max)} |`;
+    })
+    .filter(Boolean);
+  const failed = run.scenarios.flatMap((s) => Object.entries(s.results).filter(([, r]) => r.error).map(([sys, r]) => `- ${s.title}, ${SYSTEM_LABELS[sys]}: ${r.error}`));
+  return `${SECTION_START}
+## Before/after: this build against ${meta.baseline ? `\`${meta.baseline.commit.slice(0, 7)}\`` : 'the baseline'}
+
+"Backchannel" is this build, "BC baseline" the baseline commit built in a git worktree; both run
+in the same run with the same benchmark code, processes and Node flags, scenario by scenario,
+rounds interleaved (every other round in reverse order). Ratios are this build ÷ baseline.
+
+- **Date:** ${meta.date}
+- **This build:** commit ${code}
+- **Baseline:** commit \`${meta.baseline?.commit ?? 'unknown'}\`
+- **Command:** \`${meta.command}\`${meta.quick ? ' (quick smoke run: numbers are indicative only)' : ''}
+- **Machine:** ${machineLine(meta)}
+- **Load average (1 min) at start / end:** ${meta.loadStart.toFixed(2)} / ${meta.loadEnd.toFixed(2)}${
+    meta.cpuShare ? `; other processes ${fmt(meta.cpuShare.other * 100, 0)} % of the machine's CPU, hypervisor steal ${fmt(meta.cpuShare.steal * 100, 0)} %` : ''
+  }
+- **Node flags of every process:** ${(meta.nodeFlags ?? []).map((f) => `\`${f}\``).join(' ') || 'none'}
+- **Rounds:** ${meta.rounds} per system for throughput, fan-out and idle (median round shown, with the lowest and highest); ${meta.durations.latencyRunsLowRate} for latency at 1,000 msg/s (median round of each percentile)
+- **Run time:** ${fmt(meta.elapsedSec, 0)} s${meta.rebuiltDuringRun ? `
+- **Warning:** the built code under test changed during the run (last at ${meta.rebuiltDuringRun}); later scenarios may have run other code than earlier ones` : ''}
+
+${markdownTable(tableHeader(systems), tableRows(run, systems))}
+${
+  paired.length
+    ? `
+Round against round (round *i* of this build ÷ round *i* of the baseline, which ran next to it):
+
+| Scenario | Metric | Pairs | Lowest | Median | Highest |
+| --- | --- | ---: | ---: | ---: | ---: |
+${paired.join('\n')}
+`
+    : ''
+}
+${targets.length ? `${markdownTable(['Check', 'This build ÷ baseline', 'Met'], targets.map((t) => [t.target, t.value, t.met ? 'yes' : '**no**']))}\n` : ''}${failed.length ? `\nErrors:\n${failed.join('\n')}\n` : ''}${SECTION_END}`;
 }

@@ -2,19 +2,26 @@
  * The scenarios. Each runs the same application code (lib/clients.mjs) with the same process
  * layout on every system: one server process, and worker processes hosting the participants.
  */
-import { nowNs, median, sleep } from './util.mjs';
+import { isBackchannel } from './clients.mjs';
+import { nowNs, median, sleep, summarize } from './util.mjs';
 import { procStats, startServer } from './procs.mjs';
 
+/** The systems a run compares by default. */
 export const SYSTEMS = ['backchannel', 'socketio', 'ws'];
-export const SYSTEM_LABELS = { backchannel: 'Backchannel', socketio: 'Socket.IO', ws: 'ws relay' };
+/**
+ * Every system a run can take: the default ones and `backchannel-baseline`, an earlier build of
+ * Backchannel for before/after comparisons (only when asked for; see baseline.mjs).
+ */
+export const ALL_SYSTEMS = [...SYSTEMS, 'backchannel-baseline'];
+export const SYSTEM_LABELS = { backchannel: 'Backchannel', socketio: 'Socket.IO', ws: 'ws relay', 'backchannel-baseline': 'BC baseline' };
 
 const ROOM = 'bench';
 const MiB = 1024 * 1024;
 
 /** Run lengths: the full run, and `--quick` (a smoke run: numbers are indicative only). */
 export const DURATIONS = {
-  full: { warmupMs: 3000, windowMs: 2000, windows: 3, latencyMs: 3000, latencyWarmupMs: 1000, latencyWarmupMessages: 6000, latencyRuns: 5, latencyRunsLowRate: 11, idle: 1000, scale: 5000, joins: 200, bulkBytes: 64 * MiB, rssSamples: 5, rssEveryMs: 200 },
-  quick: { warmupMs: 300, windowMs: 500, windows: 1, latencyMs: 700, latencyWarmupMs: 200, latencyWarmupMessages: 300, latencyRuns: 1, latencyRunsLowRate: 1, idle: 100, scale: 250, joins: 20, bulkBytes: 8 * MiB, rssSamples: 3, rssEveryMs: 100 },
+  full: { warmupMs: 3000, windowMs: 2000, windows: 3, latencyMs: 3000, latencyWarmupMs: 1000, latencyWarmupMessages: 6000, latencyRuns: 5, latencyRunsLowRate: 11, idle: 1000, scale: 5000, joins: 200, bulkBytes: 64 * MiB, rssSamples: 5, rssEveryMs: 200, resumeCuts: 200, resumeRate: 2000, resumeGapMs: 100, resumeWarmupMs: 1000 },
+  quick: { warmupMs: 300, windowMs: 500, windows: 1, latencyMs: 700, latencyWarmupMs: 200, latencyWarmupMessages: 300, latencyRuns: 1, latencyRunsLowRate: 1, idle: 100, scale: 250, joins: 20, bulkBytes: 8 * MiB, rssSamples: 3, rssEveryMs: 100, resumeCuts: 10, resumeRate: 2000, resumeGapMs: 50, resumeWarmupMs: 200 },
 };
 
 /**
@@ -236,7 +243,7 @@ async function bulk(system, ctx) {
   return withRig(system, ctx, 2, async (server, workers) => {
     await joinLayout(system, server, workers, LAYOUTS.pair);
     await workers[1].call('recvBulk', { totalBytes });
-    const mode = system === 'backchannel' ? 'reliable-bytes' : undefined;
+    const mode = isBackchannel(system) ? 'reliable-bytes' : undefined;
     const s = await workers[0].call('sendBulk', { totalBytes, chunkBytes: 64 * 1024, mode, receivers: 1 }, 180_000);
     const r = await workers[1].call('bulkWait', {}, 180_000);
     await checkErrors(workers);
@@ -318,6 +325,99 @@ async function idle(system, ctx, n, { hidden = false } = {}) {
   });
 }
 
+/**
+ * Resume after a cut connection. The sender and the receiver each connect through a cut proxy
+ * (lib/cut-proxy.mjs, in a third worker process); while the sender streams numbered 1 KiB
+ * `reliable-message` messages at a moderate rate, the proxy cuts one of the two connections at a
+ * time (sender and receiver in turn), `resumeCuts` times, 1–2 × `resumeGapMs` apart. Measured per
+ * cut, on the shared clock: from the cut (read in the proxy just before it) to the client's
+ * `reconnected` event, and to its `reconnecting` event (the loss noticed). Client and server run
+ * with their defaults: the first reconnect attempt is immediate. Afterwards every message must
+ * have arrived exactly once, in order and intact, and every reconnect must have resumed the
+ * session; otherwise the scenario fails.
+ */
+async function resume(system, ctx) {
+  const d = ctx.durations;
+  const size = 1024;
+  return withRig(system, ctx, 3, async (server, workers) => {
+    const [sender, receiver, proxyHost] = workers;
+    sender.role = 'send';
+    receiver.role = 'recv';
+    proxyHost.role = 'proxy';
+    const { urls } = await proxyHost.call('proxyStart', { targetUrl: server.url, count: 2 });
+    await sender.call('join', { system, url: urls[0], room: ROOM, names: ['resume-tx'] });
+    await receiver.call('join', { system, url: urls[1], room: ROOM, names: ['resume-rx'] });
+    await Promise.all([sender.call('watchReconnects'), receiver.call('watchReconnects')]);
+    await receiver.call('recvSeq', { size });
+    await sender.call('sendSeq', { size, rate: d.resumeRate, receivers: 1, mode: 'reliable-message' });
+    await sleep(d.resumeWarmupMs);
+    const sides = [
+      { name: 'sender', worker: sender, reconnects: 0 },
+      { name: 'receiver', worker: receiver, reconnects: 0 },
+    ];
+    const cuts = [];
+    for (let i = 0; i < d.resumeCuts; i++) {
+      const side = sides[i % 2];
+      const { ns, cut } = await proxyHost.call('proxyCut', { index: i % 2 });
+      if (cut !== 1) throw new Error(`cut ${i + 1}: the ${side.name}'s proxy had ${cut} connections, not 1`);
+      side.reconnects++;
+      const ev = await side.worker.call('waitReconnected', { n: side.reconnects, timeoutMs: 30_000 }, 35_000);
+      const ms = (at) => (at === undefined ? NaN : Number(BigInt(at) - BigInt(ns)) / 1e6);
+      cuts.push({ side: side.name, ms: ms(ev.ns), noticedMs: ms(ev.noticedNs), resumed: ev.resumed, attempts: ev.attempts, firstDelayMs: ev.firstDelayMs, reason: ev.reason });
+      await sleep(d.resumeGapMs * (1 + Math.random()));
+    }
+    const { sent } = await sender.call('stop', {}, 30_000);
+    const rx = await receiver.call('seqWait', { count: sent, timeoutMs: 20_000 }, 30_000);
+    const notResumed = cuts.filter((c) => !c.resumed).length;
+    const delay = cuts.find((c) => c.firstDelayMs !== 0);
+    const problems = [];
+    if (notResumed > 0) problems.push(`${notResumed} of ${cuts.length} reconnects did not resume the session`);
+    if (delay) problems.push(`a first reconnect attempt waited ${delay.firstDelayMs} ms`);
+    if (rx.duplicates || rx.missing || rx.badSize || rx.badContent || rx.next !== sent || rx.inOrder !== sent) {
+      problems.push(`delivery not exactly-once in order: sent ${sent}, in order ${rx.inOrder}, duplicate or late ${rx.duplicates}, missing ${rx.missing + Math.max(0, sent - rx.next)}, wrong size ${rx.badSize}, wrong content ${rx.badContent}${rx.first ? ` (first: ${rx.first})` : ''}`);
+    }
+    if (problems.length > 0) throw new Error(problems.join('; '));
+    await checkErrors(workers);
+    const all = summarize(cuts.map((c) => c.ms));
+    const bySide = (name) => summarize(cuts.filter((c) => c.side === name).map((c) => c.ms));
+    const noticed = summarize(cuts.map((c) => c.noticedMs));
+    return {
+      cuts: cuts.length,
+      resumed: cuts.length - notResumed,
+      p50Ms: all.p50,
+      p99Ms: all.p99,
+      maxMs: all.max,
+      firstMs: cuts[0]?.ms,
+      senderP50Ms: bySide('sender').p50,
+      receiverP50Ms: bySide('receiver').p50,
+      noticedP50Ms: noticed.p50,
+      retried: cuts.filter((c) => c.attempts > 1).length,
+      rate: d.resumeRate,
+      sent,
+      delivered: rx.inOrder,
+      duplicates: rx.duplicates,
+      missing: rx.missing,
+      cutsDetail: cuts,
+    };
+  });
+}
+
+/**
+ * Combines rounds of a scenario that has no rounds of its own (`--rounds N`): the median round of
+ * each number, and the lowest and highest round of the first metric; every round is kept.
+ */
+export function combineRounds(runs, metrics) {
+  const out = {};
+  for (const key of Object.keys(runs[0])) {
+    if (typeof runs[0][key] === 'number') out[key] = median(runs.map((r) => r[key]));
+  }
+  const first = metrics[0].key;
+  out.roundsLow = Math.min(...runs.map((r) => r[first]));
+  out.roundsHigh = Math.max(...runs.map((r) => r[first]));
+  out.rounds = runs;
+  return out;
+}
+
 const M = (key, label, unit, better, digits) => ({ key, label, unit, better, digits });
 const TP_METRICS = [
   M('msgsPerSec', 'delivered msg/s', 'msg/s', 'higher', 0),
@@ -359,14 +459,41 @@ function rounds(rateOf, runs = (ctx) => ctx.durations.latencyRuns) {
   };
 }
 
+const RESUME_METRICS = [
+  M('cuts', 'cuts (sender and receiver in turn)', '', 'info', 0),
+  M('resumed', 'reconnects that resumed the session', '', 'info', 0),
+  M('p50Ms', 'cut → reconnected, p50', 'ms', 'lower', 2),
+  M('p99Ms', 'cut → reconnected, p99', 'ms', 'lower', 2),
+  M('maxMs', 'cut → reconnected, max', 'ms', 'lower', 2),
+  M('firstMs', 'cut → reconnected, first cut', 'ms', 'lower', 2),
+  M('senderP50Ms', 'cut → reconnected, p50, sender cut', 'ms', 'lower', 2),
+  M('receiverP50Ms', 'cut → reconnected, p50, receiver cut', 'ms', 'lower', 2),
+  M('noticedP50Ms', 'cut → loss noticed (reconnecting), p50', 'ms', 'lower', 2),
+  M('retried', 'reconnects needing more than one attempt', '', 'info', 0),
+  M('sent', 'messages sent (1 KiB, reliable)', '', 'info', 0),
+  M('delivered', 'delivered exactly once, in order', '', 'info', 0),
+];
+
+/**
+ * With `--rounds N` (N > 1) a scenario without rounds of its own runs N rounds interleaved across
+ * systems like the latency scenarios; the table then also shows the lowest and highest round of
+ * its first metric (for information: no ratio is taken of them).
+ */
+const withRoundRange = (metrics) => (c) => {
+  if (!(c.rounds > 1)) return metrics;
+  const [m] = metrics;
+  const range = (key, which) => M(key, `${m.label}, ${which} of ${c.rounds} rounds`, m.unit, 'info', m.digits);
+  return [m, range('roundsLow', 'lowest'), range('roundsHigh', 'highest'), ...metrics.slice(1)];
+};
+
 /** Every scenario, in run order. `group` is what `--only` selects on (an id works too). */
 export function scenarios() {
   return [
-    { id: 'tp-100', group: 'throughput', title: '1:1 throughput, 100 B', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 100, layout: 'pair' }) },
-    { id: 'tp-1k', group: 'throughput', title: '1:1 throughput, 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'pair' }) },
-    { id: 'tp-16k', group: 'throughput', title: '1:1 throughput, 16 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 16384, layout: 'pair' }) },
-    { id: 'fanout-1k', group: 'fanout', title: 'Fan-out 1→9 (10 in room), 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'fanout' }) },
-    { id: 'mesh-1k', group: 'fanout', title: 'Mesh 10×9 (all 10 send), 1 KiB', metrics: TP_METRICS, run: (s, c) => flood(s, c, { size: 1024, layout: 'mesh' }) },
+    { id: 'tp-100', group: 'throughput', title: '1:1 throughput, 100 B', metrics: withRoundRange(TP_METRICS), run: (s, c) => flood(s, c, { size: 100, layout: 'pair' }) },
+    { id: 'tp-1k', group: 'throughput', title: '1:1 throughput, 1 KiB', metrics: withRoundRange(TP_METRICS), run: (s, c) => flood(s, c, { size: 1024, layout: 'pair' }) },
+    { id: 'tp-16k', group: 'throughput', title: '1:1 throughput, 16 KiB', metrics: withRoundRange(TP_METRICS), run: (s, c) => flood(s, c, { size: 16384, layout: 'pair' }) },
+    { id: 'fanout-1k', group: 'fanout', title: 'Fan-out 1→9 (10 in room), 1 KiB', metrics: withRoundRange(TP_METRICS), run: (s, c) => flood(s, c, { size: 1024, layout: 'fanout' }) },
+    { id: 'mesh-1k', group: 'fanout', title: 'Mesh 10×9 (all 10 send), 1 KiB', metrics: withRoundRange(TP_METRICS), run: (s, c) => flood(s, c, { size: 1024, layout: 'mesh' }) },
     { id: 'lat-1000', group: 'latency', title: 'Latency 100 B @ 1,000 msg/s', metrics: LAT_METRICS, ...rounds(async () => 1000, (ctx) => ctx.durations.latencyRunsLowRate) },
     {
       id: 'lat-50pct',
@@ -400,15 +527,25 @@ export function scenarios() {
       id: 'idle',
       group: 'scale',
       title: (c) => `${c.durations.idle.toLocaleString('en-US')} idle participants in one room`,
-      metrics: IDLE_METRICS,
+      metrics: withRoundRange(IDLE_METRICS),
       run: (s, c) => idle(s, c, c.durations.idle),
     },
     {
       id: 'scale',
       group: 'scale',
       title: (c) => `${c.durations.scale.toLocaleString('en-US')} idle participants in one room, no presence (BC: hidden)`,
-      metrics: IDLE_METRICS,
+      metrics: withRoundRange(IDLE_METRICS),
       run: (s, c) => idle(s, c, c.durations.scale, { hidden: true }),
+    },
+    {
+      id: 'resume',
+      group: 'resume',
+      title: (c) => `Resume after a cut connection, ${c.durations.resumeCuts} cuts, 1 KiB stream @ ${c.durations.resumeRate.toLocaleString('en-US')} msg/s`,
+      metrics: RESUME_METRICS,
+      // Only this checkout's Backchannel resumes sessions; one run of many cuts (no rounds).
+      systems: ['backchannel'],
+      single: true,
+      run: resume,
     },
   ];
 }
