@@ -9,6 +9,22 @@ import { CapabilitiesSchema, ModeSchema, PrioritySchema } from '@backchannel/pro
 /** Largest stream id the server API may send on (ids from 65000 are reserved for Backchannel). */
 export const API_STREAM_ID_MAX = 64_999;
 
+/** Items in a page of a list endpoint when the request gives no `limit`. */
+export const API_PAGE_LIMIT_DEFAULT = 100;
+/** Largest `limit` a list endpoint accepts. */
+export const API_PAGE_LIMIT_MAX = 1_000;
+/**
+ * A page of `GET /conferences` ends early, after the conference that brings it to this many
+ * participants (it always holds at least one conference), so a page stays small however full
+ * the rooms are.
+ */
+export const API_PAGE_MAX_PARTICIPANTS = 1_000;
+
+/** `next` of a list answer: present when more items follow. */
+const NextCursor = Type.Optional(
+  Type.String({ description: 'Opaque cursor of the next page: pass it back as `?cursor=`. Absent on the last page.' }),
+);
+
 const ParticipantId = Type.String({ minLength: 1, maxLength: 64, description: 'Server-assigned participant id (unique per connection).' });
 
 /** Why something ended or left: a stable code and a human message. */
@@ -49,7 +65,7 @@ export const ConferenceSchema = Type.Object(
 );
 
 /** Answer of `GET /conferences`. */
-export const ConferenceListSchema = Type.Object({ conferences: Type.Array(ConferenceSchema) }, { $id: 'ConferenceList' });
+export const ConferenceListSchema = Type.Object({ conferences: Type.Array(ConferenceSchema), next: NextCursor }, { $id: 'ConferenceList' });
 
 /** The user and connection on one side of a call. */
 export const CallPartySchema = Type.Object(
@@ -73,15 +89,21 @@ export const CallSchema = Type.Object(
 );
 
 /** Answer of `GET /calls`. */
-export const CallListSchema = Type.Object({ calls: Type.Array(CallSchema) }, { $id: 'CallList' });
+export const CallListSchema = Type.Object({ calls: Type.Array(CallSchema), next: NextCursor }, { $id: 'CallList' });
 
 /** Answer of `GET /rooms/{roomId}/participants`. */
-export const ParticipantListSchema = Type.Object({ room: RoomRefSchema, participants: Type.Array(ApiParticipantSchema) }, { $id: 'ParticipantList' });
+export const ParticipantListSchema = Type.Object({ room: RoomRefSchema, participants: Type.Array(ApiParticipantSchema), next: NextCursor }, { $id: 'ParticipantList' });
 
 /** Body of `POST /rooms/{roomId}/participants/{participantId}/kick`. */
 export const KickRequestSchema = Type.Object(
   { reason: Type.Optional(Type.String({ maxLength: 256, description: 'Shown to the kicked client and carried by the webhooks.' })) },
   { $id: 'KickRequest', additionalProperties: false },
+);
+
+/** Body of `POST /participants/{participantId}/revoke`. */
+export const RevokeRequestSchema = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 256, description: 'Shown to the revoked client (in its goodbye) and to the others in its rooms.' })) },
+  { $id: 'RevokeRequest', additionalProperties: false },
 );
 
 /** Body of `PATCH /rooms/{roomId}/participants/{participantId}`. */
@@ -132,7 +154,16 @@ export const WebhookStatsSchema = Type.Object(
         pending: Type.Integer({ description: 'Events queued or in flight.' }),
         delivered: Type.Integer(),
         failedAttempts: Type.Integer({ description: 'Attempts that got no 2xx answer (each is retried until the last).' }),
-        dropped: Type.Integer({ description: 'Events given up on after the last attempt, or refused by a full queue.' }),
+        dropped: Type.Integer({ description: 'Events given up on after the last attempt, shed from a full queue, or left at shutdown.' }),
+        droppedByReason: Type.Object(
+          {
+            attempts: Type.Integer({ description: 'Given up on after `webhookMaxAttempts` failed attempts.' }),
+            queueFull: Type.Integer({ description: 'Shed while the queue held `webhookQueueMaxEvents` events: always from the user holding the most.' }),
+            shutdown: Type.Integer({ description: 'Still undelivered when the server stopped.' }),
+          },
+          { description: '`dropped`, by why.' },
+        ),
+        droppedByType: Type.Record(Type.String(), Type.Integer(), { description: '`dropped`, by event type (types never dropped are absent).' }),
       }),
     ),
   },
@@ -154,6 +185,9 @@ export type ApiCall = Static<typeof CallSchema>;
 export type ApiCallParty = Static<typeof CallPartySchema>;
 export type ParticipantList = Static<typeof ParticipantListSchema>;
 export type KickRequest = Static<typeof KickRequestSchema>;
+export type RevokeRequest = Static<typeof RevokeRequestSchema>;
+export type ConferenceList = Static<typeof ConferenceListSchema>;
+export type CallList = Static<typeof CallListSchema>;
 export type UpdateParticipantRequest = Static<typeof UpdateParticipantRequestSchema>;
 export type ApiDestination = Static<typeof ApiDestinationSchema>;
 export type SendDataRequest = Static<typeof SendDataRequestSchema>;
