@@ -12,8 +12,9 @@ import { parseArgs } from 'node:util';
 import { BASELINE_DIR, baselineInfo, prepareBaseline } from './lib/baseline.mjs';
 import { summarizeProfile } from './lib/cpuprofile.mjs';
 import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, NODE_FLAGS, REPO_DIR, WorkerPool, killAll, startWorker } from './lib/procs.mjs';
-import { checkTargets, comparisonMarkdown, fmt, keptSection, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable, withSection } from './lib/report.mjs';
+import { checkTargets, comparisonMarkdown, fmt, keptSection, keptVariants, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable, variantsMarkdown, withSection, withVariants } from './lib/report.mjs';
 import { ALL_SYSTEMS, DURATIONS, SYSTEMS, SYSTEM_LABELS, combineRounds, scenarios } from './lib/scenarios.mjs';
+import { benchTls } from './lib/tls.mjs';
 import { nowNs } from './lib/util.mjs';
 
 const USAGE = `Usage: npm run bench -- [options]
@@ -31,6 +32,10 @@ const USAGE = `Usage: npm run bench -- [options]
                        backchannel-baseline against this checkout's build. Without --only or
                        --systems: tp-1k, fanout-1k, tp-16k, lat-1000 and idle on backchannel and
                        backchannel-baseline, 5 rounds each (ratios: this build ÷ baseline)
+  --variants           this build's costs, in one run: metrics on (the default) vs off
+                       (backchannel-nometrics) and plain vs TLS (backchannel-tls), on tp-1k,
+                       tp-16k, fanout-1k (3 rounds) and lat-1000; with --write-md it rewrites
+                       the "Metrics and TLS" section of RESULTS.md
   --rounds N           run scenarios that have no rounds of their own (throughput, fan-out,
                        bulk, join, idle, scale) N times, interleaved across systems; the median
                        round is reported (default 1; 5 with --baseline)
@@ -58,6 +63,7 @@ const { values: args } = parseArgs({
     scale: { type: 'string' },
     cuts: { type: 'string' },
     baseline: { type: 'string' },
+    variants: { type: 'boolean', default: false },
     rounds: { type: 'string' },
     render: { type: 'string' },
     'write-md': { type: 'boolean', default: false },
@@ -85,12 +91,13 @@ if (args.render) {
 function refreshResultsMd(run) {
   const file = join(BENCH_DIR, 'RESULTS.md');
   const old = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  if (run.meta.baseline) writeFileSync(file, withSection(old, comparisonMarkdown(run)));
+  if (run.meta.variants) writeFileSync(file, withVariants(old, variantsMarkdown(run)));
+  else if (run.meta.baseline) writeFileSync(file, withSection(old, comparisonMarkdown(run)));
   else {
-    const kept = keptSection(old);
+    const kept = [keptSection(old), keptVariants(old)].filter(Boolean).join('\n\n');
     writeFileSync(file, kept ? `${resultsMarkdown(run).trimEnd()}\n\n${kept}\n` : resultsMarkdown(run));
   }
-  console.log(`Refreshed ${file}${run.meta.baseline ? ' (before/after section)' : ''}`);
+  console.log(`Refreshed ${file}${run.meta.variants ? ' (metrics and TLS section)' : run.meta.baseline ? ' (before/after section)' : ''}`);
 }
 
 /** Prints the results table and the targets of `run`. */
@@ -109,7 +116,8 @@ function printRun(run) {
 
 const list = (s) => s.split(',').map((x) => x.trim()).filter(Boolean);
 const BASELINE_SCENARIOS = ['tp-1k', 'fanout-1k', 'tp-16k', 'lat-1000', 'idle'];
-let systems = args.systems ? list(args.systems) : args.baseline ? ['backchannel', 'backchannel-baseline'] : args.profile ? ['backchannel'] : SYSTEMS;
+const VARIANT_SCENARIOS = ['tp-1k', 'tp-16k', 'fanout-1k', 'lat-1000'];
+let systems = args.systems ? list(args.systems) : args.variants ? ['backchannel', 'backchannel-nometrics', 'backchannel-tls'] : args.baseline ? ['backchannel', 'backchannel-baseline'] : args.profile ? ['backchannel'] : SYSTEMS;
 for (const s of systems) if (!ALL_SYSTEMS.includes(s)) fail(`unknown system "${s}" (one of ${ALL_SYSTEMS.join(', ')})`);
 if (args.baseline && !systems.includes('backchannel-baseline')) systems.push('backchannel-baseline');
 /** The baseline build run as backchannel-baseline: { dir, commit } (see lib/baseline.mjs). */
@@ -132,12 +140,20 @@ if (systems.includes('backchannel-baseline')) {
   }
 }
 const all = scenarios();
-const only = args.only ? list(args.only) : args.baseline && !args.systems ? BASELINE_SCENARIOS : args.profile ? ['tp-1k', 'fanout-1k'] : undefined;
+if (systems.includes('backchannel-tls')) {
+  // Before any worker is forked: they trust the run's CA through NODE_EXTRA_CA_CERTS.
+  try {
+    benchTls();
+  } catch (error) {
+    fail(`backchannel-tls needs openssl to make its certificate: ${error instanceof Error ? error.message : error}`);
+  }
+}
+const only = args.only ? list(args.only) : args.variants ? VARIANT_SCENARIOS : args.baseline && !args.systems ? BASELINE_SCENARIOS : args.profile ? ['tp-1k', 'fanout-1k'] : undefined;
 if (only) for (const o of only) if (!all.some((s) => s.id === o || s.group === o)) fail(`unknown scenario "${o}"\n\n${USAGE}`);
 const selected = only ? all.filter((s) => only.includes(s.id) || only.includes(s.group)) : all;
-const rounds = args.rounds !== undefined ? Number(args.rounds) : args.baseline ? 5 : 1;
+const rounds = args.rounds !== undefined ? Number(args.rounds) : args.baseline ? 5 : args.variants ? 3 : 1;
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) fail('--rounds takes a count from 1 to 50');
-const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale || args.cuts || args.baseline || args.rounds);
+const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale || args.cuts || args.baseline || args.rounds || args.variants);
 const writeMd = !args['no-md'] && (args['write-md'] || !partial);
 
 if (!existsSync(join(REPO_DIR, 'packages/cli/dist/cli.js')) || !existsSync(join(REPO_DIR, 'packages/client/dist/index.node.js'))) {
@@ -285,6 +301,7 @@ async function main() {
     systems,
     rounds,
     baseline: baseline && { commit: baseline.commit, dir: baseline.dir },
+    variants: args.variants,
     machine: {
       cpuModel: cpuInfo[0]?.model.trim() ?? 'unknown',
       cpus: cpuInfo.length,

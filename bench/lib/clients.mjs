@@ -27,8 +27,14 @@ const lib = {
   ws: () => import('ws'),
 };
 
-/** Whether `system` is a build of Backchannel (this checkout's or the baseline's). */
-export const isBackchannel = (system) => system === 'backchannel' || system === 'backchannel-baseline';
+/**
+ * Variants of this checkout's build, run with other server settings (procs.mjs): `metrics: false`,
+ * and TLS (clients connect to `wss://`, trusting the run's CA through NODE_EXTRA_CA_CERTS).
+ */
+export const VARIANTS = ['backchannel-nometrics', 'backchannel-tls'];
+
+/** Whether `system` is a build of Backchannel (this checkout's, a variant of it, or the baseline's). */
+export const isBackchannel = (system) => system === 'backchannel' || system === 'backchannel-baseline' || VARIANTS.includes(system);
 
 /** API key and secret the benchmark's Backchannel server is configured with. */
 export const BENCH_API_KEY = 'benchkey';
@@ -45,7 +51,7 @@ const CREDIT_EVERY_BYTES = LOW_WATER_BYTES / 2;
 /** Mints what `join` needs before the clock starts (Backchannel: an access token; `hidden` grant optional). */
 export async function prepare(system, name, { hidden = false } = {}) {
   if (!isBackchannel(system)) return undefined;
-  const { createAccessToken } = await (system === 'backchannel' ? lib.serverSdk() : lib['serverSdk-baseline']());
+  const { createAccessToken } = await (system === 'backchannel-baseline' ? lib['serverSdk-baseline']() : lib.serverSdk());
   const grants = hidden ? { conferences: ['*'], hidden: true } : { conferences: ['*'] };
   return createAccessToken({ apiKey: BENCH_API_KEY, apiSecret: BENCH_API_SECRET, userId: name, grants, ttl: '2h' });
 }
@@ -56,6 +62,9 @@ export function join(system, url, room, name, prepared) {
     case 'backchannel':
     case 'backchannel-baseline':
       return joinBackchannel(lib[system], url, room, name, prepared);
+    case 'backchannel-nometrics':
+    case 'backchannel-tls':
+      return joinBackchannel(lib.backchannel, url, room, name, prepared);
     case 'socketio':
       return joinSocketIO(url, room);
     case 'ws':

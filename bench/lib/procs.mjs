@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { baselineEntries } from './baseline.mjs';
 import { BENCH_API_KEY, BENCH_API_SECRET, isBackchannel } from './clients.mjs';
+import { benchTls } from './tls.mjs';
 import { sleep, withTimeout } from './util.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -114,8 +115,19 @@ export async function startWorker(label = 'worker', { cpuProfDir } = {}) {
   };
 }
 
+/** Server settings of the variants of this build (see VARIANTS in clients.mjs). */
+function variantConfig(system) {
+  if (system === 'backchannel-nometrics') return { metrics: false };
+  if (system === 'backchannel-tls') {
+    const { cert, key } = benchTls();
+    return { tlsCertFile: cert, tlsKeyFile: key };
+  }
+  return {};
+}
+
 /**
- * Starts the server of `system` ('backchannel' | 'backchannel-baseline' | 'socketio' | 'ws') on a
+ * Starts the server of `system` ('backchannel' | 'backchannel-baseline' | 'backchannel-nometrics' |
+ * 'backchannel-tls' | 'socketio' | 'ws') on a
  * free 127.0.0.1 port; the baseline runs the server CLI of the baseline worktree (baseline.mjs).
  * Every server runs with `--expose-gc` and the same preloaded hook (see server-hook.mjs); with
  * `cpuProfDir`, also with `--cpu-prof` (the profile is written when it exits).
@@ -128,11 +140,11 @@ export async function startServer(system, { cpuProfDir, config = {} } = {}) {
   let url;
   const logs = [];
   if (isBackchannel(system)) {
-    const cli = system === 'backchannel' ? CLI : baselineEntries()?.cli;
+    const cli = system === 'backchannel-baseline' ? baselineEntries()?.cli : CLI;
     if (!cli) throw new Error('the baseline build is missing (see --baseline)');
     dir = mkdtempSync(join(tmpdir(), 'bc-bench-'));
     const file = join(dir, 'config.json');
-    writeFileSync(file, JSON.stringify({ ...BACKCHANNEL_BENCH_CONFIG, ...config }));
+    writeFileSync(file, JSON.stringify({ ...BACKCHANNEL_BENCH_CONFIG, ...variantConfig(system), ...config }));
     child = track(fork(cli, ['serve', '--config', file], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
     url = new Promise((resolvePromise, reject) => {
       createInterface({ input: child.stdout }).on('line', (line) => {

@@ -3,8 +3,8 @@
  */
 import { SYSTEMS, SYSTEM_LABELS } from './scenarios.mjs';
 
-/** Systems Backchannel is divided by in the ratio columns: the peers, and the baseline build. */
-const PEERS = ['socketio', 'ws', 'backchannel-baseline'];
+/** Systems Backchannel is divided by in the ratio columns: the peers, the baseline build and the variants. */
+const PEERS = ['socketio', 'ws', 'backchannel-baseline', 'backchannel-nometrics', 'backchannel-tls'];
 
 export function fmt(v, digits = 0) {
   if (v === undefined || v === null || Number.isNaN(v)) return '–';
@@ -285,4 +285,78 @@ ${paired.join('\n')}
     : ''
 }
 ${targets.length ? `${markdownTable(['Check', 'This build ÷ baseline', 'Met'], targets.map((t) => [t.target, t.value, t.met ? 'yes' : '**no**']))}\n` : ''}${failed.length ? `\nErrors:\n${failed.join('\n')}\n` : ''}${SECTION_END}`;
+}
+
+/** Markers around the variants section of RESULTS.md (metrics off, TLS), which other runs keep. */
+const VARIANTS_START = '<!-- variants: written by `npm run bench -- --variants --write-md`; other runs keep this section -->';
+const VARIANTS_END = '<!-- variants: end -->';
+
+/** The variants section of a RESULTS.md text (markers included), or ''. */
+export function keptVariants(markdown) {
+  const a = markdown.indexOf(VARIANTS_START);
+  const b = markdown.indexOf(VARIANTS_END);
+  return a >= 0 && b > a ? markdown.slice(a, b + VARIANTS_END.length) : '';
+}
+
+/** `markdown` with its variants section replaced by `section` (appended when it has none). */
+export function withVariants(markdown, section) {
+  const old = keptVariants(markdown);
+  if (old) return markdown.replace(old, section);
+  return `${markdown.trimEnd()}\n\n${section}\n`;
+}
+
+/** Round-by-round ratios a ÷ b of `key` (rounds interleaved, so a pair ran close together): { min, median, max, n }. */
+function roundRatios(sc, a, b, key) {
+  const rounds = (r) => r?.rounds ?? r?.runs;
+  const x = rounds(sc.results[a]);
+  const y = rounds(sc.results[b]);
+  if (!x || !y) return undefined;
+  const ratios = x.slice(0, y.length).map((r, i) => r[key] / y[i][key]).filter(Number.isFinite).sort((p, q) => p - q);
+  if (ratios.length < 2) return undefined;
+  const mid = ratios.length >> 1;
+  return { min: ratios[0], median: ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2, max: ratios[ratios.length - 1], n: ratios.length };
+}
+
+/**
+ * The variants section of RESULTS.md (`--variants`): this build with metrics on (the default)
+ * against metrics off, and over TLS against plain WebSocket, in one run.
+ */
+export function variantsMarkdown(run) {
+  const { meta } = run;
+  const systems = meta.systems;
+  const line = (sc, other, key, label) => {
+    const bc = sc.results.backchannel;
+    const o = sc.results[other];
+    if (!bc || !o || bc.error || o.error) return undefined;
+    const r = roundRatios(sc, other, 'backchannel', key);
+    const spread = r ? ` (round by round ${r.min.toFixed(2)}–${r.max.toFixed(2)}×, median ${r.median.toFixed(2)}×, ${r.n} rounds)` : '';
+    return `- ${sc.title}: ${label} ${(o[key] / bc[key]).toFixed(2)}×${spread}`;
+  };
+  const lines = (other, label) =>
+    run.scenarios
+      .flatMap((sc) => [line(sc, other, 'msgsPerSec', `${label}, delivered msg/s`), line(sc, other, 'p99Ms', `${label}, p99`)])
+      .filter(Boolean)
+      .join('\n');
+  return `${VARIANTS_START}
+## Metrics and TLS
+
+What counting for \`/metrics\` and serving TLS cost, measured in one run of \`${meta.command}\` on
+${machineLine(meta)} (${meta.date}, code \`${meta.code?.commit ?? 'unknown'}\`${meta.code?.modified?.length ? ' plus uncommitted changes' : ''}; load ${meta.loadStart.toFixed(2)} → ${meta.loadEnd.toFixed(2)}${
+    meta.cpuShare ? `, other processes ${fmt(meta.cpuShare.other * 100, 0)} % of the CPU` : ''
+  }). "Backchannel" is the default build with metrics on (its counters are read at scrape time;
+nothing scrapes during the run), "BC metrics off" the same build with \`metrics: false\`, "BC over
+TLS" the default build serving \`wss://\` (\`tlsCertFile\`/\`tlsKeyFile\`, an ECDSA P-256
+certificate; the clients trust its CA). Throughput scenarios ran ${meta.rounds} interleaved rounds
+(median reported), latency its own rounds.
+
+${markdownTable(tableHeader(systems), tableRows(run, systems))}
+
+<a id="metrics"></a>Metrics off ÷ metrics on (1.00 = counting costs nothing measurable):
+
+${lines('backchannel-nometrics', 'off ÷ on') || '(not run)'}
+
+<a id="tls"></a>TLS ÷ plain (below 1 for msg/s: TLS is slower; above 1 for p99: TLS is slower):
+
+${lines('backchannel-tls', 'TLS ÷ plain') || '(not run)'}
+${VARIANTS_END}`;
 }

@@ -9,11 +9,19 @@ import { procStats, startServer } from './procs.mjs';
 /** The systems a run compares by default. */
 export const SYSTEMS = ['backchannel', 'socketio', 'ws'];
 /**
- * Every system a run can take: the default ones and `backchannel-baseline`, an earlier build of
- * Backchannel for before/after comparisons (only when asked for; see baseline.mjs).
+ * Every system a run can take: the default ones, `backchannel-baseline`, an earlier build of
+ * Backchannel for before/after comparisons (only when asked for; see baseline.mjs), and variants
+ * of this build: `backchannel-nometrics` (metrics off) and `backchannel-tls` (served over TLS).
  */
-export const ALL_SYSTEMS = [...SYSTEMS, 'backchannel-baseline'];
-export const SYSTEM_LABELS = { backchannel: 'Backchannel', socketio: 'Socket.IO', ws: 'ws relay', 'backchannel-baseline': 'BC baseline' };
+export const ALL_SYSTEMS = [...SYSTEMS, 'backchannel-baseline', 'backchannel-nometrics', 'backchannel-tls'];
+export const SYSTEM_LABELS = {
+  backchannel: 'Backchannel',
+  socketio: 'Socket.IO',
+  ws: 'ws relay',
+  'backchannel-baseline': 'BC baseline',
+  'backchannel-nometrics': 'BC metrics off',
+  'backchannel-tls': 'BC over TLS',
+};
 
 const ROOM = 'bench';
 const MiB = 1024 * 1024;
