@@ -88,6 +88,7 @@ export class Client extends Emitter<ClientEvents> {
   #closing = false;
   /** Wakes the reconnect loop's wait early (on `close()`). */
   #wake: (() => void) | undefined;
+  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(url: string, token: string, factory: TransportFactory, link: Link, welcome: WelcomeResult, options: Readonly<ResolvedClientOptions>) {
     super();
@@ -97,8 +98,15 @@ export class Client extends Emitter<ClientEvents> {
     this.#options = options;
     this.#welcome = welcome;
     this.#credentials = [welcome.resume.credential];
-    this.#core = { link, outbound: new Outbound(link, options.socketHighWaterBytes, options.sendWindowBytes), options, limits: welcome.limits, participantId: welcome.participantId };
+    this.#core = {
+      link,
+      outbound: new Outbound(link, options.socketHighWaterBytes, options.sendWindowBytes),
+      options,
+      limits: welcome.limits,
+      participantId: welcome.participantId,
+    };
     this.#bind(link);
+    this.#scheduleRefresh();
   }
 
   /**
@@ -153,6 +161,42 @@ export class Client extends Emitter<ClientEvents> {
   /** Whether the client has not been disconnected for good (it may be reconnecting). */
   get connected(): boolean {
     return this.#state !== 'disconnected';
+  }
+
+  /** When the access token expires, ms since the epoch; new actions then need {@link refreshToken}. */
+  get tokenExpiresAt(): number {
+    return this.#welcome.expiresAt;
+  }
+
+  /**
+   * Replaces the connection's access token (same user): calls, rooms and sessions already running
+   * carry on regardless, but new actions (joining, calling, opening sessions) need an unexpired
+   * token. Without `token`, asks the `tokenRefresh` option for one. With `tokenRefresh` set this
+   * happens by itself shortly before the token expires.
+   */
+  async refreshToken(token?: string): Promise<void> {
+    const next = token ?? (await this.#options.tokenRefresh?.());
+    if (typeof next !== 'string' || !next) throw new BackchannelError(ErrorCode.TokenMissing, 'refreshToken needs a token, or the tokenRefresh option');
+    const { expiresAt } = await this.#core.link.request<{ expiresAt: number }>({ t: 'auth.refresh', token: next });
+    this.#token = next;
+    this.#welcome = { ...this.#welcome, expiresAt };
+    this.#scheduleRefresh();
+  }
+
+  /** With `tokenRefresh`: refreshes a minute (or a tenth of the lifetime) before the token expires. */
+  #scheduleRefresh(): void {
+    clearTimeout(this.#refreshTimer);
+    if (!this.#options.tokenRefresh || this.#state === 'disconnected') return;
+    const left = this.#welcome.expiresAt - Date.now();
+    if (!Number.isFinite(left)) return;
+    const delay = Math.max(0, left - Math.min(60_000, left / 10));
+    this.#refreshTimer = setTimeout(() => {
+      this.refreshToken().catch((error: unknown) => {
+        const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.TokenMissing, `tokenRefresh failed: ${String((error as Error)?.message ?? error)}`);
+        this.emit('error', err);
+      });
+    }, Math.min(delay, 2 ** 31 - 1));
+    (this.#refreshTimer as { unref?: () => void }).unref?.();
   }
 
   /** Round-trip time measured by the last heartbeat, ms (undefined until one was answered). */
@@ -399,6 +443,7 @@ export class Client extends Emitter<ClientEvents> {
     this.#goodbye = undefined;
     this.#bind(link);
     this.#state = 'connected';
+    this.#scheduleRefresh();
     link.attach(transport, hello);
     this.emit('reconnected', { resumed: false, reason: why });
     return true;
@@ -417,6 +462,7 @@ export class Client extends Emitter<ClientEvents> {
   #final(why: Reason): void {
     if (this.#state === 'disconnected') return;
     this.#state = 'disconnected';
+    clearTimeout(this.#refreshTimer);
     this.#core.link.finish(1000, why.code);
     this.#endAll(why);
     this.emit('disconnected', why);

@@ -8,6 +8,7 @@
 import {
   AckCounter,
   BackchannelError,
+  DATA_HEADER_BYTES,
   Emitter,
   ErrorCode,
   FrameKind,
@@ -88,6 +89,8 @@ export class Link extends Emitter<LinkEvents> {
   // Frames waiting while a just-delivered reply's awaiting code runs (see #onFrame).
   #backlog: Uint8Array[] = [];
   #held = false;
+  /** Holders of `holdAcks()`: while any, no acknowledgement is sent (receive backpressure). */
+  #ackHolds = 0;
 
   constructor(options: LinkOptions) {
     super();
@@ -175,7 +178,7 @@ export class Link extends Emitter<LinkEvents> {
    * addressed sessions `target` is the recipient's handle, carried in the header's sender field.
    */
   sendData(entry: DataEntry): number {
-    if (entry.header.mode !== 'unreliable') this.#replay.push(entry, entry.payload.byteLength + 16);
+    if (entry.header.mode !== 'unreliable') this.#replay.push(entry, entry.payload.byteLength + DATA_HEADER_BYTES);
     return this.#write(entry);
   }
 
@@ -318,15 +321,43 @@ export class Link extends Emitter<LinkEvents> {
     return false;
   }
 
+  /**
+   * Withholds acknowledgements until every holder has released: the backpressure of a receiving
+   * app that is behind. The server stops writing data to a client whose unacknowledged bytes reach
+   * its send window, so data then waits in the server's per-receiver queue, where the slow-receiver
+   * rules apply (`queueTooLong` for senders, `receiver-too-slow`). A browser cannot stop reading a
+   * WebSocket; withholding acknowledgements works everywhere. Control frames still flow, and
+   * heartbeats are not acknowledgements, so the connection stays alive. Reference-counted; the
+   * returned function releases this hold (once), and when the last is released the full count is
+   * acknowledged at once.
+   */
+  holdAcks(): () => void {
+    this.#ackHolds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#ackHolds === 0 && this.#acks.pending) this.#sendAck();
+    };
+  }
+
+  /** Whether acknowledgements are being withheld (see {@link holdAcks}). */
+  get holdingAcks(): boolean {
+    return this.#ackHolds > 0;
+  }
+
   /** Counts a numbered frame (the transport is ordered, so the count is its number). */
   #received(bytes: number): void {
-    if (this.#acks.count(bytes)) this.#sendAck();
+    const due = this.#acks.count(bytes);
+    if (this.#ackHolds > 0) return; // sent, with the full count, when the last hold is released
+    if (due) this.#sendAck();
     else this.#ackTimer ??= setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
   }
 
   #sendAck(): void {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
+    if (this.#ackHolds > 0) return;
     if (this.#transport) this.#transport.send(encodeAckFrame(this.#acks.take()));
   }
 

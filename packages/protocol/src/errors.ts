@@ -22,6 +22,10 @@ export const ErrorCode = {
   BadMessage: 'bad-message',
   InvalidArgument: 'invalid-argument',
   RateLimited: 'rate-limited',
+  /** Too many connections from one address (`maxConnectionsPerAddress`). */
+  TooManyConnections: 'too-many-connections',
+  /** The client did not read what the server sent it: more than `replayBufferMaxBytes` waited for it. */
+  ClientTooSlow: 'client-too-slow',
   // Rooms and calls.
   RoomNotFound: 'room-not-found',
   RoomFull: 'room-full',
@@ -31,6 +35,10 @@ export const ErrorCode = {
   CallNotRinging: 'call-not-ringing',
   CallAnsweredElsewhere: 'call-answered-elsewhere',
   ParticipantNotFound: 'participant-not-found',
+  /** The participant is already in `maxConferencesPerParticipant` conferences. */
+  TooManyRooms: 'too-many-rooms',
+  /** The participant already has `maxRingingCallsPerParticipant` outgoing calls ringing. */
+  TooManyCalls: 'too-many-calls',
   // Data sessions.
   StreamIdInvalid: 'stream-id-invalid',
   StreamIdInUse: 'stream-id-in-use',
@@ -42,11 +50,17 @@ export const ErrorCode = {
   SessionNotFound: 'session-not-found',
   ReceiverExists: 'receiver-exists',
   ReceiverBufferOverflow: 'receiver-buffer-overflow',
+  /** A fragmented `reliable-message` arrived incomplete (a fragment of another message, or a continuation without its start); it was dropped. */
+  MessageIncomplete: 'message-incomplete',
+  /** Messages in reassembly would have exceeded the client's `maxReassemblyBytes`; the one that did not fit was dropped. */
+  ReassemblyOverflow: 'reassembly-overflow',
   // Data streams and RPC (built on data sessions).
   StreamAborted: 'stream-aborted',
   StreamRefused: 'stream-refused',
   StreamIntegrity: 'stream-integrity',
   TooManyStreams: 'too-many-streams',
+  /** A data stream did not reach every destination (`details.failed` says why, per destination). */
+  StreamNotDelivered: 'stream-not-delivered',
   RpcTimeout: 'rpc-timeout',
   RpcUnsupportedMethod: 'rpc-unsupported-method',
   RpcApplicationError: 'rpc-application-error',
@@ -65,6 +79,8 @@ export const ErrorCode = {
   /** Nothing was received on the connection for the heartbeat timeout: it is considered dead. */
   HeartbeatTimeout: 'heartbeat-timeout',
   ConnectionClosed: 'connection-closed',
+  /** The server API revoked this participant's connection (the reason's message says why); it cannot be resumed. */
+  ConnectionRevoked: 'connection-revoked',
   RequestTimeout: 'request-timeout',
   ServerShutdown: 'server-shutdown',
   InternalError: 'internal-error',

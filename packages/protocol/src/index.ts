@@ -54,7 +54,7 @@ export type {
   ConnectionState,
   WelcomeResult,
 } from './messages.js';
-export { CallEndReason, InviteRevokedReason, LeaveReason, RoomEndReason, SessionCloseReason } from './reasons.js';
+export { CallEndReason, InviteRevokedReason, LeaveReason, RoomEndReason, SessionCloseReason, StreamFailReason } from './reasons.js';
 export { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from './version.js';
 export { parseControlBody, validateClientMessage } from './validate.js';
 export {

@@ -29,7 +29,8 @@ export const PrioritySchema = Type.Union([Type.Literal('high'), Type.Literal('no
 export const DestinationSchema = Type.Union([
   Type.Literal('broadcast'),
   Type.Literal('addressed'),
-  Type.Array(ParticipantId, { minItems: 1, maxItems: 10_000, uniqueItems: true }),
+  // Capped so that validating one request stays cheap (duplicates are merged by the server).
+  Type.Array(ParticipantId, { minItems: 1, maxItems: 1_000 }),
 ]);
 
 export const CapabilitiesSchema = Type.Object(
@@ -108,6 +109,8 @@ export const ClientMessageSchemas = {
     /** Numbered frames this client has received from the server (u32). */
     received: Type.Integer({ minimum: 0, maximum: 2 ** 32 - 1 }),
   }),
+  /** Replaces the connection's access token (same user): a new expiry and grants for new actions. */
+  'auth.refresh': req('auth.refresh', { token: Type.String({ maxLength: 8192 }) }),
   'call.make': req('call.make', { callee: UserId, appParam: Type.Optional(Type.String({ maxLength: 4096 })) }),
   'call.get': req('call.get', { callId: Type.String({ maxLength: 64 }) }),
   'call.accept': req('call.accept', { callId: Type.String({ maxLength: 64 }) }),
@@ -169,6 +172,8 @@ export interface WelcomeResult {
   limits: AnnouncedLimits;
   /** How to resume this participant after a lost connection (see `resume`). */
   resume: ResumeGrant;
+  /** When the access token expires, ms since the epoch: new actions then need `auth.refresh`. */
+  expiresAt: number;
   grants: {
     calls: boolean;
     publishData: boolean;

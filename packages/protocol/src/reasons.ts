@@ -29,6 +29,7 @@ export const LeaveReason = {
   Left: 'left',
   ConnectionLost: 'connection-lost',
   ResumeBufferOverflow: 'resume-buffer-overflow',
+  ClientTooSlow: 'client-too-slow',
   Kicked: 'kicked',
   RoomEnded: 'room-ended',
   CallEnded: 'call-ended',
@@ -57,3 +58,33 @@ export const SessionCloseReason = {
   ConnectionLost: 'connection-lost',
 } as const;
 export type SessionCloseReason = (typeof SessionCloseReason)[keyof typeof SessionCloseReason];
+
+/**
+ * Why a data stream did not reach one destination: in a rejected stream send's
+ * `details.failed[].reason.code`, the writer's `refused` event and the room's `streamRefused`
+ * event. The receiver's SDK sends the first group back to the sender; the sender's SDK learns the
+ * second from the server.
+ */
+export const StreamFailReason = {
+  /** No handler was registered for the topic within the receiver's `streamHandlerWaitMs`. */
+  NoHandler: 'no-handler',
+  /** The receiver already had `maxIncomingStreams` incoming streams. */
+  TooManyStreams: 'too-many-streams',
+  /** The stream arrived before a handler and outgrew the receiver's `pendingBufferBytes`. */
+  ReceiverBufferOverflow: 'receiver-buffer-overflow',
+  /** Nothing arrived on the stream for the receiver's `streamIdleTimeoutMs`; it was aborted. */
+  IdleTimeout: 'idle-timeout',
+  /** The bytes the receiver got do not match the SHA-256 in the trailer. */
+  Integrity: 'stream-integrity',
+  /** The receiver left the room before the stream was complete. */
+  ReceiverLeft: 'receiver-left',
+  /** The server detached the receiver from the stream's session (too far behind). */
+  ReceiverTooSlow: 'receiver-too-slow',
+  /** The receiver's connection was lost and more than the server holds for it piled up. */
+  ResumeBufferOverflow: 'resume-buffer-overflow',
+  /** The receiver does not take data (no data sessions, or no `subscribeData` grant). */
+  Unsupported: 'unsupported',
+  /** The receiver did not confirm within the sender's `streamConfirmTimeoutMs` (e.g. it may not publish). */
+  Unconfirmed: 'unconfirmed',
+} as const;
+export type StreamFailReason = (typeof StreamFailReason)[keyof typeof StreamFailReason];

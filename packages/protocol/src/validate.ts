@@ -8,8 +8,35 @@ import { ClientMessageSchemas, type ClientMessage, type ClientMessageType } from
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** Parses the JSON body of a control frame; throws `bad-frame` if it is not a JSON object. */
+/** Deepest nesting of arrays and objects a control message may have. */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Whether the JSON text in `body` nests arrays/objects deeper than `max`: one pass over the bytes,
+ * before any parsing, so a hostile message costs no more than its length.
+ */
+export function jsonTooDeep(body: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Parses the JSON body of a control frame; throws `bad-frame` if it is not a JSON object and
+ * `invalid-argument` if it nests deeper than {@link MAX_JSON_DEPTH}.
+ */
 export function parseControlBody(body: Uint8Array): Record<string, unknown> {
+  if (jsonTooDeep(body, MAX_JSON_DEPTH)) throw new BackchannelError(ErrorCode.InvalidArgument, `control message nests deeper than ${MAX_JSON_DEPTH} levels`);
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(body));

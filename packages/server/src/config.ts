@@ -27,6 +27,18 @@ export interface ServerConfig {
   maxMetadataBytes: number;
   /** A connection that has not said hello by then is closed with `hello-timeout`, ms. Default 10 000. */
   helloTimeoutMs: number;
+  /** Time to receive a request's HTTP headers (also an upgrade's); a connection that sends none is closed then, ms. Default 10 000. */
+  httpHeadersTimeoutMs: number;
+  /** Open connections (WebSocket or in their handshake) allowed from one address; more are refused with 429 `too-many-connections`. Default 256. */
+  maxConnectionsPerAddress: number;
+  /** Control requests (join, open, …) a connection may make per second, sustained; more are answered `rate-limited`. 0 = unlimited. Default 50. */
+  controlRateLimit: number;
+  /** Control requests a connection may make in a burst above the sustained rate. Default 200. */
+  controlRateBurst: number;
+  /** Conferences one participant may be in at once; more is `too-many-rooms`. Default 32. */
+  maxConferencesPerParticipant: number;
+  /** Outgoing calls one participant may have ringing at once; more is `too-many-calls`. Default 4. */
+  maxRingingCallsPerParticipant: number;
   /**
    * Interval of WebSocket pings; a connection that has sent nothing by the next ping is dropped (its
    * participant then waits to be resumed), so a dead connection is noticed within two intervals, ms.
@@ -62,6 +74,15 @@ export interface ServerConfig {
   maxSessionsPerParticipant: number;
   /** Max aggregate data a participant may send, kbit/s; 0 = unlimited. Default 200 000 (200 Mbit/s). */
   maxDataBitrateKbps: number;
+  /** Max data frames a participant may send per second (over all sessions); 0 = unlimited. Default 300 000. */
+  maxDataFramesPerSecond: number;
+  /** Bytes the server holds for one receiver over all its sessions; the session adding beyond it is detached as `receiver-too-slow`. Default 32 MiB. */
+  connectionQueueMaxBytes: number;
+  /**
+   * Bytes the server holds for all receivers together (the memory budget of queued data). Beyond it
+   * the server reads data from senders in 50 ms steps only, so they slow down (backpressure, no loss). Default 1 GiB.
+   */
+  serverQueueMaxBytes: number;
   /** Bytes the server holds for one receiver of one reliable session before detaching it as `receiver-too-slow`. Default 8 MiB. */
   receiverQueueMaxBytes: number;
   /**
@@ -148,6 +169,12 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxParticipantsPerRoom: 1_000,
   maxMetadataBytes: 4_096,
   helloTimeoutMs: 10_000,
+  httpHeadersTimeoutMs: 10_000,
+  maxConnectionsPerAddress: 256,
+  controlRateLimit: 50,
+  controlRateBurst: 200,
+  maxConferencesPerParticipant: 32,
+  maxRingingCallsPerParticipant: 4,
   pingIntervalMs: 5_000,
   resumeWindowMs: 30_000,
   sendWindowBytes: 4 * 1024 * 1024,
@@ -158,6 +185,9 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxMessageBytes: 16 * 1024 * 1024,
   maxSessionsPerParticipant: 64,
   maxDataBitrateKbps: 200_000,
+  maxDataFramesPerSecond: 300_000,
+  connectionQueueMaxBytes: 32 * 1024 * 1024,
+  serverQueueMaxBytes: 1024 * 1024 * 1024,
   receiverQueueMaxBytes: 8 * 1024 * 1024,
   slowReceiverTimeoutMs: 10_000,
   unreliableQueueMaxBytes: 256 * 1024,
@@ -196,6 +226,12 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   maxParticipantsPerRoom: [2, 1_000_000],
   maxMetadataBytes: [0, 1024 * 1024],
   helloTimeoutMs: [1, 600_000],
+  httpHeadersTimeoutMs: [100, 600_000],
+  maxConnectionsPerAddress: [1, 10_000_000],
+  controlRateLimit: [0, 1_000_000],
+  controlRateBurst: [1, 1_000_000],
+  maxConferencesPerParticipant: [1, 100_000],
+  maxRingingCallsPerParticipant: [1, 100_000],
   pingIntervalMs: [100, 600_000],
   resumeWindowMs: [0, 3_600_000],
   sendWindowBytes: [64 * 1024, 1024 * 1024 * 1024],
@@ -206,6 +242,9 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   maxMessageBytes: [1, 1024 * 1024 * 1024],
   maxSessionsPerParticipant: [1, 65535],
   maxDataBitrateKbps: [0, 100_000_000],
+  maxDataFramesPerSecond: [0, 100_000_000],
+  connectionQueueMaxBytes: [64 * 1024, 64 * 1024 * 1024 * 1024],
+  serverQueueMaxBytes: [1024 * 1024, 1024 * 1024 * 1024 * 1024],
   receiverQueueMaxBytes: [1024, 4 * 1024 * 1024 * 1024],
   slowReceiverTimeoutMs: [0, 3_600_000],
   unreliableQueueMaxBytes: [1024, 1024 * 1024 * 1024],

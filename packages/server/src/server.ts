@@ -34,7 +34,7 @@ import type { Peer } from './core/peer.js';
 import type { FrameSocket } from './transport/frame-socket.js';
 import { WsFrameSocket } from './transport/frame-socket.js';
 import { Handshake, type HandshakeContext } from './transport/handshake.js';
-import { CloseCode, Session, type SessionHandlers, type SessionOptions } from './transport/session.js';
+import { CloseCode, Session, type QueueBudget, type SessionHandlers, type SessionOptions } from './transport/session.js';
 import { SERVER_VERSION } from './version.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 
@@ -74,6 +74,12 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   readonly #sockets = new Set<WsFrameSocket>();
   readonly #peers = new Map<Session, Peer>();
   readonly #overflowing = new WeakSet<Session>();
+  /** Bytes queued by every session together (the server-wide budget). */
+  readonly #budget: QueueBudget = { bytes: 0 };
+  /** Open sockets per remote address. */
+  readonly #perAddress = new Map<string, number>();
+  /** Control-request token buckets, per session. */
+  readonly #controlBuckets = new WeakMap<Session, { tokens: number; last: number }>();
   readonly #sessionOptions: SessionOptions;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #closing: Promise<void> | undefined;
@@ -93,9 +99,16 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       maxBadFrames: config.maxBadFrames,
       sendWindowBytes: config.sendWindowBytes,
       replayBufferMaxBytes: config.replayBufferMaxBytes,
+      budget: this.#budget,
     });
     const sink = createMetricsSink();
-    this.hub = new Hub({ config, emit: (e) => this.#onHubEvent(e), metrics: sink });
+    this.hub = new Hub({
+      config,
+      emit: (e) => this.#onHubEvent(e),
+      metrics: sink,
+      queuedBytes: () => this.#budget.bytes,
+      warn: (fields, message) => this.log.warn(fields, message),
+    });
     this.#metrics = config.metrics
       ? new PrometheusMetrics({
           hub: this.hub,
@@ -114,10 +127,27 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     this.#tls = config.tlsCertFile ? loadTlsFiles(config.tlsCertFile, config.tlsKeyFile) : undefined;
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.#onHttp(req, res);
     this.#http = this.#tls ? createHttpsServer({ cert: this.#tls.cert, key: this.#tls.key }, onRequest) : createHttpServer(onRequest);
+    // A connection that sends no complete request (or upgrade) in time is not held: Node's own
+    // header timeout does not cover a connection that sends nothing at all.
+    this.#http.headersTimeout = config.httpHeadersTimeoutMs;
+    this.#http.requestTimeout = Math.max(30_000, config.httpHeadersTimeoutMs);
+    const firstRequest = new WeakMap<object, ReturnType<typeof setTimeout>>();
+    this.#http.on(this.#tls ? 'secureConnection' : 'connection', (socket: { destroy(): void }) => {
+      firstRequest.set(socket, setTimeout(() => socket.destroy(), config.httpHeadersTimeoutMs));
+    });
+    const started = (req: IncomingMessage) => clearTimeout(firstRequest.get(req.socket));
+    this.#http.prependListener('request', started);
+    this.#http.prependListener('upgrade', started);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false });
     this.#http.on('upgrade', (req, socket, head) => {
       if (this.#closing) {
         socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      const address = (socket as { remoteAddress?: string }).remoteAddress ?? '';
+      if ((this.#perAddress.get(address) ?? 0) >= config.maxConnectionsPerAddress) {
+        const body = JSON.stringify({ code: ErrorCode.TooManyConnections, message: `more than ${config.maxConnectionsPerAddress} connections from ${address}` });
+        socket.end(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
         return;
       }
       this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onSocket(ws));
@@ -274,9 +304,13 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   #onSocket(ws: WebSocket): void {
     const socket = new WsFrameSocket(ws, (s) => {
       this.#sockets.delete(s);
+      const n = (this.#perAddress.get(s.remoteAddress) ?? 1) - 1;
+      if (n > 0) this.#perAddress.set(s.remoteAddress, n);
+      else this.#perAddress.delete(s.remoteAddress);
       if (this.#sockets.size === 0) this.#drained?.();
     });
     this.#sockets.add(socket);
+    this.#perAddress.set(socket.remoteAddress, (this.#perAddress.get(socket.remoteAddress) ?? 0) + 1);
     new Handshake(socket, this.#handshakeContext);
   }
 
@@ -311,6 +345,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
         maxMetadataBytes: this.config.maxMetadataBytes,
       },
       resume: { credential: peer.resumeCredential, windowMs: this.config.resumeWindowMs },
+      expiresAt: identity.expiresAt,
       grants: { ...identity.grants },
     };
     // The handshake reply is not numbered: the session's numbering starts after it.
@@ -334,6 +369,30 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     this.log.debug({ participantId: peer.id, resumes: session.stats.resumes }, 'resumed');
   }
 
+  /** Per-connection rate limit of control requests (a token bucket). */
+  #takeControlToken(session: Session): boolean {
+    const { controlRateLimit: rate, controlRateBurst: burst } = this.config;
+    if (rate === 0) return true;
+    const now = Date.now();
+    let b = this.#controlBuckets.get(session);
+    if (!b) this.#controlBuckets.set(session, (b = { tokens: burst, last: now }));
+    b.tokens = Math.min(burst, b.tokens + ((now - b.last) * rate) / 1000);
+    b.last = now;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
+  }
+
+  /** `auth.refresh`: verifies the new token, then applies it to the participant. */
+  async #refresh(session: Session, peer: Peer, msg: ClientMessage<'auth.refresh'>): Promise<void> {
+    try {
+      const identity = await verifyAccessToken(msg.token, this.config.apiKeys);
+      session.sendControl({ t: 'ok', re: msg.id, data: this.hub.handleTokenRefresh(peer, identity) });
+    } catch (error) {
+      session.sendControl({ t: 'err', re: msg.id, error: toBackchannelError(error, this.log).toJSON() });
+    }
+  }
+
   readonly #sessionHandlers: SessionHandlers = {
     control: (session, body) => {
       const peer = this.#peers.get(session);
@@ -348,6 +407,12 @@ export class BackchannelServer extends Emitter<ServerEvents> {
         else session.reportError(err);
         return;
       }
+      if (!this.#takeControlToken(session)) {
+        const message = `more than ${this.config.controlRateLimit} requests per second (burst ${this.config.controlRateBurst})`;
+        session.sendControl({ t: 'err', re: msg.id, error: { code: ErrorCode.RateLimited, message } });
+        return;
+      }
+      if (msg.t === 'auth.refresh') return void this.#refresh(session, peer, msg);
       this.#request(session, peer, msg);
     },
     data: (session, frame, raw) => {
@@ -377,10 +442,15 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       if (!peer || this.#overflowing.has(session)) return;
       this.#overflowing.add(session);
       // Not from inside whatever sent the frame that overflowed: the room logic may be mid-loop.
+      // A client that is away overflowed its replay buffer; a connected one did not read (or acknowledge).
+      const away = session.socket === undefined;
       setImmediate(() => {
-        this.log.info({ participantId: peer.id, bytes: session.unackedBytes }, 'replay buffer overflow; ending the participant');
-        session.close(reason(ErrorCode.ResumeBufferOverflow, `more than ${this.config.replayBufferMaxBytes} bytes were held unacknowledged for this client`), CloseCode.ResumeBufferOverflow);
-        this.hub.handleDisconnect(peer, LeaveReason.ResumeBufferOverflow);
+        this.log.info({ participantId: peer.id, bytes: session.unackedBytes, away }, 'output overflow; ending the participant');
+        const why = away
+          ? reason(ErrorCode.ResumeBufferOverflow, `more than ${this.config.replayBufferMaxBytes} bytes were held for this client while its connection was lost`)
+          : reason(ErrorCode.ClientTooSlow, `more than ${this.config.replayBufferMaxBytes} bytes waited for this client to read them`);
+        session.close(why, CloseCode.ResumeBufferOverflow);
+        this.hub.handleDisconnect(peer, away ? LeaveReason.ResumeBufferOverflow : LeaveReason.ClientTooSlow);
       });
     },
   };

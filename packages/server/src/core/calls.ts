@@ -54,10 +54,13 @@ export class CallManager {
   make(peer: Peer, calleeUserId: string, appParam: string | undefined): { call: CallInfo; room: number } {
     requireGrant(peer.grants.calls, 'making calls');
     if (calleeUserId === peer.userId) throw new BackchannelError(ErrorCode.InvalidArgument, 'a user cannot call themselves');
+    const limit = this.hub.config.maxRingingCallsPerParticipant;
+    if (peer.ringing >= limit) throw new BackchannelError(ErrorCode.TooManyCalls, `a participant may have at most ${limit} outgoing calls ringing`, { details: { limit } });
     const id = `CA_${randomId(16)}`;
     const room = this.hub.createRoom('call', id);
     const call = new Call(id, peer, calleeUserId, appParam, room);
     this.calls.set(id, call);
+    peer.ringing++;
     this.hub.enter(room, peer, peer.displayName, null);
     const reply = { call: call.info(), room: room.num };
     if (this.hub.config.busyWhenInCall && this.userInConnectedCall(calleeUserId)) {
@@ -87,6 +90,7 @@ export class CallManager {
     if (call.state === 'connected') throw new BackchannelError(ErrorCode.CallAnsweredElsewhere, 'the call was answered on another client');
     if (call.state !== 'ringing') throw new BackchannelError(ErrorCode.CallNotRinging, `the call is ${call.state}`);
     clearTimeout(call.ringTimer);
+    call.caller.ringing--;
     call.state = 'connected';
     call.connectedAt = Date.now();
     call.callee = peer;
@@ -104,6 +108,7 @@ export class CallManager {
   decline(peer: Peer, callId: string, why: string | undefined): Record<string, never> {
     const call = this.find(callId);
     if (call.calleeUserId !== peer.userId) throw new BackchannelError(ErrorCode.CallNotFound, `no call "${callId}" for this user`);
+    requireGrant(peer.grants.calls, 'declining calls');
     if (call.state !== 'ringing') throw new BackchannelError(ErrorCode.CallNotRinging, `the call is ${call.state}`);
     for (const other of call.notified) {
       if (other !== peer && !other.gone) other.link.sendEvent({ t: 'call.revoked', callId, reason: reason(InviteRevokedReason.DeclinedElsewhere, 'declined on another client') });
@@ -141,6 +146,7 @@ export class CallManager {
   end(call: Call, why: Reason): void {
     if (call.state === 'ended') return;
     clearTimeout(call.ringTimer);
+    if (call.state === 'ringing') call.caller.ringing--;
     call.state = 'ended';
     call.endReason = why;
     const durationMs = call.connectedAt ? Date.now() - call.connectedAt : 0;

@@ -18,13 +18,18 @@ export class ConferenceManager {
   /** `conf.join`: joins (creating if needed) the conference `name`. */
   join(peer: Peer, name: string, displayName: string | undefined, metadata: unknown): RoomInfo {
     requireGrant(mayJoinConference(peer.grants, name), `joining conference "${name}"`);
+    if (metadata !== undefined || (displayName !== undefined && displayName !== peer.displayName)) {
+      requireGrant(peer.grants.updateOwnMetadata, 'setting its own metadata or display name');
+    }
     this.checkMetadata(metadata);
     let room = this.byName.get(name);
     if (room?.member(peer.id)) throw new BackchannelError(ErrorCode.AlreadyInRoom, `already in conference "${name}"`);
-    if (room && room.size >= this.hub.config.maxParticipantsPerRoom) {
-      throw new BackchannelError(ErrorCode.RoomFull, `conference "${name}" is full (${this.hub.config.maxParticipantsPerRoom} participants)`, {
-        details: { maxParticipants: this.hub.config.maxParticipantsPerRoom },
-      });
+    const limit = this.hub.config.maxConferencesPerParticipant;
+    if (peer.conferences >= limit) throw new BackchannelError(ErrorCode.TooManyRooms, `a participant may be in at most ${limit} conferences`, { details: { limit } });
+    // Visible and hidden members are counted apart, so that a full room never reveals hidden ones.
+    const max = this.hub.config.maxParticipantsPerRoom;
+    if (room && (peer.grants.hidden ? room.hiddenCount : room.size - room.hiddenCount) >= max) {
+      throw new BackchannelError(ErrorCode.RoomFull, `conference "${name}" is full (${max} participants)`, { details: { maxParticipants: max } });
     }
     if (!room) {
       room = this.hub.createRoom('conference', name);

@@ -34,6 +34,9 @@ export function requireGrant(allowed: boolean, what: string): void {
   if (!allowed) throw new BackchannelError(ErrorCode.PermissionDenied, `the access token does not allow ${what}`);
 }
 
+/** Requests that start something new, and so need an unexpired token. */
+const EXPIRING: ReadonlySet<string> = new Set(['call.make', 'call.accept', 'conf.join', 'room.metadata', 'ds.open', 'ds.dest']);
+
 const LEAVE_MESSAGES: Readonly<Record<string, string>> = {
   [LeaveReason.ServerShutdown]: 'the server is shutting down',
   [LeaveReason.Left]: 'closed the connection',
@@ -47,6 +50,10 @@ export interface HubOptions {
   emit: (event: HubEvent) => void;
   /** Where the core counts data and sessions (read at scrape time). Default: a sink nobody reads. */
   metrics?: MetricsSink;
+  /** Bytes queued for all receivers together (the server-wide budget). Default: none counted. */
+  queuedBytes?: () => number;
+  /** Logs a warning (the core does no I/O of its own). Default: none. */
+  warn?: (fields: Record<string, unknown>, message: string) => void;
 }
 
 export class Hub {
@@ -66,10 +73,16 @@ export class Hub {
   #nextRoom = 1;
   #shuttingDown = false;
   readonly #afterReply = new Map<Peer, (() => void)[]>();
+  /** Bytes queued for all receivers together. */
+  readonly queuedBytes: () => number;
+  /** Logs a warning. */
+  readonly warn: (fields: Record<string, unknown>, message: string) => void;
 
   constructor(options: HubOptions) {
     this.config = options.config;
     this.emit = options.emit;
+    this.queuedBytes = options.queuedBytes ?? (() => 0);
+    this.warn = options.warn ?? (() => undefined);
     this.metrics = options.metrics ?? createMetricsSink();
     this.calls = new CallManager(this);
     this.conferences = new ConferenceManager(this);
@@ -87,6 +100,7 @@ export class Hub {
     this.#nextSid = this.#nextSid >= 0xffff_fffe ? 1 : this.#nextSid + 1;
     const peer = new Peer(`PA_${randomId(12)}`, sid, identity.userId, identity.displayName, identity.grants, capabilities, link);
     peer.resumeCredential = randomSecret();
+    peer.expiresAt = identity.expiresAt;
     this.peers.set(peer.id, peer);
     let set = this.peersByUser.get(peer.userId);
     if (!set) this.peersByUser.set(peer.userId, (set = new Set()));
@@ -135,6 +149,18 @@ export class Hub {
     }
   }
 
+  /**
+   * Applies a refreshed access token to `peer`: same user and API key, new expiry and grants. Rooms
+   * already joined stay joined (their grants were checked when joining).
+   */
+  handleTokenRefresh(peer: Peer, identity: Identity): { expiresAt: number } {
+    if (identity.userId !== peer.userId) throw new BackchannelError(ErrorCode.PermissionDenied, `a refreshed token must be for the same user (${peer.userId})`);
+    if (identity.grants.hidden !== peer.grants.hidden) throw new BackchannelError(ErrorCode.PermissionDenied, 'a refreshed token cannot change whether the participant is hidden');
+    peer.expiresAt = identity.expiresAt;
+    peer.grants = identity.grants;
+    return { expiresAt: identity.expiresAt };
+  }
+
   /** Tells every room of `peer` its connection state (hidden peers are never announced). */
   #announceConnection(peer: Peer): void {
     for (const room of peer.rooms.values()) {
@@ -168,7 +194,14 @@ export class Hub {
   handleRequest(peer: Peer, msg: ClientMessage): unknown {
     if (peer.gone) throw new BackchannelError(ErrorCode.ConnectionClosed, 'the connection is closed');
     if (this.#shuttingDown) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is shutting down');
+    // The token's expiry holds for every new action; what is already running (calls, rooms, data
+    // sessions and their data) carries on, and a refreshed token (auth.refresh) allows new ones.
+    if (EXPIRING.has(msg.t) && Date.now() >= peer.expiresAt) {
+      throw new BackchannelError(ErrorCode.TokenExpired, `the access token expired at ${new Date(peer.expiresAt).toISOString()}; refresh it (auth.refresh) to ${msg.t}`);
+    }
     switch (msg.t) {
+      case 'auth.refresh':
+        throw new BackchannelError(ErrorCode.InternalError, 'auth.refresh is handled by the server edge');
       case 'hello':
       case 'resume':
         throw new BackchannelError(ErrorCode.BadMessage, `${msg.t} was already received on this connection`);
@@ -248,6 +281,8 @@ export class Hub {
     room.members.set(peer.id, member);
     room.bySid.set(peer.sid, member);
     peer.rooms.set(room.num, room);
+    if (member.hidden) room.hiddenCount++;
+    if (room.kind === 'conference') peer.conferences++;
     if (!member.hidden) room.broadcast({ t: 'room.joined', room: room.num, participant: Room.info(member) }, member);
     if (room.kind === 'conference') this.emit({ type: 'participant.joined', at: member.joinedAt, room: { kind: room.kind, name: room.name }, participant: Room.info(member) });
     this.sessions.memberEntered(room, member);
@@ -261,6 +296,8 @@ export class Hub {
     room.members.delete(member.peer.id);
     room.bySid.delete(member.peer.sid);
     member.peer.rooms.delete(room.num);
+    if (member.hidden) room.hiddenCount--;
+    if (room.kind === 'conference') member.peer.conferences--;
     if (options.announce !== false && !member.hidden) room.broadcast({ t: 'room.left', room: room.num, participantId: member.peer.id, reason: why });
     if (room.kind === 'conference') {
       this.emit({ type: 'participant.left', at: Date.now(), room: { kind: room.kind, name: room.name }, participant: Room.info(member), reason: why });
@@ -283,6 +320,20 @@ export class Hub {
     }
     member.peer.link.sendEvent({ t: 'room.ended', room: room.num, reason: why });
     this.exit(room, member, why);
+  }
+
+  /**
+   * Ends `peer`'s connection for good on behalf of the server API, `message` being the reason
+   * given: it is kicked from every room (see {@link kick}), told goodbye with `connection-revoked`,
+   * and removed, so its resume credential no longer works.
+   */
+  revoke(peer: Peer, message: string): void {
+    for (const room of [...peer.rooms.values()]) {
+      const member = room.member(peer.id);
+      if (member) this.kick(room, member, message);
+    }
+    peer.link.close(reason(ErrorCode.ConnectionRevoked, message));
+    this.handleDisconnect(peer, LeaveReason.Kicked);
   }
 
   /** Handles `room.leave`: for a call that is a hang-up, for a conference a plain leave. */

@@ -36,6 +36,8 @@ export interface PeerLink {
   discard(key: string): void;
   /** Bytes queued (not yet written to the socket) for session `key`. */
   queuedBytes(key: string): number;
+  /** Bytes queued for this peer over all its sessions. */
+  readonly queuedTotal: number;
   /** Calls `cb` once, when the queue of session `key` has been written out (or discarded). */
   onDrained(key: string, cb: () => void): void;
   /** Stops reading from this peer for `ms` milliseconds (inbound bitrate limit). */
@@ -57,6 +59,11 @@ export class Peer {
   resumeCredential = '';
   /** Ends the peer when the resume window passes. */
   resumeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When its access token expires, ms since the epoch: new actions need a refreshed token then. */
+  expiresAt = Infinity;
+  /** Conferences joined and outgoing calls ringing (per-participant limits). */
+  conferences = 0;
+  ringing = 0;
 
   constructor(
     /** Server-assigned participant id, unique per connection. */
@@ -65,7 +72,8 @@ export class Peer {
     readonly sid: number,
     readonly userId: string,
     readonly displayName: string,
-    readonly grants: ResolvedGrants,
+    /** What its token allows (replaced by a refreshed token). */
+    public grants: ResolvedGrants,
     readonly capabilities: Capabilities,
     readonly link: PeerLink,
   ) {}

@@ -25,6 +25,8 @@ export class Room {
   /** Members by their numeric handle (recipients of addressed frames). */
   readonly bySid = new Map<number, Member>();
   readonly createdAt = Date.now();
+  /** Hidden members (counted apart from visible ones for the room's size limit). */
+  hiddenCount = 0;
   ended = false;
   /** Timer that ends an empty conference after the grace period. */
   emptyTimer: ReturnType<typeof setTimeout> | undefined;

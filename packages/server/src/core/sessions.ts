@@ -7,7 +7,10 @@ import {
   BackchannelError,
   ErrorCode,
   LeaveReason,
+  DATA_HEADER_BYTES,
   PRIORITY_CLASS,
+  STREAM_ID_CONTROL,
+  STREAM_ID_DATA_STREAM_MAX,
   STREAM_ID_RESERVED_MIN,
   SessionCloseReason,
   restampDataFrame,
@@ -50,16 +53,32 @@ interface SendSession {
   behindSince: Map<string, number>;
   /** The metrics counters of this session's mode (incremented in place). */
   counts: DataCounters;
+  /** A `reliable-message` message is partly forwarded (its last fragment has not passed yet). */
+  mid: boolean;
+  /**
+   * Receivers that became receivers while a message was partly forwarded: they start at the next
+   * message, so that a receiver only ever gets whole messages.
+   */
+  joinedMid: Set<string> | undefined;
 }
+
+/**
+ * What one queued frame costs in the accounting (queue limits, backlog reports, the server-wide
+ * budget): its payload plus this, for the header and the bookkeeping that holds it. An empty frame
+ * is never free.
+ */
+export const FRAME_COST_BYTES = 128;
 
 type DsMessage = ClientMessage<'ds.open' | 'ds.dest' | 'ds.close' | 'ds.unsupport' | 'ds.support'>;
 
+/** Auto-allocated stream ids start here: above the conventional application range (100–999). */
 const AUTO_ID_MIN = 1000;
 const ROOM_GONE_CODES: ReadonlySet<string> = new Set([LeaveReason.RoomEnded, LeaveReason.CallEnded, LeaveReason.ServerShutdown]);
 
-/** Token bucket enforcing a participant's aggregate data bitrate. */
+/** Token buckets enforcing a participant's aggregate data bitrate and frame rate. */
 interface Bucket {
   tokens: number;
+  frames: number;
   last: number;
 }
 
@@ -69,6 +88,7 @@ export class SessionRouter {
   readonly #buckets = new WeakMap<Peer, Bucket>();
   readonly #active = new Set<SendSession>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  #budgetLoggedAt = 0;
 
   constructor(private readonly hub: Hub) {}
 
@@ -107,7 +127,9 @@ export class SessionRouter {
         this.#unsupport(room, member, msg.streamId);
         return {};
       case 'ds.support':
-        member.unsupported?.delete(msg.streamId);
+        if (member.unsupported?.delete(msg.streamId)) {
+          for (const s of this.#byRoom.get(room.num)?.values() ?? []) if (s.streamId === msg.streamId && this.#includes(s, member)) this.#becameReceiver(s, member);
+        }
         return {};
     }
   }
@@ -117,20 +139,25 @@ export class SessionRouter {
     const s = this.#byRoom.get(room.num)?.get(sessionId(peer.sid, frame.streamId));
     if (!s) throw new BackchannelError(ErrorCode.SessionNotFound, `no open send session on stream ${frame.streamId} in room ${room.num}`);
     if (frame.mode !== s.mode) throw new BackchannelError(ErrorCode.BadFrame, `frame mode ${frame.mode} does not match session mode ${s.mode}`);
-    this.#meter(peer, frame.payload.byteLength);
+    if (s.streamId >= STREAM_ID_RESERVED_MIN) checkBuiltIn(s, frame);
+    const payloadBytes = frame.payload.byteLength;
+    this.#meter(peer, payloadBytes + DATA_HEADER_BYTES);
+    const budget = this.hub.queuedBytes();
+    if (budget > this.hub.config.serverQueueMaxBytes) this.#overBudget(peer, budget);
     const c = s.counts;
     c.framesIn++;
-    c.bytesIn += frame.payload.byteLength;
+    c.bytesIn += payloadBytes;
     if (frame.fin) c.messagesIn++;
     // The received frame is forwarded as it is, with the sender's handle stamped in.
     restampDataFrame(raw, peer.sid);
-    const out: OutboundFrame = { size: frame.payload.byteLength, droppable: s.mode === 'unreliable', wire: raw };
+    const out: OutboundFrame = { size: payloadBytes + FRAME_COST_BYTES, droppable: s.mode === 'unreliable', wire: raw };
     let n = 0;
     if (s.destination === 'broadcast') {
       for (const m of room.members.values()) n += this.#forward(s, m, out);
     } else if (s.destination === 'addressed') {
       const m = room.bySid.get(frame.sender);
-      if (!m) throw new BackchannelError(ErrorCode.ParticipantNotFound, `no participant with handle ${frame.sender} in room ${room.num}`);
+      // A hidden member cannot be addressed: it answers exactly like a participant that is not there.
+      if (!m || (m.hidden && !s.sender.hidden)) throw new BackchannelError(ErrorCode.ParticipantNotFound, `no participant with handle ${frame.sender} in room ${room.num}`);
       n = this.#forward(s, m, out);
     } else {
       for (const id of s.destination) {
@@ -139,20 +166,38 @@ export class SessionRouter {
       }
     }
     c.framesOut += n;
-    c.bytesOut += n * out.size;
+    c.bytesOut += n * payloadBytes;
     if (frame.fin) c.messagesOut += n;
+    if (s.mode === 'reliable-message') {
+      if (frame.fin) {
+        s.mid = false;
+        s.joinedMid = undefined;
+      } else s.mid = true;
+    }
     this.#activate(s);
+  }
+
+  /** Over the server-wide budget for queued data: stop reading data from this sender for a while. */
+  #overBudget(peer: Peer, bytes: number): void {
+    peer.link.pauseInbound(OVER_BUDGET_PAUSE_MS);
+    const now = Date.now();
+    if (now - this.#budgetLoggedAt > 10_000) {
+      this.#budgetLoggedAt = now;
+      this.hub.warn({ queuedBytes: bytes, limit: this.hub.config.serverQueueMaxBytes }, 'server-wide queue budget reached; reading from senders is slowed down');
+    }
   }
 
   /** Queues one frame of `s` for receiver `m` (a method, not a closure per frame: the hot path); returns 1 if it did, else 0. */
   #forward(s: SendSession, m: Member, out: OutboundFrame): number {
     if (m === s.sender || s.detached.has(m.peer.id) || this.#refuses(m, s.streamId)) return 0;
+    if (s.joinedMid?.has(m.peer.id)) return 0; // starts at the next whole message
     if (!s.announced.has(m.peer.id)) this.#announce(s, m);
     const cfg = this.hub.config;
     if (out.droppable) {
       const dropped = m.peer.link.sendDroppable(s.key, s.priority, out, cfg.unreliableQueueMaxBytes);
       if (dropped > 0) {
-        s.dropped += dropped;
+        // A hidden receiver's drops are not reported to the sender (nothing may reveal it).
+        if (!m.hidden) s.dropped += dropped;
         s.counts.dropped += dropped;
         s.recvDrops.set(m.peer.id, (s.recvDrops.get(m.peer.id) ?? 0) + dropped);
       }
@@ -162,8 +207,12 @@ export class SessionRouter {
     if (queued > cfg.receiverQueueMaxBytes) {
       if (m.peer.connection === 'reconnecting') this.#detach(s, m, `more than ${cfg.receiverQueueMaxBytes} bytes were held for the receiver while its connection was lost`, SessionCloseReason.ResumeBufferOverflow);
       else this.#detach(s, m);
-    }
-    else if (queued >= s.reportedBacklog + cfg.chunkBytes) {
+    } else if (m.peer.link.queuedTotal > cfg.connectionQueueMaxBytes) {
+      // All sessions toward one connection together are bounded too: the one adding is detached.
+      this.#detach(s, m, `more than ${cfg.connectionQueueMaxBytes} bytes were held for the receiver over all its sessions`);
+    } else if (m.hidden) {
+      return 1; // a hidden receiver's backlog is not reported to the sender
+    } else if (queued >= s.reportedBacklog + cfg.chunkBytes) {
       // Growth is reported at once (a sender can push megabytes between timer ticks), and so is
       // this receiver catching up (a sender that waits for it resumes without waiting for the
       // timer); the timer reports other decreases and the exact maximum over receivers.
@@ -177,10 +226,17 @@ export class SessionRouter {
   /** A member entered: senders learn if it refuses their stream ids. */
   memberEntered(room: Room, member: Member): void {
     for (const s of this.#byRoom.get(room.num)?.values() ?? []) {
-      if (this.#includes(s, member) && this.#refuses(member, s.streamId)) {
+      if (!this.#includes(s, member)) continue;
+      this.#becameReceiver(s, member);
+      if (this.#refuses(member, s.streamId) && !member.hidden) {
         s.sender.peer.link.sendEvent({ t: 'ds.unsupported', room: room.num, streamId: s.streamId, participantId: member.peer.id });
       }
     }
+  }
+
+  /** `m` is a receiver of `s` from now on: if a message is partly forwarded, it starts at the next. */
+  #becameReceiver(s: SendSession, m: Member): void {
+    if (s.mid) (s.joinedMid ??= new Set()).add(m.peer.id);
   }
 
   /** A member is leaving: its sessions close, and it stops being a receiver. */
@@ -214,7 +270,8 @@ export class SessionRouter {
     requireGrant(peer.grants.publishData, 'publishing data');
     const sessions = this.#byRoom.get(room.num) ?? new Map<number, SendSession>();
     let streamId = msg.streamId;
-    if (streamId === 0) streamId = this.#allocate(peer, sessions);
+    if (streamId === 0) streamId = this.#allocate(sessions);
+    if (streamId >= STREAM_ID_RESERVED_MIN) checkBuiltInOpen(streamId, msg);
     const allow = peer.grants.streamIds;
     if (allow && streamId < STREAM_ID_RESERVED_MIN && !allow.includes(streamId)) {
       throw new BackchannelError(ErrorCode.StreamIdNotAllowed, `the access token does not allow sending on stream ${streamId}`, { details: { streamId } });
@@ -245,6 +302,8 @@ export class SessionRouter {
       reportedBacklog: 0,
       reportedDropped: 0,
       behindSince: new Map(),
+      mid: false,
+      joinedMid: undefined,
       counts: this.hub.metrics.data[msg.mode],
     };
     s.counts.sessionsOpened++;
@@ -263,7 +322,7 @@ export class SessionRouter {
 
   #announce(s: SendSession, m: Member): void {
     if (this.#refuses(m, s.streamId)) {
-      s.sender.peer.link.sendEvent({ t: 'ds.unsupported', room: s.room.num, streamId: s.streamId, participantId: m.peer.id });
+      if (!m.hidden) s.sender.peer.link.sendEvent({ t: 'ds.unsupported', room: s.room.num, streamId: s.streamId, participantId: m.peer.id });
       return;
     }
     if (s.announced.has(m.peer.id)) return;
@@ -272,7 +331,9 @@ export class SessionRouter {
   }
 
   #setDestination(s: SendSession, destination: Destination): void {
+    const before = s.mid ? [...s.room.members.values()].filter((m) => this.#includes(s, m)) : [];
     s.destination = this.#checkDestination(s.room, s.sender.peer, destination);
+    if (s.mid) for (const m of s.room.members.values()) if (this.#includes(s, m) && !before.includes(m)) this.#becameReceiver(s, m);
     this.hub.afterReply(s.sender.peer, () => this.#announceAll(s));
   }
 
@@ -280,7 +341,9 @@ export class SessionRouter {
     if (destination === 'broadcast' || destination === 'addressed') return destination;
     for (const id of destination) {
       if (id === sender.id) throw new BackchannelError(ErrorCode.InvalidArgument, 'a session cannot be sent to its own sender');
-      if (!room.members.has(id)) throw new BackchannelError(ErrorCode.ParticipantNotFound, `participant ${id} is not in this room`, { details: { participantId: id } });
+      const m = room.members.get(id);
+      // A hidden member is named exactly like one that is not there.
+      if (!m || (m.hidden && !sender.grants.hidden)) throw new BackchannelError(ErrorCode.ParticipantNotFound, `participant ${id} is not in this room`, { details: { participantId: id } });
     }
     return new Set(destination);
   }
@@ -290,6 +353,7 @@ export class SessionRouter {
     for (const s of this.#byRoom.get(room.num)?.values() ?? []) {
       if (s.streamId !== streamId || !this.#includes(s, member)) continue;
       member.peer.link.discard(s.key);
+      if (member.hidden) continue;
       this.hub.afterReply(member.peer, () => s.sender.peer.link.sendEvent({ t: 'ds.unsupported', room: room.num, streamId, participantId: member.peer.id }));
     }
   }
@@ -301,7 +365,7 @@ export class SessionRouter {
     m.peer.link.discard(s.key);
     const why = reason(code, detail);
     m.peer.link.sendEvent({ t: 'ds.closed', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, reason: why });
-    s.sender.peer.link.sendEvent({ t: 'ds.detached', room: s.room.num, streamId: s.streamId, participantId: m.peer.id, reason: why });
+    if (!m.hidden) s.sender.peer.link.sendEvent({ t: 'ds.detached', room: s.room.num, streamId: s.streamId, participantId: m.peer.id, reason: why });
   }
 
   /** Closes a session: receivers get `ds.closed` after the data queued before it. */
@@ -344,25 +408,41 @@ export class SessionRouter {
     return m.unsupported?.has(streamId) ?? false;
   }
 
-  #allocate(peer: Peer, sessions: Map<number, SendSession>): number {
-    for (let id = AUTO_ID_MIN; id < STREAM_ID_RESERVED_MIN; id++) {
-      if (!sessions.has(sessionId(peer.sid, id))) return id;
-    }
+  /** A stream id no session in the room uses (any sender's), above the conventional application range. */
+  #allocate(sessions: Map<number, SendSession>): number {
+    const used = new Set<number>();
+    for (const s of sessions.values()) used.add(s.streamId);
+    for (let id = AUTO_ID_MIN; id < STREAM_ID_RESERVED_MIN; id++) if (!used.has(id)) return id;
     throw new BackchannelError(ErrorCode.StreamIdsExhausted, 'no free stream id left to allocate');
   }
 
   /** Applies the per-participant bitrate limit by pausing reads from a peer that is over it. */
+  /**
+   * Applies the per-participant limits on data bitrate (frames at their size on the wire) and on
+   * data frames per second, by pausing reads from a peer that is over either.
+   */
   #meter(peer: Peer, bytes: number): void {
-    const kbps = this.hub.config.maxDataBitrateKbps;
-    if (kbps === 0) return;
-    const rate = (kbps * 1000) / 8 / 1000; // bytes per ms
-    const burst = Math.max(rate * 250, this.hub.config.chunkBytes);
+    const { maxDataBitrateKbps: kbps, maxDataFramesPerSecond: fps, chunkBytes } = this.hub.config;
+    if (kbps === 0 && fps === 0) return;
     const now = Date.now();
     let b = this.#buckets.get(peer);
-    if (!b) this.#buckets.set(peer, (b = { tokens: burst, last: now }));
-    b.tokens = Math.min(burst, b.tokens + (now - b.last) * rate) - bytes;
+    if (!b) this.#buckets.set(peer, (b = { tokens: Infinity, frames: Infinity, last: now }));
+    const elapsed = now - b.last;
     b.last = now;
-    if (b.tokens < 0) peer.link.pauseInbound(Math.ceil(-b.tokens / rate));
+    let waitMs = 0;
+    if (kbps > 0) {
+      const rate = (kbps * 1000) / 8 / 1000; // bytes per ms
+      const burst = Math.max(rate * 250, chunkBytes);
+      b.tokens = Math.min(burst, b.tokens + elapsed * rate) - bytes;
+      if (b.tokens < 0) waitMs = Math.ceil(-b.tokens / rate);
+    }
+    if (fps > 0) {
+      const rate = fps / 1000; // frames per ms
+      const burst = Math.max(fps / 4, 16);
+      b.frames = Math.min(burst, b.frames + elapsed * rate) - 1;
+      if (b.frames < 0) waitMs = Math.max(waitMs, Math.ceil(-b.frames / rate));
+    }
+    if (waitMs > 0) peer.link.pauseInbound(waitMs);
   }
 
   /** A receiver of `s` has written out its queue: report the new backlog if it shrank. */
@@ -370,7 +450,7 @@ export class SessionRouter {
     if (this.#byRoom.get(s.room.num)?.get(s.id) !== s) return; // closed meanwhile
     let backlog = 0;
     const visit = (m: Member) => {
-      if (m !== s.sender && !s.detached.has(m.peer.id)) backlog = Math.max(backlog, m.peer.link.queuedBytes(s.key));
+      if (m !== s.sender && !m.hidden && !s.detached.has(m.peer.id)) backlog = Math.max(backlog, m.peer.link.queuedBytes(s.key));
     };
     this.#eachReceiver(s, visit);
     if (backlog >= s.reportedBacklog) return;
@@ -411,7 +491,7 @@ export class SessionRouter {
             return;
           }
         } else s.behindSince.delete(m.peer.id);
-        backlog = Math.max(backlog, queued);
+        if (!m.hidden) backlog = Math.max(backlog, queued);
       };
       this.#eachReceiver(s, visit);
       if (backlog !== s.reportedBacklog || s.dropped !== s.reportedDropped) {
@@ -437,4 +517,49 @@ function sessionId(senderSid: number, streamId: number): number {
 /** Queue key of a session, the same at every receiver. */
 export function sessionKey(room: number, senderSid: number, streamId: number): string {
   return `${room}:${senderSid}:${streamId}`;
+}
+
+/** Pause of a sender's reading while the server-wide queue budget is exceeded, ms. */
+const OVER_BUDGET_PAUSE_MS = 50;
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Reserved stream ids carry only Backchannel's own protocols, in their own modes and destinations. */
+function checkBuiltInOpen(streamId: number, msg: ClientMessage<'ds.open'>): void {
+  const control = streamId === STREAM_ID_CONTROL;
+  if (streamId > STREAM_ID_DATA_STREAM_MAX || msg.mode !== 'reliable-message' || (control && msg.destination !== 'addressed')) {
+    throw new BackchannelError(ErrorCode.StreamIdInvalid, `stream id ${streamId} is reserved for Backchannel's own protocols`, { details: { streamId } });
+  }
+}
+
+/**
+ * Checks that a frame on a reserved stream id is well-formed built-in protocol traffic: a control
+ * message (a JSON object whose `t` is an RPC or data-stream message) on the control channel, and a
+ * tagged header, chunk or trailer at the start of each message of a data stream. Only the first
+ * bytes of a chunk are looked at.
+ */
+function checkBuiltIn(s: SendSession, frame: DataFrame): void {
+  const p = frame.payload;
+  if (s.streamId === STREAM_ID_CONTROL) {
+    if (!frame.fin || s.mid || !isControlMessage(p)) throw new BackchannelError(ErrorCode.BadFrame, `stream ${STREAM_ID_CONTROL} carries only built-in control messages`);
+    return;
+  }
+  if (s.mid) return; // a continuation of a message whose start was checked
+  const tag = p[0];
+  const ok = tag === 1 ? p.byteLength >= 5 : (tag === 0 || tag === 2) && frame.fin && isJsonObject(p.subarray(1)) !== undefined;
+  if (!ok) throw new BackchannelError(ErrorCode.BadFrame, `stream ${s.streamId} carries only data-stream headers, chunks and trailers`);
+}
+
+function isJsonObject(bytes: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(decoder.decode(bytes)) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isControlMessage(bytes: Uint8Array): boolean {
+  const msg = isJsonObject(bytes);
+  return typeof msg?.t === 'string' && (msg.t.startsWith('rpc.') || msg.t.startsWith('stream.'));
 }

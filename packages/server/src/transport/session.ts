@@ -57,6 +57,13 @@ export interface SessionOptions {
   sendWindowBytes: number;
   /** Unacknowledged bytes (data and control) beyond which the session cannot be kept. */
   replayBufferMaxBytes: number;
+  /** Bytes queued by every session of the server together (shared, updated in place). */
+  budget: QueueBudget;
+}
+
+/** The server-wide total of queued bytes, shared by all sessions. */
+export interface QueueBudget {
+  bytes: number;
 }
 
 export interface SessionHandlers {
@@ -87,13 +94,16 @@ export const CloseCode = {
   TooManyBadFrames: 4008,
 } as const;
 
+const PAUSED_RATE = 1;
+const PAUSED_OUTPUT = 2;
+
 /** Close codes by which a client ends its session on purpose (a page going away sends 1001). */
 const DELIBERATE_CLOSE: ReadonlySet<number> = new Set([CloseCode.Normal, CloseCode.GoingAway]);
 
 export class Session implements PeerLink {
   readonly #opts: SessionOptions;
   readonly #handlers: SessionHandlers;
-  readonly #queue = new FairQueue<Outbound>();
+  #queue = new FairQueue<Outbound>();
   /** Numbered frames sent and not yet acknowledged (shared buffers, never copies). */
   readonly #replay = new ReplayBuffer<Uint8Array>();
   readonly #acks: AckCounter;
@@ -103,6 +113,8 @@ export class Session implements PeerLink {
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #pauseTimer: ReturnType<typeof setTimeout> | undefined;
   #pausedUntil = 0;
+  /** Why reading from the socket is paused: bit 1 the bitrate limit, bit 2 output the client has not read. */
+  #paused = 0;
   #badFrames = 0;
   #pumping = false;
   /** Sessions whose queue emptying someone waits for (see `onDrained`). */
@@ -179,8 +191,29 @@ export class Session implements PeerLink {
     // Data queued earlier in this turn goes first, as it would have without batching.
     if (toFlush.has(this)) this.flush();
     this.#replay.push(frame, frame.byteLength);
-    if (this.#socket) this.#write(frame);
+    const socket = this.#socket;
+    if (socket) {
+      this.stats.framesOut++;
+      this.stats.bytesOut += frame.byteLength;
+      socket.send(frame, this.#afterWrite);
+      // Replies and events count against the same bounds as data: a client that does not read
+      // stops being read from, and is dropped long before its output matters for memory.
+      const buffered = socket.bufferedAmount;
+      if (buffered > this.#opts.replayBufferMaxBytes) return this.#handlers.overflow(this);
+      if (buffered > this.#opts.socketHighWaterBytes) this.#pause(PAUSED_OUTPUT);
+    }
     if (this.#replay.bytes > this.#opts.replayBufferMaxBytes) this.#handlers.overflow(this);
+  }
+
+  #pause(why: number): void {
+    if (this.#paused === 0) this.#socket?.pause();
+    this.#paused |= why;
+  }
+
+  #unpause(why: number): void {
+    if ((this.#paused & why) === 0) return;
+    this.#paused &= ~why;
+    if (this.#paused === 0) this.#socket?.resume();
   }
 
   sendEvent(event: ServerEvent): void {
@@ -190,6 +223,7 @@ export class Session implements PeerLink {
   sendData(key: string, priority: PriorityClass, frame: OutboundFrame): number {
     if (this.closed) return 0;
     this.#queue.push(key, priority, frame);
+    this.#opts.budget.bytes += frame.size;
     this.#schedule();
     // What the socket will take at this turn's flush is a batch in transit, not backlog.
     const socketBytes = this.#socket?.bufferedAmount ?? 0;
@@ -204,7 +238,9 @@ export class Session implements PeerLink {
       this.stats.dropped++;
       return 1;
     }
+    const before = this.#queue.bytes;
     const dropped = this.#queue.push(key, priority, frame, dropCap).length;
+    this.#opts.budget.bytes += this.#queue.bytes - before;
     this.stats.dropped += dropped;
     this.#schedule();
     return dropped;
@@ -216,7 +252,9 @@ export class Session implements PeerLink {
   }
 
   discard(key: string): void {
+    const before = this.#queue.bytes;
     this.#queue.clear(key);
+    this.#opts.budget.bytes += this.#queue.bytes - before;
     this.#drained(key);
   }
 
@@ -249,11 +287,11 @@ export class Session implements PeerLink {
     if (this.#pauseTimer) {
       if (until <= this.#pausedUntil) return;
       clearTimeout(this.#pauseTimer);
-    } else socket.pause();
+    } else this.#pause(PAUSED_RATE);
     this.#pausedUntil = until;
     this.#pauseTimer = setTimeout(() => {
       this.#pauseTimer = undefined;
-      this.#socket?.resume();
+      this.#unpause(PAUSED_RATE);
     }, ms);
   }
 
@@ -323,18 +361,20 @@ export class Session implements PeerLink {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      const { socketHighWaterBytes, sendWindowBytes } = this.#opts;
+      const { socketHighWaterBytes, sendWindowBytes, budget } = this.#opts;
       while (this.#socket === socket && socket.bufferedAmount < socketHighWaterBytes && this.#replay.bytes < sendWindowBytes) {
         const item = this.#queue.next();
         if (!item) break;
+        budget.bytes -= item.size;
         if (this.#drainWaiters.size > 0 && this.#queue.lengthOf(this.#queue.lastKey) === 0) this.#drained(this.#queue.lastKey);
         if ('event' in item) {
           this.sendControl(item.event);
           continue;
         }
         const out = item.wire;
-        // A reliable frame is numbered (the client counts them) and kept until acknowledged.
-        if (!item.droppable) this.#replay.push(out, out.byteLength);
+        // A reliable frame is numbered (the client counts them) and kept until acknowledged; it
+        // counts at its queue cost, so that even empty frames fill the window.
+        if (!item.droppable) this.#replay.push(out, item.size);
         this.stats.framesOut++;
         this.stats.bytesOut += out.byteLength;
         socket.send(out, this.#afterWrite);
@@ -347,10 +387,11 @@ export class Session implements PeerLink {
   #write(frame: Uint8Array): void {
     this.stats.framesOut++;
     this.stats.bytesOut += frame.byteLength;
-    this.#socket!.send(frame);
+    this.#socket!.send(frame, this.#afterWrite);
   }
 
   readonly #afterWrite = (): void => {
+    if (this.#paused & PAUSED_OUTPUT && (this.#socket?.bufferedAmount ?? 0) <= this.#opts.socketHighWaterBytes) this.#unpause(PAUSED_OUTPUT);
     if (this.#queue.length > 0 && !this.closed) this.#schedule();
   };
 
@@ -442,11 +483,14 @@ export class Session implements PeerLink {
     this.#ackTimer = undefined;
     if (this.#pauseTimer) clearTimeout(this.#pauseTimer);
     this.#pauseTimer = undefined;
+    this.#paused = 0;
   }
 
   /** Over for good: nothing more is sent, queued data and the replay buffer are released. */
   #end(): void {
     this.closed = true;
+    this.#opts.budget.bytes -= this.#queue.bytes;
+    this.#queue = new FairQueue<Outbound>();
     toFlush.delete(this);
     for (const key of [...this.#drainWaiters.keys()]) this.#drained(key);
     this.#replay.clear();
