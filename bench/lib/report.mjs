@@ -219,6 +219,9 @@ export function withSection(markdown, section) {
   return `${markdown.trimEnd()}\n\n${section}\n`;
 }
 
+/** Metrics whose round-against-round ratios the before/after section lists. */
+const PAIRED_KEYS = ['msgsPerSec', 'serverCpuUsPerMsg', 'peakRssMB', 'p50Ms', 'p99Ms', 'rssPerParticipantKB', 'gcRssPerParticipantKB'];
+
 /**
  * Per-round ratios this build ÷ baseline of `key`, round i against round i (rounds of one
  * scenario run interleaved, so a pair ran close together): { min, median, max } or undefined.
@@ -243,14 +246,13 @@ export function comparisonMarkdown(run) {
   const systems = meta.systems.filter((s) => s === 'backchannel' || s === 'backchannel-baseline');
   const targets = checkTargets(run).filter((t) => t.target.includes('baseline'));
   const code = `\`${meta.code?.commit ?? 'unknown'}\`${meta.code?.modified?.length ? ` plus uncommitted changes in ${meta.code.modified.map((f) => `\`${f}\``).join(', ')}` : ''}`;
-  const paired = run.scenarios
-    .map((sc) => {
-      const key = sc.id.startsWith('lat-') ? 'p99Ms' : sc.metrics[0].key;
-      const p = pairedRatios(sc, key);
-      const m = sc.metrics.find((x) => x.key === key);
-      return p && `| ${sc.title} | ${m.label} | ${p.n} | ${fmtRatio(p.min)} | ${fmtRatio(p.median)} | ${fmtRatio(p.max)} |`;
-    })
-    .filter(Boolean);
+  const paired = run.scenarios.flatMap((sc) =>
+    sc.metrics
+      .filter((m) => PAIRED_KEYS.includes(m.key))
+      .map((m) => [m, pairedRatios(sc, m.key)])
+      .filter(([, p]) => p)
+      .map(([m, p], i) => `| ${i === 0 ? sc.title : ''} | ${m.label} | ${p.n} | ${fmtRatio(p.min)} | ${fmtRatio(p.median)} | ${fmtRatio(p.max)} |`),
+  );
   const failed = run.scenarios.flatMap((s) => Object.entries(s.results).filter(([, r]) => r.error).map(([sys, r]) => `- ${s.title}, ${SYSTEM_LABELS[sys]}: ${r.error}`));
   return `${SECTION_START}
 ## Before/after: this build against ${meta.baseline ? `\`${meta.baseline.commit.slice(0, 7)}\`` : 'the baseline'}

@@ -328,6 +328,10 @@ async function idle(system, ctx, n, { hidden = false } = {}) {
       rssPerParticipantKB: (rss - base) / n / 1000,
       gcRssPerParticipantKB: (gc.rss - baseGc.rss) / n / 1000,
       gcHeapPerParticipantKB: (gc.heapUsed - baseGc.heapUsed) / n / 1000,
+      // What the JS heap holds from the OS (used or not) and memory outside it, to tell where
+      // RSS that is not live JS objects sits.
+      gcHeapTotalPerParticipantKB: (gc.heapTotal - baseGc.heapTotal) / n / 1000,
+      gcExternalPerParticipantKB: (gc.external - baseGc.external) / n / 1000,
       gcArrayBuffersPerParticipantKB: (gc.arrayBuffers - baseGc.arrayBuffers) / n / 1000,
     };
   });
