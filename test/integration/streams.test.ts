@@ -108,8 +108,8 @@ describe('byte streams and files', () => {
     await close();
   });
 
-  it('a SHA-256 mismatch fails the reader with stream-integrity', async () => {
-    const { ra, rb, close } = await pair();
+  it('a SHA-256 mismatch fails the reader with stream-integrity, and the sender learns it', async () => {
+    const { ra, rb, b, close } = await pair();
     const original = platform.createHasher;
     let first = true;
     // The sender's hasher (created first) reports a wrong digest, as a corrupted transfer would.
@@ -121,9 +121,13 @@ describe('byte streams and files', () => {
     };
     try {
       const got = nextStream(rb, 'files');
-      await ra.sendBytes('files', new Uint8Array(1000).fill(1));
+      const sent = ra.sendBytes('files', new Uint8Array(1000).fill(1));
       const { reader } = await got;
       await expect(reader.readAll()).rejects.toMatchObject({ code: ErrorCode.StreamIntegrity });
+      await expect(sent).rejects.toMatchObject({
+        code: ErrorCode.StreamNotDelivered,
+        details: { failed: [{ participantId: b.participantId, reason: { code: 'stream-integrity' } }], delivered: [] },
+      });
     } finally {
       platform.createHasher = original;
     }
@@ -187,14 +191,15 @@ describe('byte streams and files', () => {
 
 describe('handlers and limits', () => {
   it('a handler registered shortly after the stream arrived still gets all of it', async () => {
-    const { ra, rb, close } = await pair();
+    const { ra, rb, b, close } = await pair();
     const fence = deferred();
     rb.registerStreamHandler('fence', () => fence.resolve());
-    await ra.sendText('late', 'first come');
+    const late = ra.sendText('late', 'first come');
     await ra.sendText('fence', '.');
     await fence.promise; // the 'late' stream has arrived, with no handler yet
     const got = nextStream(rb, 'late');
     expect(await (await got).reader.readAll()).toBe('first come');
+    expect((await late).delivered).toEqual([b.participantId]); // confirmed once the handler took it
     await close();
   });
 
@@ -207,10 +212,11 @@ describe('handlers and limits', () => {
     expect(await refused).toMatchObject({ participantId: b.participantId, reason: { code: 'no-handler' } });
     await expect(w.close()).rejects.toMatchObject({ code: ErrorCode.StreamRefused });
     expect((await refusedHere).code).toBe(ErrorCode.StreamRefused);
-    // A one-shot send finishes before the refusal can arrive: the sender's room reports it.
+    // A one-shot send waits for the receiver's answer: it rejects, and the room reports it too.
     const late = next<{ id: string; topic: string; participantId: string; reason: { code: string } }>(ra, 'streamRefused');
-    const { id } = await ra.sendText('nobody-listens', 'again');
-    expect(await late).toMatchObject({ id, topic: 'nobody-listens', participantId: b.participantId, reason: { code: 'no-handler' } });
+    const err = await ra.sendText('nobody-listens', 'again').catch((e: BackchannelError) => e);
+    expect(err).toMatchObject({ code: ErrorCode.StreamRefused, details: { failed: [{ participantId: b.participantId, reason: { code: 'no-handler' } }] } });
+    expect(await late).toMatchObject({ topic: 'nobody-listens', participantId: b.participantId, reason: { code: 'no-handler' } });
     await close();
   });
 

@@ -104,6 +104,8 @@ export class Client extends Emitter<ClientEvents> {
       options,
       limits: welcome.limits,
       participantId: welcome.participantId,
+      grants: welcome.grants,
+      reassembly: { bytes: 0, max: options.maxReassemblyBytes },
     };
     this.#bind(link);
     this.#scheduleRefresh();
@@ -440,6 +442,8 @@ export class Client extends Emitter<ClientEvents> {
     this.#core.outbound = new Outbound(link, this.#options.socketHighWaterBytes, this.#options.sendWindowBytes);
     this.#core.limits = welcome.limits;
     this.#core.participantId = welcome.participantId;
+    this.#core.grants = welcome.grants;
+    this.#core.reassembly = { bytes: 0, max: this.#options.maxReassemblyBytes };
     this.#goodbye = undefined;
     this.#bind(link);
     this.#state = 'connected';

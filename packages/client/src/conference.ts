@@ -1,4 +1,4 @@
-import { type RoomInfo } from '@backchannel/protocol';
+import { LeaveReason, type RoomInfo } from '@backchannel/protocol';
 import { RoomBase, type ClientCore } from './room.js';
 
 /** A conference (group call) this client has joined. */
@@ -31,7 +31,7 @@ export class Conference extends RoomBase {
   async leave(): Promise<void> {
     if (this.isEnded) return;
     await this.core.link.request({ t: 'room.leave', room: this.roomNum });
-    this._end({ code: 'left', message: 'you left the conference' });
+    this._end({ code: LeaveReason.Left, message: 'you left the conference' });
   }
 
   protected _detach(): void {

@@ -44,6 +44,31 @@ export interface ClientOptions {
   /** How long an incoming stream waits for a topic handler before it is refused. Default 2 000. */
   streamHandlerWaitMs?: number;
   /**
+   * An incoming data stream on which nothing arrives for this long (while the app is not behind
+   * in reading) is aborted (`stream-aborted`, reason `idle-timeout`), refused back to its sender,
+   * and its slot among `maxIncomingStreams` freed. Default 30 000.
+   */
+  streamIdleTimeoutMs?: number;
+  /**
+   * How long a stream send waits, once all its data has left, for every destination's
+   * confirmation before it rejects (`stream-not-delivered`, reason `unconfirmed` for those that
+   * did not answer). Default 30 000.
+   */
+  streamConfirmTimeoutMs?: number;
+  /**
+   * Bytes a receiver's iterator or a stream reader may hold unread before the SDK withholds its
+   * acknowledgements from the server (backpressure: the server then holds further data, and a
+   * receiver that stays behind is detached as `receiver-too-slow`). Default 1 MiB.
+   */
+  receiveHighWaterBytes?: number;
+  /** Unread bytes below which that queue lets acknowledgements flow again. Default 256 KiB. */
+  receiveLowWaterBytes?: number;
+  /**
+   * Bytes all partly reassembled `reliable-message` messages of this connection may hold; a
+   * message that would exceed it is dropped and reported (`reassembly-overflow`). Default 64 MiB.
+   */
+  maxReassemblyBytes?: number;
+  /**
    * Reconnect automatically after a lost connection, resuming the same participant, calls, rooms
    * and sessions within the server's resume window: `true` (default) with the default schedule,
    * `false` never, or a schedule (see {@link ReconnectOptions}).
@@ -84,6 +109,11 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   maxOutgoingStreams: 8,
   maxIncomingStreams: 16,
   streamHandlerWaitMs: 2_000,
+  streamIdleTimeoutMs: 30_000,
+  streamConfirmTimeoutMs: 30_000,
+  receiveHighWaterBytes: 1024 * 1024,
+  receiveLowWaterBytes: 256 * 1024,
+  maxReassemblyBytes: 64 * 1024 * 1024,
   pingIntervalMs: 5_000,
   pingTimeoutMs: 10_000,
   ackEvery: 64,
@@ -103,6 +133,7 @@ export function resolveClientOptions(input: ClientOptions = {}): Readonly<Resolv
   if (out.tokenRefresh !== undefined && typeof out.tokenRefresh !== 'function') throw new BackchannelError(ErrorCode.InvalidArgument, 'option tokenRefresh must be a function');
   if (out.pingTimeoutMs <= out.pingIntervalMs) throw new BackchannelError(ErrorCode.InvalidArgument, 'option pingTimeoutMs must exceed pingIntervalMs');
   if (out.lowWaterMarkBytes > out.highWaterMarkBytes) throw new BackchannelError(ErrorCode.InvalidArgument, 'option lowWaterMarkBytes must not exceed highWaterMarkBytes');
+  if (out.receiveLowWaterBytes > out.receiveHighWaterBytes) throw new BackchannelError(ErrorCode.InvalidArgument, 'option receiveLowWaterBytes must not exceed receiveHighWaterBytes');
   if (out.streamIds && !out.streamIds.every((s) => Number.isInteger(s) && s >= 1 && s <= 65535)) {
     throw new BackchannelError(ErrorCode.InvalidArgument, 'option streamIds must hold integers 1–65535');
   }

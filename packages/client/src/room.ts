@@ -16,12 +16,14 @@ import {
   type Reason,
   type RoomInfo,
   type ServerEvent,
+  type WelcomeResult,
 } from '@backchannel/protocol';
 import { ControlChannel } from './builtin/control.js';
 import { Rpc, type PerformRpcOptions, type RpcHandler } from './builtin/rpc.js';
-import { Inbox } from './data/inbox.js';
+import { Inbox, type ReassemblyBudget } from './data/inbox.js';
 import type { Outbound } from './data/outbound.js';
-import { RecvDataSession, type OnData } from './data/recv-session.js';
+import { ReceiveGate } from './data/receive-gate.js';
+import { RecvDataSession, type OnData, type RecvSessionOptions } from './data/recv-session.js';
 import { SendDataSession, toWireDestination, type SendSessionOptions } from './data/send-session.js';
 import type { Link } from './link.js';
 import type { ResolvedClientOptions } from './options.js';
@@ -37,6 +39,10 @@ export interface ClientCore {
   options: Readonly<ResolvedClientOptions>;
   limits: AnnouncedLimits;
   participantId: string;
+  /** What this client's token allows. */
+  grants: WelcomeResult['grants'];
+  /** Memory held by partly reassembled messages, shared by every room of the connection. */
+  reassembly: ReassemblyBudget;
 }
 
 /** A data session someone opened toward this participant. */
@@ -87,6 +93,9 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
       pendingBufferBytes: core.options.pendingBufferBytes,
       pendingBufferMs: core.options.pendingBufferMs,
       maxMessageBytes: core.limits.maxMessageBytes,
+      get reassembly() {
+        return core.reassembly;
+      },
       participantIdOf: (sid) => (sid === 0 ? 'server' : (this.#bySid.get(sid) ?? `sid:${sid}`)),
       reportError: (err) => (this as RoomBase).emit('dataSessionError', err),
       onReserved: (data, info, sid) => this.#onReserved(data, info, sid),
@@ -136,20 +145,40 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
   }
 
   /**
-   * Starts receiving stream `streamId` from every sender. Data that arrived before is delivered
-   * first, in order. Without `onData`, iterate the receiver with `for await`.
+   * Starts receiving stream `streamId`: from every sender that has no receiver of its own, or,
+   * with `options.from`, from that one participant only. Data that arrived before is delivered
+   * first, in order. Without `onData`, iterate the receiver with `for await`. After
+   * `unsupportDataSession(streamId)`, this supports the stream id again (the server forwards it
+   * here again) before it resolves.
    */
-  async makeRecvDataSession(streamId: number, onData?: OnData): Promise<RecvDataSession> {
+  async makeRecvDataSession(streamId: number, onData?: OnData, options: RecvSessionOptions = {}): Promise<RecvDataSession> {
     this.#assertOpen();
     if (!isValidStreamId(streamId)) throw new BackchannelError(ErrorCode.StreamIdInvalid, `stream id must be an integer 1–65535 (got ${String(streamId)})`);
-    const rx = new RecvDataSession(streamId, onData, (r) => {
-      if (this.#inbox.receivers.get(r.streamId) === r) this.#inbox.receivers.delete(r.streamId);
-    });
+    if (streamId >= STREAM_ID_RESERVED_MIN) throw new BackchannelError(ErrorCode.StreamIdInvalid, `stream ids ${STREAM_ID_RESERVED_MIN}–65535 are reserved for Backchannel's own protocols`);
+    if (onData !== undefined && typeof onData !== 'function') throw new BackchannelError(ErrorCode.InvalidArgument, 'onData must be a function');
+    const { from } = options;
+    if (from !== undefined && (typeof from !== 'string' || !from)) throw new BackchannelError(ErrorCode.InvalidArgument, 'option from must be a participant id');
+    const { options: opts } = this.core;
+    const gate = new ReceiveGate(() => this.core.link.holdAcks(), opts.receiveHighWaterBytes, opts.receiveLowWaterBytes);
+    const rx = new RecvDataSession(streamId, onData, from, gate, (r) => this.#inbox.detach(r));
+    const wasRefused = this.#inbox.refused.has(streamId);
     this.#inbox.attach(rx);
+    if (wasRefused) {
+      try {
+        await this.core.link.request({ t: 'ds.support', room: this.roomNum, streamId });
+      } catch (error) {
+        rx.close();
+        this.#inbox.refuse(streamId);
+        throw error;
+      }
+    }
     return rx;
   }
 
-  /** Refuses stream `streamId`: the server stops forwarding it here and its senders get `unsupported`. */
+  /**
+   * Refuses stream `streamId`: the server stops forwarding it here and its senders get
+   * `unsupported`. Undone by `makeRecvDataSession(streamId)`.
+   */
   async unsupportDataSession(streamId: number): Promise<void> {
     this.#assertOpen();
     if (!isValidStreamId(streamId)) throw new BackchannelError(ErrorCode.StreamIdInvalid, `stream id must be an integer 1–65535 (got ${String(streamId)})`);
@@ -197,6 +226,9 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
       }
       case 'room.left': {
         this.#rpc.participantLeft(ev.participantId);
+        for (const s of this.#send.values()) s._participantLeft(ev.participantId);
+        this.#streams.participantLeft(ev.participantId, ev.reason);
+        this.#inbox.senderLeft(ev.participantId);
         const p = this.participants.get(ev.participantId);
         if (!p) return;
         this.participants.delete(p.id);
@@ -223,17 +255,17 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
         return;
       case 'ds.closed': {
         const sid = this.#sidByPid.get(ev.from);
-        if (sid !== undefined) this.#inbox.dropPartial(sid, ev.streamId);
+        if (sid !== undefined) this.#inbox.sessionClosed(sid, ev.streamId);
         if (ev.streamId >= STREAM_ID_RESERVED_MIN) {
           if (sid !== undefined) this.#streams.onSessionClosed(sid, ev.streamId, ev.reason);
           return;
         }
         this.#incoming.delete(`${ev.from}:${ev.streamId}`);
-        this.#inbox.receivers.get(ev.streamId)?.emit('closed', { from: ev.from, reason: ev.reason });
+        this.#inbox.receiverFor(ev.streamId, ev.from)?.emit('closed', { from: ev.from, reason: ev.reason });
         return;
       }
       case 'ds.dropped': {
-        const rx = this.#inbox.receivers.get(ev.streamId);
+        const rx = this.#inbox.receiverFor(ev.streamId, ev.from);
         rx?._countDropped(ev.count, 0);
         rx?.emit('dropped', { from: ev.from, count: ev.count });
         return;
@@ -245,7 +277,7 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
         this.#send.get(ev.streamId)?.emit('unsupported', { participantId: ev.participantId });
         return;
       case 'ds.detached':
-        this.#send.get(ev.streamId)?.emit('receiverDetached', { participantId: ev.participantId, reason: ev.reason });
+        this.#send.get(ev.streamId)?._detached(ev.participantId, ev.reason);
         return;
       case 'ds.ended':
         this.#send.get(ev.streamId)?._end(ev.reason);
@@ -261,9 +293,7 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
     this.#endReason = reason;
     const sessionReason = { code: SessionCloseReason.RoomEnded, message: reason.message };
     for (const s of [...this.#send.values()]) s._end(sessionReason);
-    for (const rx of this.#inbox.receivers.values()) {
-      for (const inc of this.#incoming.values()) if (inc.streamId === rx.streamId) rx.emit('closed', { from: inc.from, reason: sessionReason });
-    }
+    for (const inc of this.#incoming.values()) this.#inbox.receiverFor(inc.streamId, inc.from)?.emit('closed', { from: inc.from, reason: sessionReason });
     this.#inbox.close();
     this.#streams.close(sessionReason);
     this.#rpc.close();
@@ -279,12 +309,16 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
 
   // ---- Data streams (topic-based, on reserved stream ids) ----
 
-  /** Sends `text` as one text stream on `topic`; resolves when sent. */
-  async sendText(topic: string, text: string, options: StreamOptions = {}): Promise<{ id: string }> {
+  /**
+   * Sends `text` as one text stream on `topic`. Resolves once every destination's SDK confirmed
+   * it (`delivered`: their participant ids); rejects with `stream-refused` / `stream-not-delivered`
+   * (see `StreamWriter.close`).
+   */
+  async sendText(topic: string, text: string, options: StreamOptions = {}): Promise<{ id: string; delivered: string[] }> {
     const w = await this.streamText(topic, { ...options, totalLength: new TextEncoder().encode(text).byteLength });
     await w.write(text);
     await w.close();
-    return { id: w.info.id };
+    return { id: w.info.id, delivered: w.delivered };
   }
 
   /** Opens a text stream writer on `topic`. */
@@ -299,20 +333,24 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
     return (await this.#streams.open('bytes', topic, options)) as StreamWriter<Uint8Array>;
   }
 
-  /** Sends `data` as one byte stream on `topic` (SHA-256 verified by receivers). */
-  async sendBytes(topic: string, data: Uint8Array, options: StreamOptions = {}): Promise<{ id: string }> {
+  /**
+   * Sends `data` as one byte stream on `topic` (SHA-256 verified by receivers). Resolves once every
+   * destination's SDK confirmed it whole; rejects otherwise (see `StreamWriter.close`).
+   */
+  async sendBytes(topic: string, data: Uint8Array, options: StreamOptions = {}): Promise<{ id: string; delivered: string[] }> {
     const w = await this.streamBytes(topic, { ...options, totalLength: data.byteLength });
     await w.write(data);
     await w.close();
-    return { id: w.info.id };
+    return { id: w.info.id, delivered: w.delivered };
   }
 
   /**
    * Sends a file as a byte stream, reading it chunk by chunk (never whole in memory): a `File` or
    * `Blob` anywhere, or a path in Node. Name, size and MIME type go in the header; receivers verify
-   * its SHA-256.
+   * its SHA-256. Resolves once every destination's SDK confirmed it whole; rejects otherwise (see
+   * `StreamWriter.close`).
    */
-  async sendFile(topic: string, file: Blob | string, options: StreamOptions = {}): Promise<{ id: string; bytes: number }> {
+  async sendFile(topic: string, file: Blob | string, options: StreamOptions = {}): Promise<{ id: string; bytes: number; delivered: string[] }> {
     const source: FileSource = typeof file === 'string' ? await platform.openPath(file) : blobSource(file, options.name);
     const w = await this.streamBytes(topic, { name: source.name, mimeType: source.mimeType, ...options, totalLength: source.size });
     try {
@@ -322,7 +360,7 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
       throw error;
     }
     await w.close();
-    return { id: w.info.id, bytes: w.bytesWritten };
+    return { id: w.info.id, bytes: w.bytesWritten, delivered: w.delivered };
   }
 
   /** Handles incoming streams on `topic` (one handler per topic). */

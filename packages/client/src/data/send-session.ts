@@ -49,12 +49,20 @@ export interface SendSessionStats {
   droppedServer: number;
   /** Sequence number the next `send()` will use. */
   nextSeq: number;
+  /** Messages `send()` did not send because no destination remained (see `noDestination`). */
+  unsentNoDestination: number;
 }
 
 type SendEvents = {
   queueTooLong: [{ triggered: boolean }];
   unsupported: [{ participantId: string }];
   receiverDetached: [{ participantId: string; reason: Reason }];
+  /**
+   * Every participant of an explicit destination has left the room or was detached from this
+   * session: from now on `send()` sends nothing and returns false, until `changeDestination()`
+   * names a participant that can receive.
+   */
+  noDestination: [{ participantIds: string[] }];
   /** Server feedback: bytes it holds for the slowest receiver, and unreliable chunks it dropped. */
   backlog: [{ serverBacklogBytes: number; droppedServer: number }];
   closed: [{ reason: Reason }];
@@ -85,6 +93,10 @@ export class SendDataSession extends Emitter<SendEvents> {
   #bytes = 0;
   #above = false;
   #closed: Reason | undefined;
+  /** Destination participants that left the room or were detached from this session. */
+  readonly #gone = new Set<string>();
+  #noDestination = false;
+  #unsent = 0;
   #drainWaiters: (() => void)[] = [];
   #flushWaiters: (() => void)[] = [];
   readonly #key: string;
@@ -116,6 +128,16 @@ export class SendDataSession extends Emitter<SendEvents> {
     return this.#destination;
   }
 
+  /**
+   * Whether data sent now reaches anyone: false when every participant of an explicit destination
+   * has left or was detached (see `noDestination`). Always true for broadcast sessions (later
+   * joiners receive them).
+   */
+  get hasDestination(): boolean {
+    const d = this.#destination;
+    return typeof d === 'string' || d.some((id) => !this.#gone.has(id));
+  }
+
   /** Whether the session is closed (and why). */
   get closeReason(): Reason | undefined {
     return this.#closed;
@@ -128,8 +150,9 @@ export class SendDataSession extends Emitter<SendEvents> {
 
   /**
    * Queues `data` (bytes, or a string sent as UTF-8). Never throws for a full queue: returns
-   * whether queued bytes are still below the high-water mark. Throws `session-closed` after close
-   * and `message-too-large` for a reliable-message over the limit.
+   * whether queued bytes are still below the high-water mark. Returns false, sending nothing, when
+   * the session has no destination left (`hasDestination`, the `noDestination` event). Throws
+   * `session-closed` after close and `message-too-large` for a reliable-message over the limit.
    */
   send(data: Uint8Array | string): boolean {
     return this.#queue(data, undefined);
@@ -152,6 +175,10 @@ export class SendDataSession extends Emitter<SendEvents> {
     }
     const seq = this.#seq;
     this.#seq = (this.#seq + 1) >>> 0;
+    if (target === undefined && !this.hasDestination) {
+      this.#unsent++;
+      return false;
+    }
     this.#messages++;
     this.#bytes += bytes.byteLength;
     const chunk = limits.chunkBytes;
@@ -195,6 +222,8 @@ export class SendDataSession extends Emitter<SendEvents> {
     await this.#flushed();
     await this.room.core.link.request({ t: 'ds.dest', room: this.room.roomNum, streamId: this.streamId, destination: wire });
     this.#destination = wire;
+    if (this.hasDestination) this.#noDestination = false;
+    else this.#checkDestination();
   }
 
   /** Sends what is queued, then closes the session; receivers see `closed` after the last data. */
@@ -217,7 +246,38 @@ export class SendDataSession extends Emitter<SendEvents> {
       droppedLocal: this.#droppedLocal,
       droppedServer: this.#droppedServer,
       nextSeq: this.#seq,
+      unsentNoDestination: this.#unsent,
     };
+  }
+
+  /** @internal A participant left the room. */
+  _participantLeft(participantId: string): void {
+    this.#lose(participantId);
+  }
+
+  /** @internal The server detached a receiver from this session. */
+  _detached(participantId: string, reason: Reason): void {
+    this.#lose(participantId);
+    this.emit('receiverDetached', { participantId, reason });
+  }
+
+  #lose(participantId: string): void {
+    const d = this.#destination;
+    if (typeof d === 'string' || !d.includes(participantId)) return;
+    this.#gone.add(participantId);
+    this.#checkDestination();
+  }
+
+  #checkDestination(): void {
+    if (this.#closed || this.#noDestination || this.hasDestination) return;
+    this.#noDestination = true;
+    const d = this.#destination;
+    this.emit('noDestination', { participantIds: typeof d === 'string' ? [] : [...d] });
+  }
+
+  /** @internal Resolves when nothing of this session is queued locally any more. */
+  _flushed(): Promise<void> {
+    return this.#flushed();
   }
 
   /** @internal Server feedback: bytes held for the slowest receiver, total unreliable drops. */

@@ -1,17 +1,24 @@
 /**
  * Data streams of one room: opening writers (one reserved-id session per stream), dispatching
  * incoming stream messages to per-topic handlers, holding streams briefly while no handler is
- * registered, refusing what cannot be taken, and enforcing the concurrency limits.
+ * registered, refusing what cannot be taken, confirming what arrived whole, aborting streams that
+ * go idle, and enforcing the concurrency limits.
+ *
+ * Each receiving SDK answers each stream once on the room's control channel: `stream.done { id }`
+ * when the whole stream arrived (with `reason` when it arrived damaged), or `stream.refuse { id,
+ * reason }` when it will not take it. The sender's writer resolves `close()` on those answers.
  */
 import {
   BackchannelError,
   ErrorCode,
   STREAM_ID_DATA_STREAM_MAX,
   STREAM_ID_DATA_STREAM_MIN,
+  StreamFailReason,
   type Priority,
   type Reason,
 } from '@backchannel/protocol';
 import type { ControlChannel, ControlMessage } from '../builtin/control.js';
+import { ReceiveGate, itemCost } from '../data/receive-gate.js';
 import type { DestinationInput } from '../data/send-session.js';
 import type { DataInfo } from '../data/recv-session.js';
 import type { RoomBase } from '../room.js';
@@ -44,7 +51,15 @@ interface Incoming {
   held: StreamMessage[];
   heldBytes: number;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Aborts the stream when nothing arrived on it for `streamIdleTimeoutMs`. */
+  idle: ReturnType<typeof setTimeout> | undefined;
   refused: boolean;
+}
+
+/** A wire reason from another participant, or undefined if malformed. */
+function wireReason(raw: unknown): Reason | undefined {
+  const r = raw as Reason | undefined;
+  return r && typeof r === 'object' && typeof r.code === 'string' && typeof r.message === 'string' ? { code: r.code, message: r.message } : undefined;
 }
 
 const randomId = () => {
@@ -93,17 +108,25 @@ export class DataStreams {
       ...(options.totalLength !== undefined ? { totalLength: options.totalLength } : {}),
     };
     const dest = options.destination;
-    const expected = dest === undefined || dest === 'broadcast' ? undefined : typeof dest === 'string' ? [dest] : dest;
+    const explicit = !(dest === undefined || dest === 'broadcast');
+    // A broadcast reaches those in the room now that take data (later joiners start mid-stream,
+    // without its header, and ignore it); hidden participants are not listed and not waited for.
+    const expected = explicit
+      ? [...new Set(typeof dest === 'string' ? [dest] : (dest as string[]))]
+      : [...this.room.participants.values()].filter((p) => p.supportsDataSession).map((p) => p.id);
+    const { chunkBytes } = this.room.core.limits;
     const writer: StreamWriter<string | Uint8Array> = new StreamWriter(
       tx,
       header,
-      { ...(options.onProgress ? { onProgress: options.onProgress } : {}), ...(expected ? { expected } : {}), chunkBytes: this.room.core.limits.chunkBytes },
+      { ...(options.onProgress ? { onProgress: options.onProgress } : {}), expected, explicit, chunkBytes, confirmTimeoutMs: this.room.core.options.streamConfirmTimeoutMs },
       () => {
         this.#outgoing.delete(header.id);
         this.#usedIds.delete(streamId);
       },
     );
     tx.on('closed', ({ reason }) => writer._sessionEnded(reason));
+    tx.on('receiverDetached', ({ participantId, reason }) => writer._receiverGone(participantId, reason));
+    tx.on('unsupported', ({ participantId }) => writer._unsupported(participantId));
     this.#outgoing.set(header.id, writer);
     this.#recentTopics.set(header.id, topic);
     if (this.#recentTopics.size > 256) this.#recentTopics.delete(this.#recentTopics.keys().next().value as string);
@@ -133,11 +156,14 @@ export class DataStreams {
     if (msg.type === 'header') return this.#onHeader(key, info.from, msg.header);
     const inc = this.#incoming.get(key);
     if (!inc || inc.refused) return;
+    this.#armIdle(key, inc);
     if (!inc.reader) {
       if (msg.type === 'trailer') inc.complete = true;
       inc.held.push(msg.type === 'chunk' ? { ...msg, data: msg.data.slice() } : msg);
-      inc.heldBytes += msg.type === 'chunk' ? msg.data.byteLength : 0;
-      if (inc.heldBytes > this.room.core.options.pendingBufferBytes) this.#refuse(key, inc, 'buffer-full', 'the stream arrived before a handler and outgrew the pending buffer');
+      inc.heldBytes += itemCost(msg.type === 'chunk' ? msg.data.byteLength : 0);
+      if (inc.heldBytes > this.room.core.options.pendingBufferBytes) {
+        this.#refuse(key, inc, StreamFailReason.ReceiverBufferOverflow, `the stream arrived before a handler and outgrew the pending buffer (${this.room.core.options.pendingBufferBytes} bytes)`);
+      }
       return;
     }
     this.#feed(key, inc, msg);
@@ -159,14 +185,24 @@ export class DataStreams {
     inc.reader?._abort(reason);
   }
 
-  /** A control message about streams. */
+  /** A control message about streams: a receiver's answer to one of ours. */
   onControl(msg: ControlMessage, from: string): void {
-    if (msg.t !== 'stream.refuse' || typeof msg.id !== 'string') return;
-    const raw = msg.reason as Reason | undefined;
-    const reason = raw && typeof raw.code === 'string' && typeof raw.message === 'string' ? raw : { code: 'refused', message: 'refused' };
+    if (typeof msg.id !== 'string') return;
+    if (msg.t === 'stream.done') {
+      this.#outgoing.get(msg.id)?._confirmed(from, msg.reason === undefined ? undefined : (wireReason(msg.reason) ?? malformed()));
+      return;
+    }
+    if (msg.t !== 'stream.refuse') return;
+    const reason = wireReason(msg.reason) ?? malformed();
     this.#outgoing.get(msg.id)?._refused(from, reason);
     const topic = this.#recentTopics.get(msg.id);
     if (topic !== undefined) this.room.emit('streamRefused', { id: msg.id, topic, participantId: from, reason });
+  }
+
+  /** A participant left: our streams to it fail, unless it had confirmed them. */
+  participantLeft(participantId: string, why: Reason): void {
+    const reason = { code: StreamFailReason.ReceiverLeft, message: `${participantId} left the room (${why.code})` };
+    for (const w of this.#outgoing.values()) w._receiverGone(participantId, reason);
   }
 
   /** The room ended: every incoming stream ends abnormally. */
@@ -177,24 +213,55 @@ export class DataStreams {
     }
   }
 
+  /** Whether this client may answer senders (a hidden participant never reveals itself). */
+  get #answers(): boolean {
+    const grants = this.room.core.grants;
+    return !grants.hidden && grants.publishData;
+  }
+
+  #answer(to: string, msg: ControlMessage): void {
+    if (this.#answers) this.control.send(to, msg).catch(() => undefined);
+  }
+
+  /**
+   * (Re)starts an incoming stream's idle timer. When it fires while the app is behind in reading
+   * (this reader holds chunks, or any queue is holding back the connection's data) the stream is
+   * not idle, only waiting: the timer starts again.
+   */
+  #armIdle(key: string, inc: Incoming): void {
+    clearTimeout(inc.idle);
+    const ms = this.room.core.options.streamIdleTimeoutMs;
+    inc.idle = setTimeout(() => {
+      inc.idle = undefined;
+      if (this.#incoming.get(key) !== inc || inc.refused) return;
+      if ((inc.reader && inc.reader._queued > 0) || this.room.core.link.holdingAcks) return this.#armIdle(key, inc);
+      const reason = { code: StreamFailReason.IdleTimeout, message: `nothing arrived on stream "${inc.header.topic}" for ${ms} ms` };
+      inc.reader?._fail(new BackchannelError(ErrorCode.StreamAborted, `stream "${inc.header.topic}" was aborted: ${reason.message}`, { details: { reason: reason.code } }));
+      this.#refuse(key, inc, reason.code, reason.message);
+    }, ms);
+  }
+
   #onHeader(key: string, from: string, header: StreamHeader): void {
     const previous = this.#incoming.get(key);
     if (previous) this.#drop(key, previous);
-    const inc: Incoming = { from, header, complete: false, reader: undefined, held: [], heldBytes: 0, timer: undefined, refused: false };
+    const inc: Incoming = { from, header, complete: false, reader: undefined, held: [], heldBytes: 0, timer: undefined, idle: undefined, refused: false };
     this.#incoming.set(key, inc);
     const limit = this.room.core.options.maxIncomingStreams;
     const active = [...this.#incoming.values()].filter((i) => !i.refused).length;
-    if (active > limit) return this.#refuse(key, inc, 'too-many-streams', `the receiver takes at most ${limit} incoming streams at once`);
+    if (active > limit) return this.#refuse(key, inc, StreamFailReason.TooManyStreams, `the receiver takes at most ${limit} incoming streams at once`);
+    this.#armIdle(key, inc);
     const handler = this.#handlers.get(header.topic);
     if (handler) return this.#start(key, inc, handler);
     const waitMs = this.room.core.options.streamHandlerWaitMs;
-    inc.timer = setTimeout(() => this.#refuse(key, inc, 'no-handler', `no handler for topic "${header.topic}" within ${waitMs} ms`), waitMs);
+    inc.timer = setTimeout(() => this.#refuse(key, inc, StreamFailReason.NoHandler, `no handler for topic "${header.topic}" within ${waitMs} ms`), waitMs);
   }
 
   #start(key: string, inc: Incoming, handler: StreamHandler): void {
     clearTimeout(inc.timer);
     inc.timer = undefined;
-    const reader = new StreamReader({ ...inc.header, sender: inc.from });
+    const { options, link } = this.room.core;
+    const gate = new ReceiveGate(() => link.holdAcks(), options.receiveHighWaterBytes, options.receiveLowWaterBytes);
+    const reader = new StreamReader({ ...inc.header, sender: inc.from }, gate);
     inc.reader = reader;
     try {
       const r = handler(reader, { from: inc.from });
@@ -211,25 +278,31 @@ export class DataStreams {
   #feed(key: string, inc: Incoming, msg: StreamMessage): void {
     if (msg.type === 'chunk') inc.reader!._chunk(msg.index, msg.data);
     else if (msg.type === 'trailer') {
-      inc.reader!._trailer(msg.trailer);
+      const failure = inc.reader!._trailer(msg.trailer);
       this.#drop(key, inc);
+      // Only a normal end is answered: an aborted stream's sender does not wait.
+      if (msg.trailer.reason) return;
+      const id = inc.header.id;
+      this.#answer(inc.from, failure ? { t: 'stream.done', id, reason: { code: failure.code, message: failure.message } } : { t: 'stream.done', id });
     }
   }
 
-  #refuse(key: string, inc: Incoming, code: string, message: string): void {
+  #refuse(key: string, inc: Incoming, code: StreamFailReason, message: string): void {
     if (inc.refused) return;
     inc.refused = true;
     if (inc.complete) this.#drop(key, inc);
     for (const [k, v] of this.#incoming) if (v === inc && k.startsWith('held:')) this.#incoming.delete(k);
     clearTimeout(inc.timer);
+    clearTimeout(inc.idle);
     inc.held = [];
     inc.heldBytes = 0;
-    this.control.send(inc.from, { t: 'stream.refuse', id: inc.header.id, reason: { code, message } }).catch(() => undefined);
+    this.#answer(inc.from, { t: 'stream.refuse', id: inc.header.id, reason: { code, message } });
     this.room.emit('dataSessionError', new BackchannelError(ErrorCode.StreamRefused, `refused stream "${inc.header.topic}" from ${inc.from}: ${message}`, { details: { topic: inc.header.topic, from: inc.from, reason: code } }));
   }
 
   #drop(key: string, inc: Incoming): void {
     clearTimeout(inc.timer);
+    clearTimeout(inc.idle);
     if (this.#incoming.get(key) === inc) this.#incoming.delete(key);
   }
 
@@ -237,4 +310,9 @@ export class DataStreams {
     for (let id = STREAM_ID_DATA_STREAM_MIN; id <= STREAM_ID_DATA_STREAM_MAX; id++) if (!this.#usedIds.has(id)) return id;
     throw new BackchannelError(ErrorCode.TooManyStreams, 'no reserved stream id left for another stream');
   }
+}
+
+/** The reason recorded for a stream answer whose reason is not a `{ code, message }` object. */
+function malformed(): Reason {
+  return { code: ErrorCode.BadMessage, message: 'the receiver sent a malformed answer' };
 }

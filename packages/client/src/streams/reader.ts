@@ -1,8 +1,11 @@
 /**
  * The receiving end of a data stream: an async iterable of chunks (strings for text streams,
- * bytes for byte streams), `readAll()`, progress events, and integrity checking.
+ * bytes for byte streams), `readAll()`, progress events, and integrity checking. Chunks not yet
+ * read are bounded by backpressure (see `ReceiveGate`): a reader the app does not keep up with
+ * holds back the connection's data, and the server treats this client as a slow receiver.
  */
 import { BackchannelError, Emitter, ErrorCode, type Reason } from '@backchannel/protocol';
+import type { ReceiveGate } from '../data/receive-gate.js';
 import { platform, type Hasher } from '../platform.js';
 import type { StreamHeader, StreamTrailer } from './format.js';
 import type { StreamProgress } from './writer.js';
@@ -21,6 +24,9 @@ const decoder = new TextDecoder();
 export class StreamReader<T extends string | Uint8Array = string | Uint8Array> extends Emitter<ReaderEvents> implements AsyncIterable<T> {
   readonly info: StreamInfo;
   #queue: T[] = [];
+  /** Bytes of each queued chunk (as received), for the gate. */
+  #sizes: number[] = [];
+  readonly #gate: ReceiveGate;
   #waiter: { resolve: (r: IteratorResult<T>) => void; reject: (e: unknown) => void } | undefined;
   #ended = false;
   #error: BackchannelError | undefined;
@@ -30,9 +36,10 @@ export class StreamReader<T extends string | Uint8Array = string | Uint8Array> e
   readonly #hasher: Hasher | undefined;
 
   /** @internal */
-  constructor(info: StreamInfo) {
+  constructor(info: StreamInfo, gate: ReceiveGate) {
     super();
     this.info = info;
+    this.#gate = gate;
     this.#hasher = info.kind === 'bytes' ? platform.createHasher() : undefined;
   }
 
@@ -65,7 +72,11 @@ export class StreamReader<T extends string | Uint8Array = string | Uint8Array> e
     return {
       next: () => {
         const chunk = this.#queue.shift();
-        if (chunk !== undefined) return Promise.resolve({ value: chunk, done: false });
+        if (chunk !== undefined) {
+          const size = this.#sizes.shift()!;
+          if (!this.#ended) this.#gate.remove(size);
+          return Promise.resolve({ value: chunk, done: false });
+        }
         if (this.#error) return Promise.reject(this.#error);
         if (this.#ended) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve, reject) => (this.#waiter = { resolve, reject }));
@@ -80,23 +91,23 @@ export class StreamReader<T extends string | Uint8Array = string | Uint8Array> e
     this.#next++;
     this.#hasher?.update(data);
     this.#bytes += data.byteLength;
-    this.#push((this.info.kind === 'text' ? decoder.decode(data) : data.slice()) as T);
+    this.#push((this.info.kind === 'text' ? decoder.decode(data) : data.slice()) as T, data.byteLength);
     this.emit('progress', { bytes: this.#bytes, total: this.info.totalLength });
   }
 
-  /** @internal */
-  _trailer(trailer: StreamTrailer): void {
-    if (this.#ended) return;
+  /** @internal Ends the stream; returns the error the reader fails with, if it does. */
+  _trailer(trailer: StreamTrailer): BackchannelError | undefined {
+    if (this.#ended) return this.#error;
     this.#trailer = trailer;
-    if (trailer.reason) return this._fail(new BackchannelError(ErrorCode.StreamAborted, `stream "${this.info.topic}" was aborted: ${trailer.reason}`, { details: { reason: trailer.reason } }));
-    if (trailer.sha256 && this.#hasher) {
+    let error: BackchannelError | undefined;
+    if (trailer.reason) error = new BackchannelError(ErrorCode.StreamAborted, `stream "${this.info.topic}" was aborted: ${trailer.reason}`, { details: { reason: trailer.reason } });
+    else if (trailer.sha256 && this.#hasher) {
       const actual = this.#hasher.hex();
-      if (actual !== trailer.sha256) {
-        return this._fail(new BackchannelError(ErrorCode.StreamIntegrity, `stream "${this.info.topic}" failed its SHA-256 check`, { details: { expected: trailer.sha256, actual } }));
-      }
+      if (actual !== trailer.sha256) error = new BackchannelError(ErrorCode.StreamIntegrity, `stream "${this.info.topic}" failed its SHA-256 check`, { details: { expected: trailer.sha256, actual } });
     }
-    this.#ended = true;
-    this.#settle();
+    if (error) this._fail(error);
+    else this.#end();
+    return error;
   }
 
   /** @internal The stream ended without a trailer (sender left, room ended, …). */
@@ -108,21 +119,37 @@ export class StreamReader<T extends string | Uint8Array = string | Uint8Array> e
   /** @internal */
   _fail(error: BackchannelError): void {
     if (this.#ended) return;
-    this.#ended = true;
     this.#error = error;
-    this.#settle();
+    this.#end();
   }
 
+  /** Whether the stream has ended (normally or not); chunks already received may still be read. */
   get ended(): boolean {
     return this.#ended;
   }
 
-  #push(chunk: T): void {
+  /** @internal Chunks received and not yet read. */
+  get _queued(): number {
+    return this.#queue.length;
+  }
+
+  /** Nothing more will arrive: what is queued stays readable but no longer holds back other data. */
+  #end(): void {
+    this.#ended = true;
+    this.#gate.clear();
+    this.#settle();
+  }
+
+  #push(chunk: T, size: number): void {
     const w = this.#waiter;
     if (w) {
       this.#waiter = undefined;
       w.resolve({ value: chunk, done: false });
-    } else this.#queue.push(chunk);
+    } else {
+      this.#queue.push(chunk);
+      this.#sizes.push(size);
+      this.#gate.add(size);
+    }
   }
 
   #settle(): void {
