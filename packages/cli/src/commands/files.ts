@@ -1,8 +1,11 @@
 /**
  * `backchannel send-file` and `backchannel receive-files`: files as data streams (SHA-256 verified
- * by the receiver), with a progress bar and a throughput line.
+ * by the receiver), with a progress bar and a throughput line. A received file is written under a
+ * temporary name in the output directory and gets its final name only once it arrived whole and
+ * verified; names chosen by the sender are made safe before they touch the disk or the terminal.
  */
-import { accessSync, constants, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, createWriteStream, existsSync, linkSync, mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { basename, join as joinPath } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Command } from 'commander';
@@ -11,6 +14,7 @@ import { joinFromCli } from '../connect.js';
 import { CliError, CliErrorCode, EXIT_USAGE, action, describeFailure } from '../errors.js';
 import { integer, withClientOptions, type ClientOptions } from '../options.js';
 import { ProgressBar, rate } from '../progress.js';
+import { safeFileName, terminalSafe } from '../sanitize.js';
 
 /** Registers `send-file` and `receive-files`. */
 export function registerFileCommands(program: Command): void {
@@ -61,7 +65,7 @@ export function registerFileCommands(program: Command): void {
       room.registerStreamHandler(o.topic, async (reader) => {
         const ok = await save(reader, o.out).catch((error: unknown) => {
           const { code, message } = describeFailure(error);
-          process.stdout.write(`failed ${reader.info.name ?? reader.info.id}: ${code}: ${message}\n`);
+          process.stdout.write(`${terminalSafe(`failed ${reader.info.name ?? reader.info.id}: ${code}: ${message}`)}\n`);
           return false;
         });
         if (!ok) failures++;
@@ -115,26 +119,77 @@ async function waitForTarget(room: Conference, to: string | undefined, waitMs: n
   return to === undefined ? undefined : find()!.id;
 }
 
-/** Writes a received file to `dir` (never overwriting), verifying it; resolves true on success. */
-async function save(reader: StreamReader, dir: string): Promise<boolean> {
-  const base = basename(reader.info.name ?? reader.info.id).replace(/^\.+/, '_') || reader.info.id;
-  let path = joinPath(dir, base);
-  for (let i = 1; existsSync(path); i++) path = joinPath(dir, `${base}.${i}`);
-  const file = createWriteStream(path, { flags: 'wx' });
-  const start = performance.now();
-  const progress = new ProgressBar(`receiving ${base}`, reader.info.totalLength);
-  let bytes = 0;
+/** Temporary files of transfers in progress, removed if the process exits before they end. */
+const partial = new Set<string>();
+process.once('exit', () => {
+  for (const path of partial) removeQuietly(path);
+});
+
+function removeQuietly(path: string): void {
   try {
+    unlinkSync(path);
+  } catch {
+    /* already gone */
+  }
+}
+
+/**
+ * Writes a received file to `dir`, verifying it; resolves true on success. The bytes go to a
+ * hidden temporary file (`.backchannel-….part`) first; only a transfer that ended normally and
+ * passed its SHA-256 check is renamed to its final name (never overwriting: `name.1`, `name.2`, …).
+ * A failed or aborted transfer leaves nothing behind.
+ */
+async function save(reader: StreamReader, dir: string): Promise<boolean> {
+  const name = safeFileName(reader.info.name ?? '', safeFileName(reader.info.id, 'received-file'));
+  const temp = joinPath(dir, `.backchannel-${randomBytes(8).toString('hex')}.part`);
+  partial.add(temp);
+  const file = createWriteStream(temp, { flags: 'wx' });
+  const start = performance.now();
+  const progress = new ProgressBar(`receiving ${terminalSafe(name)}`, reader.info.totalLength);
+  let bytes = 0;
+  let path: string;
+  try {
+    // An error of the file (disk full, …) ends the loop too, rather than waiting for a drain forever.
+    const failed = new Promise<never>((_, reject) => file.once('error', reject));
+    failed.catch(() => undefined);
     for await (const chunk of reader) {
       bytes += (chunk as Uint8Array).byteLength;
-      if (!file.write(chunk)) await new Promise<void>((r) => file.once('drain', () => r()));
+      if (!file.write(chunk)) await Promise.race([new Promise<void>((r) => file.once('drain', () => r())), failed]);
       progress.update(bytes);
     }
-  } finally {
-    progress.stop();
     file.end();
     await finished(file);
+    path = publish(temp, dir, name);
+  } catch (error) {
+    file.destroy();
+    await finished(file).catch(() => undefined);
+    removeQuietly(temp);
+    throw error;
+  } finally {
+    partial.delete(temp);
+    progress.stop();
   }
-  process.stdout.write(`received ${base} → ${path}: ${rate(bytes, performance.now() - start)}, SHA-256 verified\n`);
+  process.stdout.write(`${terminalSafe(`received ${name} → ${path}: ${rate(bytes, performance.now() - start)}, SHA-256 verified`)}\n`);
   return true;
+}
+
+/** Gives the finished file `temp` its final name in `dir`, never replacing an existing file. */
+function publish(temp: string, dir: string, name: string): string {
+  for (let i = 0; ; i++) {
+    const path = joinPath(dir, i === 0 ? name : `${name}.${i}`);
+    try {
+      // A hard link fails if the name is taken, where a rename would silently replace the file.
+      linkSync(temp, path);
+      unlinkSync(temp);
+      return path;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') continue;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw error;
+      // A file system without hard links: check, then rename.
+      if (existsSync(path)) continue;
+      renameSync(temp, path);
+      return path;
+    }
+  }
 }

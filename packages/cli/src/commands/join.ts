@@ -10,12 +10,18 @@ import { LeaveReason, RoomEndReason, type Reason } from '@backchannel/protocol';
 import { displayName, joinFromCli } from '../connect.js';
 import { action } from '../errors.js';
 import { withClientOptions, type ClientOptions } from '../options.js';
+import { terminalSafe } from '../sanitize.js';
 
 /** Reasons to stop that are not a failure of this command (exit 0). */
 const CLEAN_ENDS: ReadonlySet<string> = new Set([RoomEndReason.EndedByServer, RoomEndReason.ServerShutdown, LeaveReason.RoomEnded, LeaveReason.ServerShutdown]);
 
 function describeReason(reason: Reason): string {
   return reason.message ? `${reason.code} (${reason.message})` : reason.code;
+}
+
+/** Prints one line. Everything here may carry text other participants chose, so it is made inert. */
+function out(line: string): void {
+  process.stdout.write(`${terminalSafe(line)}\n`);
 }
 
 /** Registers `join`. */
@@ -28,7 +34,6 @@ export function registerJoinCommand(program: Command): void {
   ).action(
     action('join', async (conference: string, o: ClientOptions & { topic: string }) => {
       const { client, room } = await joinFromCli(o, conference);
-      const out = (line: string) => process.stdout.write(`${line}\n`);
       out(`joined ${conference} as ${client.participantId}; ${room.participants.size} other participant(s)`);
       for (const p of room.participants.values()) out(`  ${p.id} ${p.displayName}`);
       room.on('participantJoined', (p) => out(`* ${p.displayName} (${p.id}) joined`));
@@ -70,8 +75,9 @@ export function registerJoinCommand(program: Command): void {
 
 function printable(data: Uint8Array): string {
   try {
+    // Text is shown (escaped by `out`); anything that is not UTF-8 is summarised.
     const text = new TextDecoder('utf-8', { fatal: true }).decode(data);
-    if (!/[\u0000-\u0008\u000e-\u001f]/.test(text)) return text.length > 200 ? `${text.slice(0, 200)}… (${data.byteLength} bytes)` : text;
+    return text.length > 200 ? `${text.slice(0, 200)}… (${data.byteLength} bytes)` : text;
   } catch {
     /* binary */
   }

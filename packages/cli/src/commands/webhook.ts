@@ -11,6 +11,7 @@ import { DEV_API_SECRET } from '@backchannel/server';
 import { DEFAULT_WEBHOOK_TOLERANCE_SEC, createMemorySeenStore, verifyWebhook, type WebhookEvent } from '@backchannel/server-sdk';
 import { action, exitWithFailure } from '../errors.js';
 import { integer } from '../options.js';
+import { jsonSafe, terminalSafe } from '../sanitize.js';
 
 interface ListenOptions {
   host: string;
@@ -67,13 +68,14 @@ export function registerWebhookCommands(program: Command): void {
             verifyWebhook(body, req.headers, { apiSecret: o.apiSecret, toleranceSec: o.toleranceSec, seen }).then(
               (event) => {
                 res.writeHead(204).end();
-                process.stdout.write(o.json ? `${JSON.stringify(event)}\n` : `${describeWebhook(event)}\n${JSON.stringify(event, null, 2).replace(/^/gm, '    ')}\n`);
+                // Names, metadata and reasons in events come from clients: printed inert.
+                process.stdout.write(o.json ? `${jsonSafe(JSON.stringify(event))}\n` : `${terminalSafe(describeWebhook(event))}\n${jsonSafe(JSON.stringify(event, null, 2)).replace(/^/gm, '    ')}\n`);
               },
               (error: BackchannelError) => {
                 if (error.code === ErrorCode.WebhookReplayed) {
                   // At-least-once delivery: acknowledge the retry so the server stops sending it.
                   res.writeHead(204).end();
-                  process.stdout.write(`duplicate delivery of ${String(error.details?.id)} (already printed)\n`);
+                  process.stdout.write(`duplicate delivery of ${terminalSafe(String(error.details?.id))} (already printed)\n`);
                   return;
                 }
                 res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ code: error.code, message: error.message }));
