@@ -89,7 +89,21 @@ describe('OpenAPI document', () => {
     expect(doc.openapi).toBe('3.1.0');
     const ops = Object.values(doc.paths as Record<string, Record<string, { operationId: string }>>).flatMap((p) => Object.values(p).map((o) => o.operationId));
     expect(ops.sort()).toEqual(
-      ['endCall', 'endConference', 'getCall', 'getConference', 'getOpenApi', 'kickParticipant', 'listCalls', 'listConferences', 'listParticipants', 'sendData', 'updateParticipant', 'webhookStats'].sort(),
+      [
+        'endCall',
+        'endConference',
+        'getCall',
+        'getConference',
+        'getOpenApi',
+        'kickParticipant',
+        'listCalls',
+        'listConferences',
+        'listParticipants',
+        'revokeParticipant',
+        'sendData',
+        'updateParticipant',
+        'webhookStats',
+      ].sort(),
     );
     // The same schema the server validates with: streamId bounds and required fields.
     const send = doc.components.schemas.SendDataRequest;
@@ -112,7 +126,7 @@ describe('conferences', () => {
     const members = await room('api-list', ['l1', 'l2']);
     const hidden = await connect('watcher', { conferences: ['*'], hidden: true });
     await hidden.joinConference('api-list');
-    const list = await api.listConferences();
+    const { conferences: list } = await api.listConferences();
     const conf = list.find((c) => c.name === 'api-list')!;
     expect(conf.participantCount).toBe(3);
     expect(conf.participants.map((p) => p.userId).sort()).toEqual(['l1', 'l2', 'watcher']);
@@ -137,7 +151,7 @@ describe('conferences', () => {
   it('finds conferences whose names need escaping in a URL', async () => {
     const [m] = await room('team/α β?', ['esc']);
     expect((await api.getConference('team/α β?')).participantCount).toBe(1);
-    expect((await api.listParticipants('team/α β?')).map((p) => p.userId)).toEqual(['esc']);
+    expect((await api.listParticipants('team/α β?')).participants.map((p) => p.userId)).toEqual(['esc']);
     await m!.client.close();
   });
 });
@@ -154,10 +168,10 @@ describe('calls', () => {
     const connected = next(call, 'connected');
     const answered: Call = await (await incoming).accept();
     await connected;
-    const listed = (await api.listCalls()).find((c) => c.callId === call.callId)!;
+    const listed = (await api.listCalls()).calls.find((c) => c.callId === call.callId)!;
     expect(listed).toMatchObject({ state: 'connected', callee: { userId: 'callee', participantId: callee.participantId } });
     expect(listed.connectedAt).toBeGreaterThanOrEqual(listed.createdAt);
-    expect((await api.listParticipants(call.callId)).map((p) => p.userId).sort()).toEqual(['callee', 'caller']);
+    expect((await api.listParticipants(call.callId)).participants.map((p) => p.userId).sort()).toEqual(['callee', 'caller']);
 
     const endedCaller = next<{ reason: Reason }>(call, 'ended');
     const endedCallee = next<{ reason: Reason }>(answered, 'ended');
@@ -174,7 +188,7 @@ describe('calls', () => {
 describe('participants', () => {
   it('lists participants of a room and 404s an unknown room', async () => {
     const members = await room('api-part', ['p1', 'p2']);
-    const list = await api.listParticipants('api-part');
+    const { participants: list } = await api.listParticipants('api-part');
     expect(list.map((p) => p.id).sort()).toEqual(members.map((m) => m.client.participantId).sort());
     await expect(api.listParticipants('nope')).rejects.toMatchObject({ code: ErrorCode.RoomNotFound });
     await closeAll(members);
@@ -191,11 +205,11 @@ describe('participants', () => {
       expect(p.id).toBe(victim!.client.participantId);
       expect(r).toEqual({ code: 'kicked', message: 'flooding the chat' });
     }
-    expect((await api.listParticipants('api-kick')).map((p) => p.userId).sort()).toEqual(['k2', 'k3']);
+    expect((await api.listParticipants('api-kick')).participants.map((p) => p.userId).sort()).toEqual(['k2', 'k3']);
     await expect(api.kickParticipant('api-kick', victim!.client.participantId)).rejects.toMatchObject({ code: ErrorCode.ParticipantNotFound, details: { status: 404 } });
     // The kicked client stays connected and may join again.
     await victim!.client.joinConference('api-kick');
-    expect(await api.listParticipants('api-kick')).toHaveLength(3);
+    expect((await api.listParticipants('api-kick')).participants).toHaveLength(3);
     await closeAll(members);
   });
 
@@ -347,6 +361,6 @@ describe('rate limit', () => {
     await expect(sdk.listCalls()).rejects.toMatchObject({ code: ErrorCode.RateLimited, details: { status: 429, retryAfterSec: expect.any(Number) } });
     // Another API key has its own bucket.
     const other = new ServerApiClient(limited.httpUrl, { apiKey: 'other', apiSecret: 'other-secret-123' });
-    expect(await other.listCalls()).toEqual([]);
+    expect(await other.listCalls()).toEqual({ calls: [] });
   });
 });

@@ -8,6 +8,8 @@ import type {
   ApiCall,
   ApiConference,
   ApiParticipant,
+  CallList,
+  ConferenceList,
   ParticipantList,
   SendDataRequest,
   SendDataResponse,
@@ -41,6 +43,14 @@ export interface SendDataOptions {
   priority?: Priority;
 }
 
+/** Which page of a list to fetch. */
+export interface PageOptions {
+  /** Items per page, 1–1000 (`API_PAGE_LIMIT_MAX`); the server's default is 100. */
+  limit?: number;
+  /** The `next` cursor of the previous page; omit for the first page. */
+  cursor?: string;
+}
+
 const DEFAULTS = { timeoutMs: 10_000, tokenTtlSec: 600 } as const;
 /** User id (`sub`) of the admin tokens the client mints. */
 const API_CLIENT_SUBJECT = 'server-api-client';
@@ -67,18 +77,27 @@ export class ServerApiClient {
    * @param url The server's address: `http(s)://host:port` (a `ws(s)://` URL is accepted too).
    */
   constructor(url: string, options: ServerApiClientOptions) {
-    if (typeof url !== 'string' || !/^(https?|wss?):\/\//.test(url)) throw new TypeError('ServerApiClient: url must be an http(s):// or ws(s):// URL');
-    if (!options?.apiKey || !options.apiSecret) throw new TypeError('ServerApiClient: apiKey and apiSecret are required');
+    if (typeof url !== 'string' || !/^(https?|wss?):\/\//.test(url)) throw invalid('url', 'ServerApiClient: url must be an http(s):// or ws(s):// URL');
+    if (!options?.apiKey || !options.apiSecret) throw invalid(options?.apiKey ? 'apiSecret' : 'apiKey', 'ServerApiClient: apiKey and apiSecret are required');
     this.baseUrl = url.replace(/^ws/, 'http').replace(/\/+$/, '');
     this.#opts = { apiKey: options.apiKey, apiSecret: options.apiSecret, timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs, tokenTtlSec: options.tokenTtlSec ?? DEFAULTS.tokenTtlSec };
     const f = options.fetch ?? globalThis.fetch;
-    if (typeof f !== 'function') throw new TypeError('ServerApiClient: no fetch implementation available; pass options.fetch');
+    if (typeof f !== 'function') throw invalid('fetch', 'ServerApiClient: no fetch implementation available; pass options.fetch');
     this.#fetch = f.bind(globalThis);
   }
 
-  /** Every conference, with its participants. */
-  async listConferences(): Promise<ApiConference[]> {
-    return (await this.#request<{ conferences: ApiConference[] }>('GET', '/conferences')).conferences;
+  /**
+   * One page of conferences (oldest first), each with its participants: `{ conferences, next }`.
+   * Pass `next` back as `cursor` for the following page; it is absent on the last one. To walk
+   * them all, use {@link conferences}.
+   */
+  listConferences(page: PageOptions = {}): Promise<ConferenceList> {
+    return this.#request('GET', `/conferences${query(page)}`);
+  }
+
+  /** Every conference, page after page (`limit` per request), oldest first. */
+  conferences(options: Pick<PageOptions, 'limit'> = {}): AsyncIterableIterator<ApiConference> {
+    return this.#walk((cursor) => this.listConferences({ ...options, ...cursor }), (p) => p.conferences);
   }
 
   /** One conference by name (`room-not-found` if there is none). */
@@ -91,9 +110,14 @@ export class ServerApiClient {
     await this.#request('DELETE', `/conferences/${enc(name)}`);
   }
 
-  /** Every ringing or connected 1:1 call. */
-  async listCalls(): Promise<ApiCall[]> {
-    return (await this.#request<{ calls: ApiCall[] }>('GET', '/calls')).calls;
+  /** One page of ringing and connected 1:1 calls (oldest first): `{ calls, next }`. See {@link listConferences}. */
+  listCalls(page: PageOptions = {}): Promise<CallList> {
+    return this.#request('GET', `/calls${query(page)}`);
+  }
+
+  /** Every ringing or connected call, page after page, oldest first. */
+  calls(options: Pick<PageOptions, 'limit'> = {}): AsyncIterableIterator<ApiCall> {
+    return this.#walk((cursor) => this.listCalls({ ...options, ...cursor }), (p) => p.calls);
   }
 
   /** One call by id (`call-not-found` if there is none). */
@@ -106,9 +130,18 @@ export class ServerApiClient {
     await this.#request('DELETE', `/calls/${enc(callId)}`);
   }
 
-  /** Participants of a room: `roomId` is a conference name or a call id. */
-  async listParticipants(roomId: string): Promise<ApiParticipant[]> {
-    return (await this.#request<ParticipantList>('GET', `/rooms/${enc(roomId)}/participants`)).participants;
+  /**
+   * One page of a room's participants (in join order): `{ room, participants, next }`. `roomId` is
+   * `conference:<name>`, `call:<callId>`, or unqualified: a call id if it starts with `CA_`, else a
+   * conference name (see `parseRoomId`).
+   */
+  listParticipants(roomId: string, page: PageOptions = {}): Promise<ParticipantList> {
+    return this.#request('GET', `/rooms/${enc(roomId)}/participants${query(page)}`);
+  }
+
+  /** Every participant of a room, page after page, in join order. */
+  participants(roomId: string, options: Pick<PageOptions, 'limit'> = {}): AsyncIterableIterator<ApiParticipant> {
+    return this.#walk((cursor) => this.listParticipants(roomId, { ...options, ...cursor }), (p) => p.participants);
   }
 
   /**
@@ -139,9 +172,27 @@ export class ServerApiClient {
     return this.#request('POST', `/rooms/${enc(roomId)}/data`, body);
   }
 
-  /** Delivery counters of each configured webhook URL. */
+  /**
+   * Ends a participant's connection for good: its calls end with `ended-by-server`, it leaves its
+   * conferences as `kicked`, its client is told goodbye with `connection-revoked` (and `reason`)
+   * and cannot resume. A new connection needs a new hello with a valid token.
+   */
+  async revokeParticipant(participantId: string, options: { reason?: string } = {}): Promise<void> {
+    await this.#request('POST', `/participants/${enc(participantId)}/revoke`, options.reason === undefined ? {} : { reason: options.reason });
+  }
+
+  /** Delivery counters of each configured webhook URL, with what was dropped by reason and by event type. */
   webhookStats(): Promise<WebhookStats> {
     return this.#request('GET', '/webhooks');
+  }
+
+  async *#walk<P extends { next?: string }, T>(fetchPage: (cursor: { cursor?: string }) => Promise<P>, items: (page: P) => T[]): AsyncIterableIterator<T> {
+    let cursor: string | undefined;
+    do {
+      const page = await fetchPage(cursor === undefined ? {} : { cursor });
+      yield* items(page);
+      cursor = page.next;
+    } while (cursor !== undefined);
   }
 
   async #authorization(): Promise<string> {
@@ -192,6 +243,19 @@ export class ServerApiClient {
       }),
     );
   }
+}
+
+function invalid(field: string, message: string): BackchannelError {
+  return new BackchannelError(ErrorCode.InvalidArgument, message, { details: { field } });
+}
+
+/** `?limit=…&cursor=…` for the options given ('' for none). */
+function query(page: PageOptions): string {
+  const params = new URLSearchParams();
+  if (page.limit !== undefined) params.set('limit', String(page.limit));
+  if (page.cursor !== undefined) params.set('cursor', page.cursor);
+  const text = params.toString();
+  return text ? `?${text}` : '';
 }
 
 function enc(segment: string): string {

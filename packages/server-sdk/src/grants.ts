@@ -2,6 +2,7 @@
  * Grants: what an access token allows. Carried in the token's `bc` claim; checked by the server on
  * connect and on every action.
  */
+import { BackchannelError, ErrorCode } from '@backchannel/protocol';
 
 /** Grants as given when minting a token. Omitted fields take the defaults in {@link DEFAULT_GRANTS}. */
 export interface Grants {
@@ -40,29 +41,36 @@ export const DEFAULT_GRANTS: Readonly<ResolvedGrants> = Object.freeze({
   admin: false,
 });
 
-/** Fills omitted grants with their defaults. Throws a TypeError naming the first bad field. */
+/**
+ * Fills omitted grants with their defaults. Throws a {@link BackchannelError} `invalid-argument`
+ * naming the first bad field (`details.field`, e.g. `grants.calls`).
+ */
 export function resolveGrants(input: unknown): ResolvedGrants {
   const g = (input ?? {}) as Record<string, unknown>;
-  if (typeof g !== 'object' || Array.isArray(g)) throw new TypeError('grants must be an object');
+  if (typeof g !== 'object' || Array.isArray(g)) throw invalid('grants', 'grants must be an object');
   const out: ResolvedGrants = { ...DEFAULT_GRANTS, conferences: [] };
   for (const key of ['calls', 'publishData', 'subscribeData', 'updateOwnMetadata', 'hidden', 'admin'] as const) {
     if (g[key] === undefined) continue;
-    if (typeof g[key] !== 'boolean') throw new TypeError(`grants.${key} must be a boolean`);
+    if (typeof g[key] !== 'boolean') throw invalid(`grants.${key}`, `grants.${key} must be a boolean`);
     out[key] = g[key] as boolean;
   }
   if (g.conferences !== undefined) {
     if (!Array.isArray(g.conferences) || !g.conferences.every((c) => typeof c === 'string' && c.length > 0 && c.length <= 256)) {
-      throw new TypeError('grants.conferences must be an array of non-empty names or prefixes ending in "*"');
+      throw invalid('grants.conferences', 'grants.conferences must be an array of non-empty names (at most 256 characters) or prefixes ending in "*"');
     }
     out.conferences = [...g.conferences];
   }
   if (g.streamIds !== undefined) {
     if (!Array.isArray(g.streamIds) || !g.streamIds.every((s) => Number.isInteger(s) && s >= 1 && s <= 65535)) {
-      throw new TypeError('grants.streamIds must be an array of integers 1–65535');
+      throw invalid('grants.streamIds', 'grants.streamIds must be an array of integers 1–65535');
     }
     out.streamIds = [...g.streamIds];
   }
   return out;
+}
+
+function invalid(field: string, message: string): BackchannelError {
+  return new BackchannelError(ErrorCode.InvalidArgument, message, { details: { field } });
 }
 
 /** Whether `grants` allow joining the conference called `name`. */

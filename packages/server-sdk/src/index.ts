@@ -8,8 +8,12 @@ export type { AccessTokenOptions } from './token.js';
 export { DEFAULT_GRANTS, mayJoinConference, resolveGrants } from './grants.js';
 export type { Grants, ResolvedGrants } from './grants.js';
 export { ServerApiClient } from './api-client.js';
-export type { SendDataOptions, ServerApiClientOptions } from './api-client.js';
+export type { PageOptions, SendDataOptions, ServerApiClientOptions } from './api-client.js';
+export { CALL_ID_PREFIX, formatRoomId, parseRoomId } from './room-id.js';
 export {
+  API_PAGE_LIMIT_DEFAULT,
+  API_PAGE_LIMIT_MAX,
+  API_PAGE_MAX_PARTICIPANTS,
   API_STREAM_ID_MAX,
   ApiDestinationSchema,
   ApiErrorSchema,
@@ -22,6 +26,7 @@ export {
   ConferenceSchema,
   KickRequestSchema,
   ParticipantListSchema,
+  RevokeRequestSchema,
   RoomRefSchema,
   SendDataRequestSchema,
   SendDataResponseSchema,
@@ -37,8 +42,11 @@ export type {
   ApiErrorBody,
   ApiParticipant,
   ApiReason,
+  CallList,
+  ConferenceList,
   KickRequest,
   ParticipantList,
+  RevokeRequest,
   RoomRef,
   SendDataRequest,
   SendDataResponse,

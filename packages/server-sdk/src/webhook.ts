@@ -65,9 +65,12 @@ function fromHex(hex: string): Uint8Array<ArrayBuffer> | undefined {
  * Computes the `backchannel-signature` header value for `body` sent at `timestampSec` (Unix
  * seconds): `v1=` followed by the hex HMAC-SHA256 of `${timestampSec}.${body}` keyed with the API
  * secret. The server signs every delivery attempt this way; tests and forwarders can use it too.
+ * Rejects with `invalid-argument` without a secret.
  */
 export async function signWebhook(apiSecret: string, timestampSec: number, body: string | Uint8Array): Promise<string> {
-  if (typeof apiSecret !== 'string' || !apiSecret) throw new TypeError('signWebhook: apiSecret is required');
+  if (typeof apiSecret !== 'string' || !apiSecret) {
+    throw new BackchannelError(ErrorCode.InvalidArgument, 'signWebhook: apiSecret is required', { details: { field: 'apiSecret' } });
+  }
   const mac = await crypto.subtle.sign('HMAC', await hmacKey(apiSecret), signedContent(timestampSec, body));
   return `v1=${toHex(mac)}`;
 }
@@ -144,6 +147,7 @@ function header(headers: WebhookHeaders, name: string): string | undefined {
  * - `webhook-malformed`: a signature header is missing, or the body is not a JSON event;
  * - `webhook-signature-invalid`: no `v1` signature matches the body and `apiSecret`;
  * - `webhook-timestamp-stale`: the timestamp is more than `toleranceSec` from now;
+ * - `invalid-argument`: `options.apiSecret` is missing;
  * - `webhook-replayed`: with `seen`, the event id was already accepted. At-least-once delivery
  *   means a legitimate retry can also land here: answer it with a 2xx and skip processing.
  *
@@ -151,7 +155,9 @@ function header(headers: WebhookHeaders, name: string): string | undefined {
  * and ignore the rest.
  */
 export async function verifyWebhook(rawBody: string | Uint8Array, headers: WebhookHeaders, options: VerifyWebhookOptions): Promise<WebhookEvent> {
-  if (typeof options?.apiSecret !== 'string' || !options.apiSecret) throw new TypeError('verifyWebhook: apiSecret is required');
+  if (typeof options?.apiSecret !== 'string' || !options.apiSecret) {
+    throw new BackchannelError(ErrorCode.InvalidArgument, 'verifyWebhook: apiSecret is required', { details: { field: 'apiSecret' } });
+  }
   const signatureHeader = header(headers, WebhookHeader.Signature);
   const timestampHeader = header(headers, WebhookHeader.Timestamp);
   if (!signatureHeader) throw new BackchannelError(ErrorCode.WebhookMalformed, `the ${WebhookHeader.Signature} header is missing`);

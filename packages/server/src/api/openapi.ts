@@ -56,8 +56,9 @@ export function buildOpenApi(routes: readonly Route[], version: string): Record<
     else responses['204'] = { description: 'Done.' };
     for (const status of [...new Set([400, 401, 403, 429, 503, ...(route.errors ?? [])])].sort()) responses[String(status)] = errorResponse(status);
     const op: Record<string, Json> = { operationId: route.operationId, summary: route.summary, responses };
-    const params = Object.entries(route.params ?? {});
-    if (params.length > 0) op.parameters = params.map(([name, description]) => ({ name, in: 'path', required: true, description, schema: { type: 'string' } }));
+    const parameters: Json[] = Object.entries(route.params ?? {}).map(([name, description]) => ({ name, in: 'path', required: true, description, schema: { type: 'string' } }));
+    for (const [name, { description, schema }] of Object.entries(route.query ?? {})) parameters.push({ name, in: 'query', required: false, description, schema: schema as Json });
+    if (parameters.length > 0) op.parameters = parameters;
     if (route.body) op.requestBody = { required: !route.bodyOptional, content: { 'application/json': { schema: c.ref(route.body) } } };
     (paths[route.path] ??= {})[route.method.toLowerCase()] = op;
   }

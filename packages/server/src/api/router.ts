@@ -58,8 +58,11 @@ export class ApiRouter {
 
   /** Answers one request; never throws. */
   handle(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0]!.slice(API_PREFIX.length) || '/';
-    void this.#handle(req, res, path).catch((error: unknown) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = (q < 0 ? url : url.slice(0, q)).slice(API_PREFIX.length) || '/';
+    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    void this.#handle(req, res, path, query).catch((error: unknown) => {
       const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.InternalError, 'internal server error', { cause: error });
       if (err.code === ErrorCode.InternalError) this.#opts.log.error({ err: error, method: req.method, path }, 'server API request failed');
       else this.#opts.log.debug({ code: err.code, method: req.method, path }, 'server API request refused');
@@ -77,7 +80,7 @@ export class ApiRouter {
     });
   }
 
-  async #handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  async #handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<void> {
     if (path === '/' && (req.method === 'GET' || req.method === 'HEAD')) return this.#index(req, res);
     if (path === OPENAPI_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
       this.#openapi ??= JSON.stringify(buildOpenApi(ROUTES, SERVER_VERSION));
@@ -101,9 +104,9 @@ export class ApiRouter {
       if (body === undefined && route.bodyOptional) body = {};
       validate(route.body, body);
     }
-    const result = route.handler(this.#ctx, { params, body });
+    const result = route.handler(this.#ctx, { params, query, body });
     // Changes are logged at info (an audit trail of who ended, kicked or updated what); reads at debug.
-    const entry = { apiKey: identity.apiKey, op: route.operationId, params, ...route.audit?.({ params, body }) };
+    const entry = { apiKey: identity.apiKey, op: route.operationId, params, ...route.audit?.({ params, query, body }) };
     if (route.method === 'GET') this.#opts.log.debug(entry, 'server API request');
     else this.#opts.log.info(entry, 'server API request');
     if (route.response) sendJson(res, 200, result);

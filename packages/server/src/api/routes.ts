@@ -9,21 +9,29 @@ import {
   CallSchema,
   ConferenceListSchema,
   ConferenceSchema,
+  API_PAGE_LIMIT_DEFAULT,
+  API_PAGE_LIMIT_MAX,
+  API_PAGE_MAX_PARTICIPANTS,
   KickRequestSchema,
   ParticipantListSchema,
+  RevokeRequestSchema,
   SendDataRequestSchema,
   SendDataResponseSchema,
   UpdateParticipantRequestSchema,
   UpdateParticipantResponseSchema,
   WebhookStatsSchema,
   type KickRequest,
+  type RevokeRequest,
   type SendDataRequest,
   type SendDataResponse,
   type UpdateParticipantRequest,
   type WebhookStats,
 } from '@backchannel/server-sdk';
+import type { Call } from '../core/calls.js';
 import { reason, type Hub } from '../core/hub.js';
-import { callView, conferenceView, findCall, findConference, findMember, findRoom, participantView } from './views.js';
+import type { Member, Room } from '../core/room.js';
+import { paginate, readPageRequest, type PageKey } from './pagination.js';
+import { callView, conferenceView, findCall, findConference, findMember, findPeer, findRoom, participantView } from './views.js';
 
 /** What handlers work with. */
 export interface ApiContext {
@@ -31,9 +39,10 @@ export interface ApiContext {
   webhookStats: () => WebhookStats;
 }
 
-/** A parsed request: decoded path parameters and the validated body. */
+/** A parsed request: decoded path parameters, the query string and the validated body. */
 export interface ApiRequest {
   params: Record<string, string>;
+  query: URLSearchParams;
   body: unknown;
 }
 
@@ -46,6 +55,8 @@ export interface Route {
   summary: string;
   /** Path parameter descriptions, by name. */
   params?: Record<string, string>;
+  /** Query parameters (all optional), by name. */
+  query?: Record<string, { description: string; schema: Record<string, unknown> }>;
   body?: TSchema;
   /** Whether a request without a body is accepted (treated as `{}`). */
   bodyOptional?: boolean;
@@ -57,8 +68,21 @@ export interface Route {
   handler(ctx: ApiContext, req: ApiRequest): unknown;
 }
 
-const ROOM_ID = 'Conference name, or call id of a 1:1 call.';
+const ROOM_ID = '`conference:<name>`, `call:<callId>`, or unqualified: a call id if it starts with `CA_`, else a conference name.';
 const PARTICIPANT_ID = 'Participant id.';
+
+/** `limit` and `cursor`, as every list endpoint takes them. */
+const PAGE_QUERY: NonNullable<Route['query']> = {
+  limit: {
+    description: `Items per page (default ${API_PAGE_LIMIT_DEFAULT}).`,
+    schema: { type: 'integer', minimum: 1, maximum: API_PAGE_LIMIT_MAX, default: API_PAGE_LIMIT_DEFAULT },
+  },
+  cursor: { description: 'The `next` of the previous page (opaque); omit for the first page.', schema: { type: 'string' } },
+};
+
+const conferenceKey = (room: Room): PageKey => [room.createdAt, room.name];
+const callKey = (call: Call): PageKey => [call.createdAt, call.id];
+const memberKey = (member: Member): PageKey => [member.joinedAt, member.peer.id];
 
 /** Every authenticated route of the server API. */
 export const ROUTES: readonly Route[] = [
@@ -66,9 +90,16 @@ export const ROUTES: readonly Route[] = [
     method: 'GET',
     path: '/conferences',
     operationId: 'listConferences',
-    summary: 'List conferences, with their participants.',
+    summary:
+      'List conferences, oldest first, with their participants, one page at a time: follow `next` until it is absent. ' +
+      `A page also ends after the conference that brings it to ${API_PAGE_MAX_PARTICIPANTS} participants.`,
+    query: PAGE_QUERY,
     response: ConferenceListSchema,
-    handler: ({ hub }) => ({ conferences: [...hub.conferences.byName.values()].filter((r) => !r.ended).map(conferenceView) }),
+    handler: ({ hub }, { query }) => {
+      const live = [...hub.conferences.byName.values()].filter((r) => !r.ended);
+      const page = paginate(live, conferenceKey, readPageRequest(query), { of: (r) => r.size, max: API_PAGE_MAX_PARTICIPANTS });
+      return { conferences: page.items.map(conferenceView), ...(page.next ? { next: page.next } : {}) };
+    },
   },
   {
     method: 'GET',
@@ -95,9 +126,14 @@ export const ROUTES: readonly Route[] = [
     method: 'GET',
     path: '/calls',
     operationId: 'listCalls',
-    summary: 'List ringing and connected 1:1 calls.',
+    summary: 'List ringing and connected 1:1 calls, oldest first, one page at a time: follow `next` until it is absent.',
+    query: PAGE_QUERY,
     response: CallListSchema,
-    handler: ({ hub }) => ({ calls: [...hub.calls.calls.values()].filter((c) => c.state !== 'ended').map(callView) }),
+    handler: ({ hub }, { query }) => {
+      const live = [...hub.calls.calls.values()].filter((c) => c.state !== 'ended');
+      const page = paginate(live, callKey, readPageRequest(query));
+      return { calls: page.items.map(callView), ...(page.next ? { next: page.next } : {}) };
+    },
   },
   {
     method: 'GET',
@@ -125,13 +161,16 @@ export const ROUTES: readonly Route[] = [
     method: 'GET',
     path: '/rooms/{roomId}/participants',
     operationId: 'listParticipants',
-    summary: 'List the participants of a conference or call (hidden ones included).',
+    summary: 'List the participants of a conference or call (hidden ones included), in join order, one page at a time.',
     params: { roomId: ROOM_ID },
+    query: PAGE_QUERY,
     response: ParticipantListSchema,
     errors: [404],
-    handler: ({ hub }, { params }) => {
+    handler: ({ hub }, { params, query }) => {
+      const request = readPageRequest(query);
       const room = findRoom(hub, params.roomId!);
-      return { room: { kind: room.kind, name: room.name }, participants: [...room.members.values()].map(participantView) };
+      const page = paginate(room.members.values(), memberKey, request);
+      return { room: { kind: room.kind, name: room.name }, participants: page.items.map(participantView), ...(page.next ? { next: page.next } : {}) };
     },
   },
   {
@@ -194,10 +233,27 @@ export const ROUTES: readonly Route[] = [
     },
   },
   {
+    method: 'POST',
+    path: '/participants/{participantId}/revoke',
+    operationId: 'revokeParticipant',
+    summary:
+      "End a participant's connection for good: its calls end with `ended-by-server`, it leaves its conferences as `kicked` " +
+      '(webhooks `participant.kicked`, then `participant.left` or `call.ended`), its client is told goodbye with `connection-revoked`, ' +
+      'and its resume credential no longer works.',
+    params: { participantId: PARTICIPANT_ID },
+    body: RevokeRequestSchema,
+    bodyOptional: true,
+    errors: [404],
+    audit: ({ body }) => ({ reason: (body as RevokeRequest).reason }),
+    handler: ({ hub }, { params, body }) => {
+      hub.revoke(findPeer(hub, params.participantId!), (body as RevokeRequest).reason || 'revoked by the server');
+    },
+  },
+  {
     method: 'GET',
     path: '/webhooks',
     operationId: 'webhookStats',
-    summary: 'Delivery counters of each configured webhook URL.',
+    summary: 'Delivery counters of each configured webhook URL, with what was dropped by reason and by event type (one entry per URL: not paginated).',
     response: WebhookStatsSchema,
     handler: ({ webhookStats }) => webhookStats(),
   },

@@ -3,9 +3,10 @@
  * ids in a request path (404 codes when they do not exist).
  */
 import { BackchannelError, ErrorCode } from '@backchannel/protocol';
-import type { ApiCall, ApiConference, ApiParticipant } from '@backchannel/server-sdk';
+import { parseRoomId, type ApiCall, type ApiConference, type ApiParticipant } from '@backchannel/server-sdk';
 import type { Call } from '../core/calls.js';
 import type { Hub } from '../core/hub.js';
+import type { Peer } from '../core/peer.js';
 import type { Member, Room } from '../core/room.js';
 
 /** A member as the API shows it: hidden members included and flagged; no internal handles. */
@@ -49,13 +50,28 @@ export function findCall(hub: Hub, callId: string): Call {
   return call;
 }
 
-/** A room by API room id: a conference name first, else a call id. */
+/**
+ * A room by API room id (`conference:<name>`, `call:<callId>`, or unqualified: a call id if it
+ * starts with `CA_`, else a conference name). What an id names depends on its text only, never on
+ * which rooms exist, so a conference can never stand in for a call (or the other way round).
+ */
 export function findRoom(hub: Hub, roomId: string): Room {
-  const conference = hub.conferences.byName.get(roomId);
-  if (conference && !conference.ended) return conference;
-  const call = hub.calls.calls.get(roomId);
+  const ref = parseRoomId(roomId);
+  if (ref.kind === 'conference') {
+    const conference = hub.conferences.byName.get(ref.name);
+    if (conference && !conference.ended) return conference;
+    throw new BackchannelError(ErrorCode.RoomNotFound, `no conference "${ref.name}"`, { details: { room: roomId } });
+  }
+  const call = hub.calls.calls.get(ref.name);
   if (call && call.state !== 'ended') return call.room;
-  throw new BackchannelError(ErrorCode.RoomNotFound, `no conference or call "${roomId}"`, { details: { room: roomId } });
+  throw new BackchannelError(ErrorCode.RoomNotFound, `no call "${ref.name}"`, { details: { room: roomId } });
+}
+
+/** The connected (or reconnecting) participant `participantId`, or `participant-not-found`. */
+export function findPeer(hub: Hub, participantId: string): Peer {
+  const peer = hub.peers.get(participantId);
+  if (!peer || peer.gone) throw new BackchannelError(ErrorCode.ParticipantNotFound, `no participant ${participantId} on this server`, { details: { participantId } });
+  return peer;
 }
 
 /** The member `participantId` of `room`, or `participant-not-found`. */
