@@ -8,18 +8,13 @@ import type { Logger } from 'pino';
 import type { WebhookStats } from '@backchannel/server-sdk';
 import type { ServerConfig } from '../config.js';
 import type { HubEvent } from '../core/events.js';
+import type { WebhookCounters } from '../metrics/prometheus.js';
 import { WebhookSequencer, roomKey } from './events.js';
 import { postWebhook, type WebhookSigner } from './http.js';
-import { DeliveryQueue, type DeliveryReport, type DeliveryStats, type DeliveryTask } from './queue.js';
+import { DeliveryQueue, type DeliveryReport, type DeliveryTask } from './queue.js';
 
 /** Events shed from a full queue are logged as one summary per URL at most this often, ms. */
 const SHED_LOG_INTERVAL_MS = 1_000;
-
-/** One URL's delivery counters, as the metrics exporter reads them. */
-export interface WebhookCounters extends DeliveryStats {
-  url: string;
-  pending: number;
-}
 
 /** The user whose action caused `e` (for fair delivery and shedding), if the event names one. */
 function causeOf(e: HubEvent): string | undefined {
@@ -40,6 +35,8 @@ function causeOf(e: HubEvent): string | undefined {
 
 interface Endpoint {
   url: string;
+  /** The URL as a metrics label: without user info, query or fragment (they may hold secrets). */
+  label: string;
   queue: DeliveryQueue;
   /** Events shed from the full queue since the last summary was logged. */
   shed: { count: number; byType: Record<string, number>; bySource: Map<string, number>; timer: ReturnType<typeof setTimeout> | undefined };
@@ -62,6 +59,7 @@ export class WebhookDispatcher {
     this.#endpoints = config.webhookUrls.map((url) => {
       const endpoint: Endpoint = {
         url,
+        label: metricsLabel(url),
         shed: { count: 0, byType: {}, bySource: new Map(), timer: undefined },
         queue: new DeliveryQueue({
           maxAttempts: config.webhookMaxAttempts,
@@ -118,9 +116,12 @@ export class WebhookDispatcher {
     };
   }
 
-  /** Every counter per URL, for the metrics exporter. */
+  /** Delivery counters per URL for metrics (the URL without credentials, query or fragment). */
   counters(): WebhookCounters[] {
-    return this.#endpoints.map(({ url, queue }) => ({ url, pending: queue.pending, ...queue.stats }));
+    return this.#endpoints.map(({ label, queue }) => {
+      const s = queue.stats;
+      return { url: label, pending: queue.pending, delivered: s.delivered, failedAttempts: s.failedAttempts, retries: s.retries, dropped: s.dropped };
+    });
   }
 
   /**
@@ -192,4 +193,10 @@ export class WebhookDispatcher {
     );
     e.shed = { count: 0, byType: {}, bySource: new Map(), timer: undefined };
   }
+}
+
+/** `url` as a metrics label: no user info, query or fragment (they may hold secrets). */
+function metricsLabel(url: string): string {
+  const u = new URL(url);
+  return `${u.protocol}//${u.host}${u.pathname}`;
 }
