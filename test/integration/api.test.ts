@@ -112,6 +112,14 @@ describe('OpenAPI document', () => {
     expect(send.additionalProperties).toBe(false);
     expect(doc.paths['/rooms/{roomId}/data'].post.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/SendDataRequest' });
     expect(doc.paths['/rooms/{roomId}/data'].post.responses['429'].headers['Retry-After']).toBeDefined();
+    // Lists take a page size and a cursor, and answer with the next one.
+    for (const path of ['/conferences', '/calls', '/rooms/{roomId}/participants']) {
+      const query = doc.paths[path].get.parameters.filter((p: { in: string }) => p.in === 'query');
+      expect(query.map((p: { name: string }) => p.name), path).toEqual(['limit', 'cursor']);
+      expect(query[0].schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 1000, default: 100 });
+    }
+    expect(doc.components.schemas.CallList.properties.next).toMatchObject({ type: 'string' });
+    expect(doc.paths['/participants/{participantId}/revoke'].post.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/RevokeRequest' });
     expect(Object.keys(doc.webhooks).sort()).toEqual(
       ['call.ended', 'call.incoming', 'call.started', 'conference.ended', 'conference.started', 'participant.joined', 'participant.kicked', 'participant.left'].sort(),
     );
@@ -362,5 +370,27 @@ describe('rate limit', () => {
     // Another API key has its own bucket.
     const other = new ServerApiClient(limited.httpUrl, { apiKey: 'other', apiSecret: 'other-secret-123' });
     expect(await other.listCalls()).toEqual({ calls: [] });
+  });
+
+  it('the SDK’s page walk waits out rate-limited answers and goes on', async () => {
+    const clients = await Promise.all(
+      ['w1', 'w2', 'w3', 'w4'].map(async (u) => {
+        const c = await Client.connect(limited.url, await limited.token(u));
+        await c.joinConference(`walk-${u}`);
+        return c;
+      }),
+    );
+    const statuses: number[] = [];
+    const counting: typeof fetch = async (...args) => {
+      const res = await fetch(...args);
+      statuses.push(res.status);
+      return res;
+    };
+    const sdk = new ServerApiClient(limited.httpUrl, { apiKey: 'other', apiSecret: 'other-secret-123', fetch: counting });
+    const names: string[] = [];
+    for await (const c of sdk.conferences({ limit: 1 })) names.push(c.name);
+    expect(names.sort()).toEqual(['walk-w1', 'walk-w2', 'walk-w3', 'walk-w4']);
+    expect(statuses).toContain(429);
+    await Promise.all(clients.map((c) => c.close()));
   });
 });

@@ -4,6 +4,7 @@
  * carrying the server's code. Uses `fetch` and WebCrypto only. See docs/server-sdk.md.
  */
 import { BackchannelError, ErrorCode, type DataMode, type Priority } from '@backchannel/protocol';
+import { API_PAGE_LIMIT_MAX } from './api-schemas.js';
 import type {
   ApiCall,
   ApiConference,
@@ -52,6 +53,8 @@ export interface PageOptions {
 }
 
 const DEFAULTS = { timeoutMs: 10_000, tokenTtlSec: 600 } as const;
+/** `rate-limited` answers in a row a page walk waits out before it gives up. */
+const WALK_RATE_LIMIT_RETRIES = 3;
 /** User id (`sub`) of the admin tokens the client mints. */
 const API_CLIENT_SUBJECT = 'server-api-client';
 
@@ -95,9 +98,13 @@ export class ServerApiClient {
     return this.#request('GET', `/conferences${query(page)}`);
   }
 
-  /** Every conference, page after page (`limit` per request), oldest first. */
+  /**
+   * Every conference, oldest first, page after page: `limit` per request (default 1000, the
+   * largest page). A `rate-limited` answer is waited out (its `Retry-After`) and retried, up to
+   * three times in a row.
+   */
   conferences(options: Pick<PageOptions, 'limit'> = {}): AsyncIterableIterator<ApiConference> {
-    return this.#walk((cursor) => this.listConferences({ ...options, ...cursor }), (p) => p.conferences);
+    return this.#walk((page) => this.listConferences({ ...page, limit: options.limit ?? API_PAGE_LIMIT_MAX }), (p) => p.conferences);
   }
 
   /** One conference by name (`room-not-found` if there is none). */
@@ -115,9 +122,9 @@ export class ServerApiClient {
     return this.#request('GET', `/calls${query(page)}`);
   }
 
-  /** Every ringing or connected call, page after page, oldest first. */
+  /** Every ringing or connected call, oldest first, page after page (see {@link conferences}). */
   calls(options: Pick<PageOptions, 'limit'> = {}): AsyncIterableIterator<ApiCall> {
-    return this.#walk((cursor) => this.listCalls({ ...options, ...cursor }), (p) => p.calls);
+    return this.#walk((page) => this.listCalls({ ...page, limit: options.limit ?? API_PAGE_LIMIT_MAX }), (p) => p.calls);
   }
 
   /** One call by id (`call-not-found` if there is none). */
@@ -139,9 +146,9 @@ export class ServerApiClient {
     return this.#request('GET', `/rooms/${enc(roomId)}/participants${query(page)}`);
   }
 
-  /** Every participant of a room, page after page, in join order. */
+  /** Every participant of a room, in join order, page after page (see {@link conferences}). */
   participants(roomId: string, options: Pick<PageOptions, 'limit'> = {}): AsyncIterableIterator<ApiParticipant> {
-    return this.#walk((cursor) => this.listParticipants(roomId, { ...options, ...cursor }), (p) => p.participants);
+    return this.#walk((page) => this.listParticipants(roomId, { ...page, limit: options.limit ?? API_PAGE_LIMIT_MAX }), (p) => p.participants);
   }
 
   /**
@@ -186,10 +193,22 @@ export class ServerApiClient {
     return this.#request('GET', '/webhooks');
   }
 
-  async *#walk<P extends { next?: string }, T>(fetchPage: (cursor: { cursor?: string }) => Promise<P>, items: (page: P) => T[]): AsyncIterableIterator<T> {
+  async *#walk<P extends { next?: string }, T>(fetchPage: (page: { cursor?: string }) => Promise<P>, items: (page: P) => T[]): AsyncIterableIterator<T> {
     let cursor: string | undefined;
     do {
-      const page = await fetchPage(cursor === undefined ? {} : { cursor });
+      const request = cursor === undefined ? {} : { cursor };
+      let page: P;
+      for (let retries = 0; ; retries++) {
+        try {
+          page = await fetchPage(request);
+          break;
+        } catch (error) {
+          // A long walk may outrun the API key's rate limit: wait as the server says, then go on.
+          if (!(error instanceof BackchannelError) || error.code !== ErrorCode.RateLimited || retries >= WALK_RATE_LIMIT_RETRIES) throw error;
+          const waitSec = Number(error.details?.retryAfterSec);
+          await new Promise((resolve) => setTimeout(resolve, 1000 * (Number.isFinite(waitSec) && waitSec > 0 ? waitSec : 1)));
+        }
+      }
       yield* items(page);
       cursor = page.next;
     } while (cursor !== undefined);
