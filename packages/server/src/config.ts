@@ -13,6 +13,12 @@ export interface ServerConfig {
   apiKeys: Record<string, string>;
   /** True when running on the built-in development key (`devkey`/`devsecret`). */
   devKeys: boolean;
+  /**
+   * Serve the demo web app at `/` and its token endpoint (`POST /demo/token`, which gives anyone
+   * who can reach the server a token for `demo-*` conferences) although the server runs on a real
+   * API key. On the development key the demo is always on. Default false.
+   */
+  demo: boolean;
   /** Log level for the JSON logs (`fatal`…`trace`, or `silent`). Default `info`. */
   logLevel: string;
   /** How long a 1:1 call rings before it ends with `no-answer`, ms. Default 30 000. */
@@ -162,6 +168,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   port: 7800,
   apiKeys: { [DEV_API_KEY]: DEV_API_SECRET },
   devKeys: true,
+  demo: false,
   logLevel: 'info',
   ringTimeoutMs: 30_000,
   busyWhenInCall: true,
@@ -314,6 +321,7 @@ export function resolveConfig(input: Partial<ServerConfig> = {}): Readonly<Serve
   if (typeof out.host !== 'string' || !out.host) throw new ConfigError('setting "host" must be a non-empty string');
   if (!LOG_LEVELS.includes(out.logLevel)) throw new ConfigError(`setting "logLevel" must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(out.logLevel)})`);
   if (typeof out.busyWhenInCall !== 'boolean') throw new ConfigError('setting "busyWhenInCall" must be a boolean');
+  if (typeof out.demo !== 'boolean') throw new ConfigError('setting "demo" must be a boolean');
   const keys = Object.entries(out.apiKeys ?? {});
   if (keys.length === 0) throw new ConfigError('setting "apiKeys" needs at least one key: secret pair');
   for (const [k, s] of keys) {

@@ -24,6 +24,7 @@ import type { WebhookStats } from '@backchannel/server-sdk';
 import { ApiRouter } from './api/router.js';
 import { verifyAccessToken } from './auth.js';
 import { ConfigError, ConfigErrorCode, resolveConfig, type ServerConfig } from './config.js';
+import { DemoRoutes } from './demo.js';
 import type { HubEvent } from './core/events.js';
 import { createMetricsSink } from './core/metrics.js';
 import { PrometheusMetrics } from './metrics/prometheus.js';
@@ -60,6 +61,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   /** Webhook delivery (signed POSTs of every core event to the configured URLs). */
   readonly #webhooks: WebhookDispatcher;
   readonly #api: ApiRouter;
+  readonly #demo: DemoRoutes;
   readonly #http: HttpServer | HttpsServer;
   /** The certificate in use, when the server speaks TLS. */
   #tls: TlsFiles | undefined;
@@ -123,6 +125,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       : undefined;
     this.#ops = new OpsRoutes({ metrics: this.#metrics, metricsToken: config.metricsToken, state: () => this.#state(), log: this.log });
     this.#api = new ApiRouter({ hub: this.hub, config, log: this.log, webhookStats: () => this.#webhooks.stats(), closing: () => this.#closing !== undefined });
+    this.#demo = new DemoRoutes({ config, log: this.log });
     // A bad certificate or key fails here, before the port is bound, with a coded ConfigError.
     this.#tls = config.tlsCertFile ? loadTlsFiles(config.tlsCertFile, config.tlsKeyFile) : undefined;
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.#onHttp(req, res);
@@ -291,6 +294,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     const path = (req.url ?? '/').split('?')[0]!;
     if (ApiRouter.owns(path)) return this.#api.handle(req, res);
     if (OpsRoutes.owns(path)) return this.#ops.handle(req, res, path);
+    if (DemoRoutes.owns(path)) return this.#demo.handle(req, res);
     if (path === '/healthz') {
       const ok = this.#ready && !this.#closing;
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });

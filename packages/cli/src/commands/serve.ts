@@ -20,6 +20,7 @@ interface ServeOptions {
   webhook?: string[];
   tlsCert?: string;
   tlsKey?: string;
+  demo?: boolean;
 }
 
 /** Reads a JSON config file holding any server settings. */
@@ -76,6 +77,7 @@ function resolveServeConfig(o: ServeOptions): Readonly<ServerConfig> {
   if (o.webhook && o.webhook.length > 0) merged.webhookUrls = o.webhook;
   if (o.tlsCert) merged.tlsCertFile = o.tlsCert;
   if (o.tlsKey) merged.tlsKeyFile = o.tlsKey;
+  if (o.demo) merged.demo = true;
   if (o.apiKey && o.apiSecret) merged.apiKeys = { [o.apiKey]: o.apiSecret };
   return resolveConfig(merged);
 }
@@ -87,6 +89,7 @@ async function printDevBanner(config: Readonly<ServerConfig>, url: string, port:
     `\nBackchannel dev server: ${url}\n` +
       `  health:    ${http}/healthz (ready: /readyz)\n` +
       `  API:       ${http}/api/v1/ (openapi.json; admin token: backchannel token create --user app --admin)\n` +
+      `  demo:      ${http}/ (open it in two tabs)\n` +
       `  dev token: ${token}\n` +
       `  WARNING: using the development API key "${DEV_API_KEY}"/"${DEV_API_SECRET}". Set --api-key/--api-secret for production.\n\n`,
   );
@@ -106,6 +109,7 @@ export function registerServeCommand(program: Command): void {
     .option('--webhook <url>', 'URL that receives webhook events; repeatable (env BACKCHANNEL_WEBHOOK_URLS, comma-separated)', list)
     .option('--tls-cert <file>', 'PEM certificate (chain): serve HTTPS and WSS (env BACKCHANNEL_TLS_CERT; needs --tls-key)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert (env BACKCHANNEL_TLS_KEY)')
+    .option('--demo', 'serve the demo web app and its token endpoint on a production API key (always on with the development key; see docs/demo.md)')
     .addHelpText(
       'after',
       '\nLogs are JSON lines on stdout. SIGTERM drains: no new clients, joins or calls, rooms go on for drainTimeoutMs, then the rest end\n' +
