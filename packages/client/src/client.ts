@@ -62,6 +62,9 @@ export interface JoinOptions {
   metadata?: unknown;
 }
 
+/** Longest time `close()` waits for answers owed to other participants to leave. */
+export const CLOSE_FLUSH_MS = 1_000;
+
 /** Handshake request ids (each handshake is one request on a fresh transport). */
 const RESUME_ID = 1;
 /** Close code for a transport given up during a handshake (not 1000: that means leaving). */
@@ -250,11 +253,23 @@ export class Client extends Emitter<ClientEvents> {
 
   /**
    * Closes the connection on purpose: this participant leaves its rooms as `left` (a 1:1 call
-   * ends as a normal hang-up) and `disconnected` follows. Also stops reconnecting.
+   * ends as a normal hang-up) and `disconnected` follows. Also stops reconnecting. Answers this
+   * SDK owes other participants (data-stream confirmations, RPC responses) leave first, waiting
+   * at most {@link CLOSE_FLUSH_MS}.
    */
   async close(): Promise<void> {
     if (this.#state === 'disconnected') return;
     const closed = this.waitFor('disconnected');
+    if (this.#core.link.attached && !this.#closing) {
+      this.#closing = true;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.#rooms.values()].map((r) => r._flushControl())),
+        new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_FLUSH_MS))),
+      ]);
+      clearTimeout(timer);
+      if ((this.#state as ConnectionState) === 'disconnected') return;
+    }
     this.#closing = true;
     if (this.#core.link.attached) this.#core.link.close(1000, 'client closed');
     else {

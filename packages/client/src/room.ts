@@ -302,6 +302,11 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
     (this as RoomBase).emit('ended', durationMs === undefined ? { reason } : { reason, durationMs });
   }
 
+  /** @internal Resolves once the control channel's messages (answers to senders, RPC) have left the SDK. */
+  _flushControl(): Promise<void> {
+    return this.#control.flushed();
+  }
+
   /** @internal Numeric handle of a participant (for addressed messages). */
   _sidOf(participantId: string): number | undefined {
     return this.#sidByPid.get(participantId);

@@ -249,6 +249,8 @@ export class DataStreams {
     const limit = this.room.core.options.maxIncomingStreams;
     const active = [...this.#incoming.values()].filter((i) => !i.refused).length;
     if (active > limit) return this.#refuse(key, inc, StreamFailReason.TooManyStreams, `the receiver takes at most ${limit} incoming streams at once`);
+    // The answer to this stream goes on the control channel: open it now, not when the answer is due.
+    if (this.#answers) this.control.open().catch(() => undefined);
     this.#armIdle(key, inc);
     const handler = this.#handlers.get(header.topic);
     if (handler) return this.#start(key, inc, handler);
