@@ -77,6 +77,18 @@ describe('stream sends report what was delivered', () => {
     await Promise.all([a.close(), b.close(), c.close()]);
   });
 
+  it('a receiver that closes right after reading a stream has confirmed it', async () => {
+    n++;
+    const { client: a, room: ra } = await join('cls-a', 'cls');
+    const { client: b, room: rb } = await join('cls-b', 'cls');
+    rb.registerStreamHandler('t', async (reader) => {
+      await reader.readAll();
+      await b.close();
+    });
+    expect(await ra.sendText('t', 'bye', { destination: b.participantId })).toMatchObject({ delivered: [b.participantId] });
+    await a.close();
+  });
+
   it('incoming streams that never end are aborted after streamIdleTimeoutMs, freeing their slots for other senders', async () => {
     n++;
     const { client: a, room: ra } = await join('idle-a', 'idle');
