@@ -111,6 +111,27 @@ describe('on a production key with the demo flag', () => {
     }
   });
 
+  it('renews a demo token for the same user, and nothing else', async () => {
+    const first = (await (await postToken(server.httpUrl, { displayName: 'Ann' })).json()) as TokenAnswer;
+    const renewed = await postToken(server.httpUrl, { token: first.token });
+    expect(renewed.status).toBe(200);
+    const answer = (await renewed.json()) as TokenAnswer;
+    expect(answer).toMatchObject({ userId: first.userId, displayName: 'Ann', conferences: ['demo-*'] });
+    // A connected client takes the renewed token (the SDK's tokenRefresh does this before expiry).
+    const client = await Client.connect(server.url, first.token);
+    await client.refreshToken(answer.token);
+    expect(client.userId).toBe(first.userId);
+    await client.close();
+
+    // A token this endpoint did not hand out is not extended, even a valid one.
+    const real = await postToken(server.httpUrl, { token: await server.token('alice', { conferences: ['demo-*'] }) });
+    expect(real.status).toBe(403);
+    expect(((await real.json()) as { code: string }).code).toBe('permission-denied');
+    const forged = await postToken(server.httpUrl, { token: 'not-a-token' });
+    expect(forged.status).toBe(401);
+    expect(((await forged.json()) as { code: string }).code).toBe('token-malformed');
+  });
+
   it('refuses requests that are not a JSON POST with a valid name', async () => {
     const get = await fetch(`${server.httpUrl}/demo/token`);
     expect(get.status).toBe(405);

@@ -8,7 +8,7 @@ import './style.css';
 import { h, replace } from './dom.js';
 import { explain, type Explained } from './explain.js';
 import { RoomView } from './room-view.js';
-import { allowedRoom, fetchDemoToken, type DemoToken } from './token.js';
+import { allowedRoom, fetchDemoToken, renewDemoToken, type DemoToken } from './token.js';
 import { serverUrl } from './transports.js';
 
 const app = document.getElementById('app')!;
@@ -98,7 +98,15 @@ async function join(req: JoinRequest): Promise<void> {
         note = `Demo tokens on this server join rooms named ${demo.conferences.join(', ')}: you are in "${roomName}".`;
       }
     }
-    const tokenRefresh = req.token ? undefined : async () => (await fetchDemoToken(req.displayName)).token;
+    // Demo tokens are renewed for the same user before they expire (and for a reconnect that
+    // cannot resume); one that expired meanwhile is replaced by a token for a new user.
+    let current = token;
+    const tokenRefresh = req.token
+      ? undefined
+      : async () => {
+          current = (await renewDemoToken(current).catch(() => fetchDemoToken(req.displayName))).token;
+          return current;
+        };
     const c = await Client.connect(serverUrl(), token, { pingIntervalMs: 2000, ...(tokenRefresh ? { tokenRefresh } : {}) });
     client = c;
     watch(c);

@@ -21,17 +21,26 @@ export class EndpointError extends Error {
   }
 }
 
-/** Asks this server for a demo token. Rejects with an {@link EndpointError}. */
-export async function fetchDemoToken(displayName: string): Promise<DemoToken> {
+/** Asks this server for a demo token for a new user. Rejects with an {@link EndpointError}. */
+export function fetchDemoToken(displayName: string): Promise<DemoToken> {
+  return post({ displayName });
+}
+
+/** Renews a demo token that has not expired yet: same user, new expiry. */
+export function renewDemoToken(token: string): Promise<DemoToken> {
+  return post({ token });
+}
+
+async function post(body: { displayName: string } | { token: string }): Promise<DemoToken> {
   let res: Response;
   try {
-    res = await fetch('/demo/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ displayName }) });
+    res = await fetch('/demo/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   } catch (error) {
     throw new EndpointError('connect-failed', `the token request did not reach the server (${(error as Error).message})`);
   }
-  const body = (await res.json().catch(() => undefined)) as (Partial<DemoToken> & { code?: string; message?: string }) | undefined;
-  if (!res.ok || !body?.token) throw new EndpointError(body?.code ?? `http-${res.status}`, body?.message ?? `the token endpoint answered ${res.status}`);
-  return body as DemoToken;
+  const answer = (await res.json().catch(() => undefined)) as (Partial<DemoToken> & { code?: string; message?: string }) | undefined;
+  if (!res.ok || !answer?.token) throw new EndpointError(answer?.code ?? `http-${res.status}`, answer?.message ?? `the token endpoint answered ${res.status}`);
+  return answer as DemoToken;
 }
 
 /** Whether `room` is a conference name `patterns` allow (exact names, `prefix*`, or `*`). */

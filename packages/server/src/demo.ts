@@ -2,6 +2,9 @@
  * The demo web app's edge: the built page (packages/demo, written into `dist/demo` by the build)
  * at `GET /` and `/demo/…`, and short-lived demo access tokens at `POST /demo/token`.
  *
+ * A request with a still-valid demo token renews it for the same user (the client SDK's
+ * `tokenRefresh`), so a page keeps its user id across long sessions and restarts.
+ *
  * Both exist only while the server runs on the development key or with `demo: true`; otherwise
  * every demo route answers `404 not-found`, so a production server never mints tokens for
  * strangers unless its operator asked for it. See docs/demo.md.
@@ -17,6 +20,7 @@ import { BackchannelError, ErrorCode } from '@backchannel/protocol';
 import { createAccessToken, type Grants } from '@backchannel/server-sdk';
 import { readJsonBody, sendError, sendJson } from './api/http.js';
 import { RateLimiter } from './api/rate-limit.js';
+import { verifyAccessToken } from './auth.js';
 import type { ServerConfig } from './config.js';
 
 /** URL prefix of the demo's assets and token endpoint (the page itself is at `/`). */
@@ -154,7 +158,7 @@ export class DemoRoutes {
     serveAsset(req, res, asset, key === 'index.html');
   }
 
-  /** Mints a token for a new demo user. */
+  /** Mints a token for a new demo user (`{ displayName }`), or renews one (`{ token }`). */
   async #token(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const decision = this.#limiter.take(req.socket.remoteAddress ?? '');
     if (!decision.ok) {
@@ -165,13 +169,24 @@ export class DemoRoutes {
     if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
       throw new BackchannelError(ErrorCode.BadMessage, 'send the token request as JSON (content-type: application/json)');
     }
-    const body = ((await readJsonBody(req, 4096)) ?? {}) as { displayName?: unknown };
-    const displayName = checkName(body.displayName);
-    const [apiKey, apiSecret] = Object.entries(this.#config.apiKeys)[0]!;
-    const userId = `demo-${randomBytes(6).toString('base64url')}`;
+    const body = ((await readJsonBody(req, 8192)) ?? {}) as { displayName?: unknown; token?: unknown };
     // On the development key everything is open anyway; with the demo flag on a real key, demo
     // users are kept to their own conferences.
     const conferences = this.#config.devKeys ? ['*'] : [`${DEMO_CONFERENCE_PREFIX}*`];
+    let userId: string;
+    let displayName: string;
+    if (body.token !== undefined) {
+      if (typeof body.token !== 'string') throw new BackchannelError(ErrorCode.InvalidArgument, 'token must be a string');
+      const identity = await verifyAccessToken(body.token, this.#config.apiKeys);
+      // Only what this endpoint handed out is renewed here: never a real user's token.
+      const demo = identity.userId.startsWith('demo-') && !identity.grants.admin && !identity.grants.hidden && identity.grants.conferences.join() === conferences.join();
+      if (!demo) throw new BackchannelError(ErrorCode.PermissionDenied, 'only demo tokens from this endpoint can be renewed here');
+      ({ userId, displayName } = identity);
+    } else {
+      displayName = checkName(body.displayName);
+      userId = `demo-${randomBytes(6).toString('base64url')}`;
+    }
+    const [apiKey, apiSecret] = Object.entries(this.#config.apiKeys)[0]!;
     const grants: Grants = { calls: true, conferences, publishData: true, subscribeData: true, updateOwnMetadata: true };
     const token = await createAccessToken({ apiKey, apiSecret, userId, name: displayName, ttl: DEMO_TOKEN_TTL_SEC, grants });
     this.#log.debug({ userId }, 'demo token issued');
