@@ -12,6 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@backchannel/client';
 import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/browser.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
@@ -66,6 +67,44 @@ async function join(demo: DemoPage, room = ROOM): Promise<void> {
   await demo.page.fill('#room', room);
   await demo.page.getByRole('button', { name: 'Join' }).click();
   await demo.page.locator('[data-screen=room]').waitFor(WAIT);
+}
+
+/**
+ * Cursor-like traffic between two Node clients of this server (12-byte `unreliable` messages at
+ * 60 Hz): the SDK's own one-way delay on this machine at this moment, to set the pages' against.
+ */
+async function nodeBaseline(): Promise<{ messages: number; p50Ms: number; p95Ms: number; p99Ms: number }> {
+  const now = () => performance.timeOrigin + performance.now();
+  const [a, b] = await Promise.all([Client.connect(server.url, await server.token('node-a')), Client.connect(server.url, await server.token('node-b'))]);
+  try {
+    const roomA = await a.joinConference('node-baseline');
+    const roomB = await b.joinConference('node-baseline');
+    const delays: number[] = [];
+    const count = 120;
+    const last = new Promise<void>((done) => {
+      void roomB.makeRecvDataSession(102, (data) => {
+        const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+        delays.push(now() - view.getFloat64(4));
+        if (view.getUint32(0) === count - 1) done();
+      });
+    });
+    const tx = await roomA.makeSendDataSession(102, 'unreliable');
+    for (let i = 0; i < count; i++) {
+      const msg = new Uint8Array(12);
+      const view = new DataView(msg.buffer);
+      view.setUint32(0, i);
+      view.setFloat64(4, now());
+      tx.send(msg);
+      // The workload's pace (60 Hz, like a pointer), not a wait for anything.
+      await new Promise((r) => setTimeout(r, 1000 / 60));
+    }
+    await last;
+    delays.sort((x, y) => x - y);
+    const pct = (p: number) => Number(delays[Math.min(delays.length - 1, Math.floor((p / 100) * delays.length))]!.toFixed(2));
+    return { messages: delays.length, p50Ms: pct(50), p95Ms: pct(95), p99Ms: pct(99) };
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
 }
 
 async function shot(demo: DemoPage, file: string): Promise<void> {
@@ -205,6 +244,8 @@ describe('three people in a room', () => {
     const [p50, p95, p99] = [...(await wire.textContent())!.matchAll(/p\d+ (\d+\.\d) ms/g)].map((m) => Number(m[1]));
     metrics.cursorWire = { p50Ms: p50, p95Ms: p95, p99Ms: p99 };
     console.log(`cursor latency on the wire, send() → receive callback: ${JSON.stringify(metrics.cursorWire)}`);
+    metrics.nodeBaseline = await nodeBaseline();
+    console.log(`the same 12-byte unreliable messages at 60 Hz between two Node clients, same server, same moment: ${JSON.stringify(metrics.nodeBaseline)}`);
     await shot(ben, '4-cursors.png');
   });
 
