@@ -395,6 +395,58 @@ describe('error states and recovery', () => {
     expect(unexpected).toEqual([]);
   });
 
+  it('the server restarts: the pages reconnect as new participants and rejoin their room', async () => {
+    const own = await startServerProcess({ demo: true });
+    let restarted: ServerProcess | undefined;
+    try {
+      const jo = await openPage('Jo', { base: own.httpUrl });
+      await join(jo, 'demo-restart');
+      const lu = await openPage('Lu', { base: own.httpUrl });
+      await join(lu, 'demo-restart');
+      const joUser = await jo.page.locator('.participant.self .meta').textContent();
+      own.proc.kill('SIGKILL');
+      await expect.poll(() => jo.page.locator('#connection').getAttribute('data-state'), WAIT).toBe('reconnecting');
+      restarted = await startServerProcess({ demo: true, port: own.port });
+      for (const p of [jo, lu]) {
+        await expect.poll(() => p.page.locator('#banner').getAttribute('data-code'), WAIT).toBe('resume-not-found');
+        await expect(p.page.locator('#banner').textContent()).resolves.toContain('the server could not resume this session');
+        await expect.poll(() => p.page.locator('#connection').getAttribute('data-state'), WAIT).toBe('connected');
+      }
+      // Both are back in the room on the new server, Jo as the same demo user (its token was renewed).
+      await expect(jo.page.locator('.participant.self .meta').textContent()).resolves.toBe(joUser);
+      await expect.poll(() => row(lu, jo).locator('.state').textContent(), WAIT).toBe('connected');
+      await lu.page.fill('#chat-input', 'back after the restart');
+      await lu.page.press('#chat-input', 'Enter');
+      await jo.page.locator('.msg:not(.mine) .text', { hasText: 'back after the restart' }).waitFor(WAIT);
+      await shot(jo, '15-server-restarted.png');
+      for (const p of [jo, lu]) {
+        const unexpected = p.errors.filter((e) => !/^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/' failed/.test(e));
+        p.errors.length = 0;
+        expect(unexpected).toEqual([]);
+      }
+    } finally {
+      await restarted?.stop();
+      await own.stop();
+    }
+  });
+
+  it('the server shuts down: the page says so and offers to join again', async () => {
+    const own = await startServerProcess({ demo: true, drainTimeoutMs: 0 });
+    try {
+      const kim = await openPage('Kim', { base: own.httpUrl });
+      await join(kim, 'demo-shutdown');
+      await own.stop();
+      const error = kim.page.locator('.join .error');
+      await error.waitFor(WAIT);
+      await expect(error.getAttribute('data-code')).resolves.toBe('server-shutdown');
+      await expect(error.locator('strong').textContent()).resolves.toBe('The server shut down');
+      await expect(kim.page.locator('#connection').getAttribute('data-state')).resolves.toBe('disconnected');
+      await shot(kim, '16-server-shut-down.png');
+    } finally {
+      await own.stop();
+    }
+  });
+
   it('works at phone width with the keyboard alone', async () => {
     const ivy = await openPage('Ivy', { width: 390, height: 844 });
     const { page } = ivy;
