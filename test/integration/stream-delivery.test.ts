@@ -121,6 +121,26 @@ describe('stream sends report what was delivered', () => {
   });
 });
 
+describe('receivers that cannot answer', () => {
+  it('a receiver that may not publish cannot confirm: the send rejects as unconfirmed after streamConfirmTimeoutMs; a hidden one is not waited for', async () => {
+    n++;
+    const { client: a, room: ra } = await join('ro-a', 'ro', { streamConfirmTimeoutMs: 300 });
+    const b = await Client.connect(server.url, await server.token(`ro-b${n}`, { conferences: ['*'], publishData: false }));
+    const rb = await b.joinConference(`ro-${n}`);
+    const h = await Client.connect(server.url, await server.token(`ro-h${n}`, { conferences: ['*'], hidden: true }));
+    const rh = await h.joinConference(`ro-${n}`);
+    const heard = deferred<string>();
+    rb.registerStreamHandler('t', async (reader) => heard.resolve((await reader.readAll()) as string));
+    const hiddenHeard = deferred<string>();
+    rh.registerStreamHandler('t', async (reader) => hiddenHeard.resolve((await reader.readAll()) as string));
+    const err = await ra.sendText('t', 'hello').catch((e: BackchannelError) => e);
+    expect(await heard.promise).toBe('hello');
+    expect(await hiddenHeard.promise).toBe('hello');
+    expect(err).toMatchObject({ code: ErrorCode.StreamNotDelivered, details: { failed: [{ participantId: b.participantId, reason: { code: 'unconfirmed' } }], delivered: [] } });
+    await Promise.all([a.close(), b.close(), h.close()]);
+  });
+});
+
 describe('a session with no destination left', () => {
   it('send() returns false and sends nothing once every destination left; noDestination fires once', async () => {
     n++;

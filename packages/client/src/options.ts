@@ -50,9 +50,10 @@ export interface ClientOptions {
    */
   streamIdleTimeoutMs?: number;
   /**
-   * How long a stream send waits, once all its data has left, for every destination's
+   * How long a stream send waits, once all its data has left the SDK, for every destination's
    * confirmation before it rejects (`stream-not-delivered`, reason `unconfirmed` for those that
-   * did not answer). Default 30 000.
+   * did not answer); counted again from each report that the server still holds some of the
+   * stream for a receiver. Default 30 000.
    */
   streamConfirmTimeoutMs?: number;
   /**

@@ -195,15 +195,26 @@ export class StreamWriter<T extends string | Uint8Array> extends Emitter<WriterE
     w?.();
   }
 
-  /** Resolves when every destination has settled, the session ended, or the confirmation timeout passed. */
+  /**
+   * Resolves when every destination has settled, the session ended, or the confirmation timeout
+   * passed. The timeout counts from when the server last held some of the stream for a receiver
+   * (its backlog reports), so a slow but moving receiver is not given up on.
+   */
   async #confirmations(): Promise<void> {
     if (this.#awaiting.size === 0 || this.#done) return;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let off: (() => void) | undefined;
     await new Promise<void>((resolve) => {
       this.#settledWaiter = resolve;
-      timer = setTimeout(resolve, this.#confirmTimeoutMs);
+      const arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(resolve, this.#confirmTimeoutMs);
+      };
+      arm();
+      off = this.#tx.on('backlog', ({ serverBacklogBytes }) => serverBacklogBytes > 0 && arm());
     });
     clearTimeout(timer);
+    off?.();
     this.#settledWaiter = undefined;
     for (const id of [...this.#awaiting]) {
       this.#fail(id, { code: StreamFailReason.Unconfirmed, message: `${id} did not confirm the stream within ${this.#confirmTimeoutMs} ms` }, false);
