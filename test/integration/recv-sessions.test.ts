@@ -19,9 +19,11 @@ afterAll(async () => {
 it('makeRecvDataSession after unsupportDataSession supports the stream id again: data flows', async () => {
   const [a, b] = await roomOf(server, 'resupport', ['rs-a', 'rs-b']);
   const tx = await a!.room.makeSendDataSession(300);
+  const before = await b!.room.makeRecvDataSession(300);
   const unsupported = next<{ participantId: string }>(tx, 'unsupported');
   await b!.room.unsupportDataSession(300);
   expect((await unsupported).participantId).toBe(b!.client.participantId);
+  expect(before.ended).toBe(true); // refusing the stream id ends its receivers
   tx.send('refused');
   const got = deferred<{ text: string; seq: number }>();
   await b!.room.makeRecvDataSession(300, (data, { seq }) => got.resolve({ text: text(data), seq }));

@@ -177,7 +177,8 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
 
   /**
    * Refuses stream `streamId`: the server stops forwarding it here and its senders get
-   * `unsupported`. Undone by `makeRecvDataSession(streamId)`.
+   * `unsupported`; receivers of it end (their iterators finish). Undone by
+   * `makeRecvDataSession(streamId)`.
    */
   async unsupportDataSession(streamId: number): Promise<void> {
     this.#assertOpen();

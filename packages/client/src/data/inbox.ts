@@ -266,9 +266,19 @@ export class Inbox {
     for (const key of this.#stopped) if (key.endsWith(`:${from}`)) this.#stopped.delete(key);
   }
 
-  /** Drops held data and partial messages of a refused stream id. */
+  /** Refuses a stream id: its receivers end, its held data and partial messages are dropped. */
   refuse(streamId: number): void {
     this.refused.add(streamId);
+    const rx = this.#anySender.get(streamId);
+    this.#anySender.delete(streamId);
+    rx?._end();
+    const prefix = `${streamId}:`;
+    for (const [key, r] of this.#bySender) {
+      if (!key.startsWith(prefix)) continue;
+      this.#bySender.delete(key);
+      r._end();
+    }
+    for (const key of this.#stopped) if (key.startsWith(prefix)) this.#stopped.delete(key);
     for (const h of this.#held.get(streamId) ?? []) this.#heldBytes -= itemCost(h.data.byteLength);
     this.#held.delete(streamId);
     for (const [key, a] of this.#assembly) {
