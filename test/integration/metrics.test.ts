@@ -141,11 +141,15 @@ describe('GET /metrics', () => {
 
   it('webhook deliveries, failed attempts and retries per URL, without its query', async () => {
     const label = { url: hooks.url };
+    const client = await Client.connect(server.url, await server.token('w-1'));
+    await client.joinConference('w-room'); // conference.started, participant.joined
+    await hooks.until((d) => d.filter((x) => x.body.includes('w-room')).length >= 2);
     const s = await scrapeUntil(url, (x) => (x.value('backchannel_webhook_deliveries_total', label) ?? 0) >= 1, TOKEN);
     expect(s.value('backchannel_webhook_failed_attempts_total', label)).toBeGreaterThanOrEqual(1);
     expect(s.value('backchannel_webhook_retries_total', label)).toBeGreaterThanOrEqual(1);
     expect(s.value('backchannel_webhook_queue_depth', label)).toBeGreaterThanOrEqual(0);
     expect(s.value('backchannel_webhook_dropped_total', label)).toBe(0);
+    await client.close();
   });
 
   it('docs/grafana-dashboard.json queries only metrics a scrape has', async () => {
