@@ -329,14 +329,18 @@ export function variantsMarkdown(run) {
   const line = (sc, other, key, label) => {
     const bc = sc.results.backchannel;
     const o = sc.results[other];
-    if (!bc || !o || bc.error || o.error) return undefined;
+    if (!bc || !o || bc.error || o.error || !Number.isFinite(bc[key]) || !Number.isFinite(o[key])) return undefined;
     const r = roundRatios(sc, other, 'backchannel', key);
     const spread = r ? ` (round by round ${r.min.toFixed(2)}–${r.max.toFixed(2)}×, median ${r.median.toFixed(2)}×, ${r.n} rounds)` : '';
     return `- ${sc.title}: ${label} ${(o[key] / bc[key]).toFixed(2)}×${spread}`;
   };
   const lines = (other, label) =>
     run.scenarios
-      .flatMap((sc) => [line(sc, other, 'msgsPerSec', `${label}, delivered msg/s`), line(sc, other, 'p99Ms', `${label}, p99`)])
+      .flatMap((sc) => [
+        line(sc, other, 'msgsPerSec', `${label}, delivered msg/s`),
+        line(sc, other, 'serverCpuUsPerMsg', `${label}, server CPU per delivered msg`),
+        line(sc, other, 'p99Ms', `${label}, p99`),
+      ])
       .filter(Boolean)
       .join('\n');
   return `${VARIANTS_START}
@@ -349,7 +353,11 @@ ${machineLine(meta)} (${meta.date}, code \`${meta.code?.commit ?? 'unknown'}\`${
 nothing scrapes during the run), "BC metrics off" the same build with \`metrics: false\`, "BC over
 TLS" the default build serving \`wss://\` (\`tlsCertFile\`/\`tlsKeyFile\`, an ECDSA P-256
 certificate; the clients trust its CA). Throughput scenarios ran ${meta.rounds} interleaved rounds
-(median reported), latency its own rounds.
+(median reported), latency its own rounds.${
+    meta.cpuShare && meta.cpuShare.other > 0.2
+      ? `\n\n**This run shared the machine with other work** (${fmt(meta.cpuShare.other * 100, 0)} % of its CPU went to other processes): delivered rates and\nlatencies moved with that load from round to round; the server's CPU per delivered message is the steadier\ncomparison.`
+      : ''
+  }
 
 ${markdownTable(tableHeader(systems), tableRows(run, systems))}
 
