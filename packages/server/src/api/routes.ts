@@ -5,13 +5,13 @@
 import type { TSchema } from '@sinclair/typebox';
 import { BackchannelError, ErrorCode, RoomEndReason } from '@backchannel/protocol';
 import {
+  API_PAGE_LIMIT_DEFAULT,
+  API_PAGE_LIMIT_MAX,
+  API_PAGE_MAX_PARTICIPANTS,
   CallListSchema,
   CallSchema,
   ConferenceListSchema,
   ConferenceSchema,
-  API_PAGE_LIMIT_DEFAULT,
-  API_PAGE_LIMIT_MAX,
-  API_PAGE_MAX_PARTICIPANTS,
   KickRequestSchema,
   ParticipantListSchema,
   RevokeRequestSchema,
