@@ -227,6 +227,7 @@ const SESSION_OPTIONS: SessionOptions = {
   maxBadFrames: 3,
   sendWindowBytes: 1 << 20,
   replayBufferMaxBytes: 8 << 20,
+  budget: { bytes: 0 },
 };
 
 const LINK_OPTIONS: LinkOptions = {
