@@ -9,7 +9,7 @@ import { h, replace } from './dom.js';
 import { explain, type Explained } from './explain.js';
 import { RoomView } from './room-view.js';
 import { allowedRoom, fetchDemoToken, renewDemoToken, type DemoToken } from './token.js';
-import { serverUrl } from './transports.js';
+import { QuietWebSocket, serverUrl } from './transports.js';
 
 const app = document.getElementById('app')!;
 const banner = document.getElementById('banner')!;
@@ -107,7 +107,7 @@ async function join(req: JoinRequest): Promise<void> {
           current = (await renewDemoToken(current).catch(() => fetchDemoToken(req.displayName))).token;
           return current;
         };
-    const c = await Client.connect(serverUrl(), token, { pingIntervalMs: 2000, ...(tokenRefresh ? { tokenRefresh } : {}) });
+    const c = await Client.connect(serverUrl(), token, { WebSocket: QuietWebSocket, pingIntervalMs: 2000, ...(tokenRefresh ? { tokenRefresh } : {}) });
     client = c;
     watch(c);
     const conf = await c.joinConference(roomName, { displayName: req.displayName });

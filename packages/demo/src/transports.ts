@@ -25,6 +25,19 @@ export function transportFor(_client: Client, mode: DataMode): TransportLabel {
   }
 }
 
+/**
+ * The browser's WebSocket, except that a frame sent once the socket is closing or closed is
+ * dropped quietly. The SDK may still send an acknowledgement or a heartbeat in the moment between
+ * a close (its own `close()`, or the server going away) and the socket's close event; the browser
+ * discards such a frame anyway, but logs an error for each. Passed to the SDK through its public
+ * `WebSocket` option.
+ */
+export class QuietWebSocket extends WebSocket {
+  override send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
+    if (this.readyState === WebSocket.OPEN) super.send(data);
+  }
+}
+
 /** The WebSocket URL of the server that served this page. */
 export function serverUrl(): string {
   return `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/`;
