@@ -29,6 +29,8 @@ import { platform } from './platform.js';
 import { nextMacrotask } from './util.js';
 
 const decoder = new TextDecoder();
+/** Control frames this large are acknowledged at once (see #process). */
+const LARGE_CONTROL_BYTES = 8 * 1024;
 
 type LinkEvents = {
   event: [ServerEvent];
@@ -301,7 +303,9 @@ export class Link extends Emitter<LinkEvents> {
       case FrameKind.Control:
         break;
     }
-    this.#received(buf.byteLength);
+    // A large control frame (a room's member list, say) is acknowledged at once: the server holds
+    // it until then, and one held for long grows the server's old generation.
+    this.#received(buf.byteLength, buf.byteLength >= LARGE_CONTROL_BYTES);
     let msg: ServerMessage;
     try {
       msg = JSON.parse(decoder.decode(frame.body)) as ServerMessage;
@@ -347,8 +351,8 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   /** Counts a numbered frame (the transport is ordered, so the count is its number). */
-  #received(bytes: number): void {
-    const due = this.#acks.count(bytes);
+  #received(bytes: number, now = false): void {
+    const due = this.#acks.count(bytes) || now;
     if (this.#ackHolds > 0) return; // sent, with the full count, when the last hold is released
     if (due) this.#sendAck();
     else this.#ackTimer ??= setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);

@@ -88,7 +88,7 @@ export interface ClientOptions {
   ackEvery?: number;
   /** Bytes received before an acknowledgement is sent (whichever of this and `ackEvery` comes first). Default 256 KiB. */
   ackEveryBytes?: number;
-  /** Max delay of an acknowledgement. Default 200. */
+  /** Max delay of an acknowledgement (the server holds what it sent until then). Default 50. */
   ackDelayMs?: number;
 }
 
@@ -119,7 +119,7 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   pingTimeoutMs: 10_000,
   ackEvery: 64,
   ackEveryBytes: 256 * 1024,
-  ackDelayMs: 200,
+  ackDelayMs: 50,
 });
 
 /** Validates options over the defaults; throws `invalid-argument` naming the first bad one. */

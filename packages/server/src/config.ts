@@ -35,7 +35,7 @@ export interface ServerConfig {
   helloTimeoutMs: number;
   /** Time to receive a request's HTTP headers (also an upgrade's); a connection that sends none is closed then, ms. Default 10 000. */
   httpHeadersTimeoutMs: number;
-  /** Open connections (WebSocket or in their handshake) allowed from one address; more are refused with 429 `too-many-connections`. Default 256. */
+  /** Open connections (WebSocket or in their handshake) allowed from one address; more are refused with 429 `too-many-connections`. Default 10 000. */
   maxConnectionsPerAddress: number;
   /** Control requests (join, open, …) a connection may make per second, sustained; more are answered `rate-limited`. 0 = unlimited. Default 50. */
   controlRateLimit: number;
@@ -177,7 +177,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxMetadataBytes: 4_096,
   helloTimeoutMs: 10_000,
   httpHeadersTimeoutMs: 10_000,
-  maxConnectionsPerAddress: 256,
+  maxConnectionsPerAddress: 10_000,
   controlRateLimit: 50,
   controlRateBurst: 200,
   maxConferencesPerParticipant: 32,
