@@ -532,9 +532,10 @@ async function openTransport(factory: TransportFactory, url: string, timeoutMs: 
       }),
     ]);
   } catch (error) {
-    opening.then((t) => t.close(1000, 'connect timed out'), () => undefined);
-    if (error instanceof BackchannelError) throw error;
-    throw new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url} (${(error as Error).message})`, { cause: error });
+    opening.then((t) => t.close(ABANDONED, 'connect timed out'), () => undefined);
+    const message = (error as Error)?.message ?? String(error);
+    if (error instanceof BackchannelError && (error.code !== ErrorCode.ConnectFailed || message.includes(url))) throw error;
+    throw new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url} (${message})`, { cause: error });
   } finally {
     clearTimeout(timer);
   }

@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import WebSocket from 'ws';
+import { BackchannelError, ErrorCode } from '@backchannel/protocol';
 import { Client } from './client.js';
 import { platform } from './platform.js';
 import type { ClientOptions } from './options.js';
@@ -62,7 +63,7 @@ platform.createHasher = () => {
 };
 platform.openPath = async (path) => {
   const st = await stat(path);
-  if (!st.isFile()) throw new TypeError(`${path} is not a file`);
+  if (!st.isFile()) throw new BackchannelError(ErrorCode.InvalidArgument, `${path} is not a file`);
   return {
     name: basename(path),
     size: st.size,

@@ -4,6 +4,8 @@
  * touching room logic.
  */
 
+import { BackchannelError, ErrorCode } from '@backchannel/protocol';
+
 /** A connected, message-oriented, ordered transport. */
 export interface Transport {
   /** Sends one frame. */
@@ -63,7 +65,7 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
   return (url) =>
     new Promise((resolve, reject) => {
       const Impl = WebSocketImpl ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-      if (!Impl) return reject(new Error('no WebSocket implementation: pass options.WebSocket (e.g. the "ws" package)'));
+      if (!Impl) return reject(new BackchannelError(ErrorCode.InvalidArgument, 'no WebSocket implementation: pass options.WebSocket (e.g. the "ws" package)'));
       let ws: WebSocketLike;
       try {
         ws = new Impl(url);
@@ -121,11 +123,11 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
       if (options.nodeBuffers && typeof emitter.on === 'function') emitter.on('message', onMessage);
       else ws.addEventListener('message', (ev: { data: unknown }) => onMessage(ev.data));
       ws.addEventListener('close', (ev: { code: number; reason: string }) => {
-        if (!opened) reject(new Error(`WebSocket closed before opening (code ${ev.code})`));
+        if (!opened) reject(new BackchannelError(ErrorCode.ConnectFailed, `the WebSocket closed before opening (code ${ev.code})`));
         else transport.onclose(ev.code, ev.reason);
       });
       ws.addEventListener('error', () => {
-        if (!opened) reject(new Error('the WebSocket failed to open'));
+        if (!opened) reject(new BackchannelError(ErrorCode.ConnectFailed, 'the WebSocket failed to open'));
       });
     });
 }
