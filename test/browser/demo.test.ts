@@ -182,7 +182,7 @@ describe('three people in a room', () => {
     await expect(annStatus.getAttribute('title')).resolves.toMatch(/^confirmed by (Ben|Cleo) \(\d+\.\d ms\), (Ben|Cleo) \(\d+\.\d ms\)$/);
 
     await ben.page.fill('#chat-input', 'hi Ann, Ben here');
-    await ben.page.getByRole('button', { name: 'Send' }).click();
+    await ben.page.getByRole('button', { name: 'Send', exact: true }).click();
     await ann.page.locator('.msg:not(.mine)', { hasText: 'hi Ann, Ben here' }).locator('.author', { hasText: 'Ben' }).waitFor(WAIT);
     await expect.poll(() => ben.page.locator('.msg.mine', { hasText: 'hi Ann, Ben here' }).locator('.delivery').getAttribute('data-state'), WAIT).toBe('delivered');
     // The live panel counted the chat both ways.
@@ -291,6 +291,19 @@ describe('three people in a room', () => {
       expect(progress.filter((b) => b > 0 && b < FILE_BYTES).length, `progress updates in ${p.name}'s page`).toBeGreaterThan(2);
     }
     await shot(ben, '5-file.png');
+  });
+
+  it('a burst shows backpressure in the live panel: queueTooLong triggered, then cleared, and every byte arrives', async () => {
+    await ann.page.getByRole('button', { name: 'Send a burst (8.0 MiB)' }).click();
+    const events = ann.page.locator('.live .events li');
+    await events.filter({ hasText: 'burst: queue too long (slow down)' }).waitFor(WAIT);
+    await events.filter({ hasText: 'burst: queue drained below the low-water mark' }).waitFor({ timeout: 25_000 });
+    await expect(ann.page.locator('.burst-status').textContent()).resolves.toMatch(/^8\.0 MiB drained in \d+\.\d s \(.+\/s\)$/);
+    await expect(ann.page.locator('tr[data-session=burst][data-direction=out] td:nth-of-type(8)').textContent()).resolves.toBe('1');
+    for (const p of [ben, cleo]) {
+      await expect.poll(() => p.page.locator('tr[data-session=burst][data-direction=in] td:nth-of-type(5)').textContent(), { timeout: 25_000 }).toBe('8.0 MiB');
+    }
+    await shot(ann, '5b-burst.png');
   });
 
   it('a 1:1 call between two pages: incoming dialog, accept, a nudge inside the call, hang up, and why it ended', async () => {

@@ -51,6 +51,7 @@ export class LivePanel {
   /** The last {@link DELAY_WINDOW} cursor delays, for percentiles. */
   #delayWindow: number[] = [];
   readonly #delayText: HTMLElement;
+  readonly #controls: HTMLElement;
 
   constructor(client: Client) {
     this.#client = client;
@@ -70,15 +71,22 @@ export class LivePanel {
       h('thead', {}, h('tr', {}, ...['session', 'mode', '', 'msg/s', 'bytes/s', 'total', 'queue', 'dropped', 'queueTooLong'].map((t) => h('th', { scope: 'col' }, t)))),
       this.#tbody,
     );
+    this.#controls = h('div', { class: 'live-controls' });
     this.element = h(
       'section',
       { class: 'panel live', 'aria-labelledby': 'live-title' },
       h('h2', { id: 'live-title' }, 'Live'),
+      this.#controls,
       h('div', { class: 'charts' }, this.#charts.messages.element, this.#charts.bytes.element, this.#charts.queue.element, this.#charts.rtt.element, this.#delayText),
       h('div', { class: 'live-side' }, h('div', { class: 'table-wrap' }, table), h('h3', {}, 'queueTooLong events'), this.#events),
     );
     replace(this.#events, h('li', { class: 'muted' }, 'none yet: a sender that outruns its slowest receiver gets one'));
     this.#disposer.interval(() => this.#sample(), SAMPLE_MS);
+  }
+
+  /** Puts `control` (e.g. a button that makes traffic) at the top of the panel. */
+  addControl(control: HTMLElement): void {
+    this.#controls.appendChild(control);
   }
 
   /** Starts showing `probe`; returns a function that removes it. */

@@ -4,6 +4,7 @@
  * leaves it.
  */
 import type { Client, Conference } from '@backchannel/client';
+import { Burst } from './burst.js';
 import { Calls } from './calls.js';
 import { Chat } from './chat.js';
 import { Cursors } from './cursors.js';
@@ -38,6 +39,9 @@ export class RoomView {
       parts.push(cursors);
       const files = new Files(client, room, receipts, live);
       parts.push(files);
+      const burst = await Burst.open(room, live);
+      parts.push(burst);
+      live.addControl(burst.element);
       let people: ParticipantList | undefined;
       const calls = new Calls(client, live, () => people?.render());
       parts.push(calls);

@@ -9,6 +9,8 @@ export const STREAM_CHAT = 100;
 export const STREAM_RECEIPTS = 101;
 /** Cursor positions: `unreliable`, broadcast, 12 bytes (see {@link encodeCursor}). */
 export const STREAM_CURSORS = 102;
+/** Bursts that show backpressure: `reliable-message`, broadcast, 16 KiB messages of zeros, only counted. */
+export const STREAM_BURST = 103;
 /** Nudges inside a 1:1 call: `reliable-message`, to the peer, UTF-8 text. */
 export const STREAM_NUDGE = 110;
 /** Data-stream topic of shared files (`sendFile` / `registerStreamHandler`). */
