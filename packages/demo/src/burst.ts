@@ -53,7 +53,7 @@ export class Burst {
     // Everything at once, on purpose: send() queues and says when the queue is above its high-water mark.
     for (let sent = 0; sent < BURST_BYTES; sent += MESSAGE_BYTES) this.#tx.send(message);
     const others = room.participants.size;
-    this.#status.textContent = `queued ${formatBytes(BURST_BYTES)} for ${others === 1 ? '1 other' : `${others} others`}…`;
+    this.#status.textContent = `queued ${formatBytes(BURST_BYTES)} for ${others === 0 ? 'the server alone (no one else is here)' : others === 1 ? '1 other' : `${others} others`}…`;
     try {
       await this.#tx.drained();
       const secs = (performance.now() - started) / 1000;

@@ -144,7 +144,7 @@ export class Files {
   /** Sends `file` to everyone in the room. */
   async send(file: File): Promise<void> {
     const others = [...this.#room.participants.values()];
-    const row = new TransferRow('out', file.name, file.size, others.length === 1 ? others[0]!.displayName : `${others.length} others`);
+    const row = new TransferRow('out', file.name, file.size, others.length === 0 ? 'no one yet' : others.length === 1 ? others[0]!.displayName : `${others.length} others`);
     this.#list.prepend(row.element);
     const transfer = `${this.#room.self?.id ?? 'me'}-${this.#nextTransfer++}`;
     this.#sent.set(transfer, row);
