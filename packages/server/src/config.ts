@@ -37,9 +37,9 @@ export interface ServerConfig {
   httpHeadersTimeoutMs: number;
   /** Open connections (WebSocket or in their handshake) allowed from one address; more are refused with 429 `too-many-connections`. Default 10 000. */
   maxConnectionsPerAddress: number;
-  /** Control requests (join, open, …) a connection may make per second, sustained; more are answered `rate-limited`. 0 = unlimited. Default 50. */
+  /** Control requests (join, open, …) a connection may make per second, sustained; more are answered `rate-limited`. 0 = unlimited. Default 200 (each data stream or file sent costs two). */
   controlRateLimit: number;
-  /** Control requests a connection may make in a burst above the sustained rate. Default 200. */
+  /** Control requests a connection may make in a burst above the sustained rate. Default 1 000. */
   controlRateBurst: number;
   /** Conferences one participant may be in at once; more is `too-many-rooms`. Default 32. */
   maxConferencesPerParticipant: number;
@@ -178,8 +178,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   helloTimeoutMs: 10_000,
   httpHeadersTimeoutMs: 10_000,
   maxConnectionsPerAddress: 10_000,
-  controlRateLimit: 50,
-  controlRateBurst: 200,
+  controlRateLimit: 200,
+  controlRateBurst: 1_000,
   maxConferencesPerParticipant: 32,
   maxRingingCallsPerParticipant: 4,
   pingIntervalMs: 5_000,
