@@ -60,6 +60,9 @@ export interface WebSocketTransportOptions {
   copiesOnSend?: boolean;
 }
 
+/** `WebSocket.OPEN`. */
+const OPEN = 1;
+
 /** A {@link TransportFactory} over WebSocket, using `WebSocketImpl` (default: the global one). */
 export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options: WebSocketTransportOptions = {}): TransportFactory {
   return (url) =>
@@ -86,6 +89,9 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
       };
       const transport: Transport = {
         send: (frame) => {
+          // Once closing, a frame cannot leave (browsers log an error for each): what was reliable
+          // is still in the session's replay buffer, and goes out again after a resume.
+          if (ws.readyState !== OPEN) return;
           if (!corked) {
             const s = socket();
             if (s) {
