@@ -187,6 +187,17 @@ describe('resume after a lost connection', () => {
     expect((await got.until(1))[0]!.text).toBe('still here');
   });
 
+  it('resumes after the access token has expired (resuming needs the resume credential, not the token)', async () => {
+    proxy = await startFaultProxy(server.port);
+    const a = await Client.connect(proxy.url, await server.token('exp-res', { conferences: ['*'] }, { ttl: 1 }));
+    const ra = await a.joinConference('res-expired');
+    await new Promise((r) => setTimeout(r, Math.max(0, a.tokenExpiresAt - Date.now() + 50)));
+    proxy.cutAll();
+    expect(await next(a, 'reconnected')).toEqual({ resumed: true });
+    expect(ra.isEnded).toBe(false);
+    clients.push(a);
+  });
+
   it('refuses an old protocol version with a clear code', async () => {
     const raw = await rawConnect(server.url);
     raw.send({ t: 'hello', id: 1, token: await server.token('old'), protocol: 1, capabilities: { protocol: 1, dataSession: true } });
