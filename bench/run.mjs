@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { BASELINE_DIR, baselineInfo, prepareBaseline } from './lib/baseline.mjs';
 import { summarizeProfile } from './lib/cpuprofile.mjs';
 import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, NODE_FLAGS, REPO_DIR, WorkerPool, killAll, startWorker } from './lib/procs.mjs';
-import { checkTargets, comparisonMarkdown, fmt, keptSection, keptVariants, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable, variantsMarkdown, withSection, withVariants } from './lib/report.mjs';
+import { checkTargets, comparisonMarkdown, fmt, keptAttacks, keptSection, keptVariants, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable, variantsMarkdown, withSection, withVariants } from './lib/report.mjs';
 import { ALL_SYSTEMS, DURATIONS, SYSTEMS, SYSTEM_LABELS, combineRounds, scenarios } from './lib/scenarios.mjs';
 import { benchTls } from './lib/tls.mjs';
 import { nowNs } from './lib/util.mjs';
@@ -86,7 +86,8 @@ if (args.render) {
 
 /**
  * Writes bench/RESULTS.md from `run`: a run with the baseline build replaces only the before/after
- * section; any other run rewrites the rest and keeps that section as it is.
+ * section; any other run rewrites the rest and keeps that section, the variants section and the
+ * hostile-clients section (bench/attacks.mjs) as they are.
  */
 function refreshResultsMd(run) {
   const file = join(BENCH_DIR, 'RESULTS.md');
@@ -94,7 +95,7 @@ function refreshResultsMd(run) {
   if (run.meta.variants) writeFileSync(file, withVariants(old, variantsMarkdown(run)));
   else if (run.meta.baseline) writeFileSync(file, withSection(old, comparisonMarkdown(run)));
   else {
-    const kept = [keptSection(old), keptVariants(old)].filter(Boolean).join('\n\n');
+    const kept = [keptSection(old), keptVariants(old), keptAttacks(old)].filter(Boolean).join('\n\n');
     writeFileSync(file, kept ? `${resultsMarkdown(run).trimEnd()}\n\n${kept}\n` : resultsMarkdown(run));
   }
   console.log(`Refreshed ${file}${run.meta.variants ? ' (metrics and TLS section)' : run.meta.baseline ? ' (before/after section)' : ''}`);

@@ -307,6 +307,20 @@ export function withVariants(markdown, section) {
   return `${markdown.trimEnd()}\n\n${section}\n`;
 }
 
+/**
+ * Markers around the hostile-clients section of RESULTS.md, written by bench/attacks.mjs; every
+ * run of run.mjs keeps it as it is.
+ */
+export const ATTACKS_START = '<!-- attacks: written by `node bench/attacks.mjs`; other runs keep this section -->';
+export const ATTACKS_END = '<!-- attacks: end -->';
+
+/** The hostile-clients section of a RESULTS.md text (markers included), or ''. */
+export function keptAttacks(markdown) {
+  const a = markdown.indexOf(ATTACKS_START);
+  const b = markdown.indexOf(ATTACKS_END);
+  return a >= 0 && b > a ? markdown.slice(a, b + ATTACKS_END.length) : '';
+}
+
 /** Round-by-round ratios a ÷ b of `key` (rounds interleaved, so a pair ran close together): { min, median, max, n }. */
 function roundRatios(sc, a, b, key) {
   const rounds = (r) => r?.rounds ?? r?.runs;
