@@ -43,6 +43,25 @@ describe('memory a single client can make the server hold', () => {
     await watcher.close();
   });
 
+  it('with the default bounds, a client that stops reading is dropped as client-too-slow once reading from it has stopped', async () => {
+    const s = await server({ pingIntervalMs: 300 });
+    const watcher = await Client.connect(s.url, await s.token('nr2-watch'));
+    const room = await watcher.joinConference('no-read-2');
+    const raw = await rawConnect(s.url);
+    await raw.hello(await s.token('nr2-bad'));
+    raw.send({ t: 'conf.join', id: 2, name: 'no-read-2', metadata: 'x'.repeat(3000) });
+    await reply(raw, 2);
+    const left = new Promise<{ code: string }>((resolve) => room.on('participantLeft', (_p, r) => resolve(r)));
+    (raw.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const flood = setInterval(() => {
+      if (raw.ws.readyState !== WebSocket.OPEN) return clearInterval(flood);
+      for (let i = 0; i < 500; i++) raw.send({ t: 'call.get', id: 1000 + i, callId: `CA_${'n'.repeat(60)}` });
+    }, 5);
+    expect((await left).code).toBe('client-too-slow');
+    clearInterval(flood);
+    await watcher.close();
+  });
+
   it('empty data frames are not free: a paused receiver of 0-byte messages is detached', async () => {
     const s = await server({ receiverQueueMaxBytes: 64 * KiB, slowReceiverTimeoutMs: 0, socketHighWaterBytes: 16 * KiB });
     const a = await Client.connect(s.url, await s.token('zero-a'), { highWaterMarkBytes: 1 << 30, lowWaterMarkBytes: 1 << 20 });

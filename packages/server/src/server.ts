@@ -76,6 +76,8 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   readonly #sockets = new Set<WsFrameSocket>();
   readonly #peers = new Map<Session, Peer>();
   readonly #overflowing = new WeakSet<Session>();
+  /** The session each socket carries (once its handshake is done). */
+  readonly #sessionOf = new WeakMap<FrameSocket, Session>();
   /** Bytes queued by every session together (the server-wide budget). */
   readonly #budget: QueueBudget = { bytes: 0 };
   /** Open sockets per remote address. */
@@ -333,6 +335,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     if (this.#closing) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is shutting down');
     if (this.#draining) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is draining: it takes no new clients (connect to another one)');
     const session = new Session(socket, this.#sessionOptions, this.#sessionHandlers);
+    this.#sessionOf.set(socket, session);
     const peer = this.hub.handleConnect(identity, { ...msg.capabilities, protocol: msg.protocol }, session);
     this.#peers.set(session, peer);
     const welcome: WelcomeResult = {
@@ -369,6 +372,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     const result: ResumeResult = { received: session.received, windowMs: this.config.resumeWindowMs };
     socket.send(encodeControlFrame(JSON.stringify({ t: 'ok', re: msg.id, data: result })));
     session.resume(socket, msg.received);
+    this.#sessionOf.set(socket, session);
     this.#metrics?.resumed();
     this.log.debug({ participantId: peer.id, resumes: session.stats.resumes }, 'resumed');
   }
@@ -454,6 +458,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
           ? reason(ErrorCode.ResumeBufferOverflow, `more than ${this.config.replayBufferMaxBytes} bytes were held for this client while its connection was lost`)
           : reason(ErrorCode.ClientTooSlow, `more than ${this.config.replayBufferMaxBytes} bytes waited for this client to read them`);
         session.close(why, CloseCode.ResumeBufferOverflow);
+        if (!away) session.terminate(); // it does not read: no closing handshake to wait for
         this.hub.handleDisconnect(peer, away ? LeaveReason.ResumeBufferOverflow : LeaveReason.ClientTooSlow);
       });
     },
@@ -481,6 +486,13 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   #pingAll(): void {
     for (const socket of this.#sockets) {
       if (!socket.alive) {
+        // Reading from it stopped because it did not read what it was sent: that is not a lost
+        // connection to wait for, but a client that does not read (no resume).
+        const session = this.#sessionOf.get(socket);
+        if (session?.socket === socket && session.outputStuck) {
+          this.#sessionHandlers.overflow(session);
+          continue;
+        }
         this.log.info({ remoteAddress: socket.remoteAddress }, 'dropping a connection that answered no ping');
         socket.terminate();
         continue;

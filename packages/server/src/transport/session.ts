@@ -141,6 +141,11 @@ export class Session implements PeerLink {
     return this.#acks.received;
   }
 
+  /** Whether reading from the client is paused because it has not read what it was sent. */
+  get outputStuck(): boolean {
+    return (this.#paused & PAUSED_OUTPUT) !== 0;
+  }
+
   /** Bytes of numbered frames sent and not yet acknowledged by the client. */
   get unackedBytes(): number {
     return this.#replay.bytes;
