@@ -79,7 +79,16 @@ describe('receive backpressure', () => {
   }, 40_000);
 
   it('a receiver that falls behind and catches up loses nothing; the sender sees the server backlog meanwhile', async () => {
-    const { ra, rb, close } = await pair();
+    // The default slow-receiver timeout: catching up must not race a short one on a loaded machine.
+    const own = await startServerProcess({ maxDataBitrateKbps: 0 });
+    const a = await Client.connect(own.url, await own.token('cu-a'));
+    const b = await Client.connect(own.url, await own.token('cu-b'));
+    const ra = await a.joinConference('catch-up');
+    const rb = await b.joinConference('catch-up');
+    const close = async () => {
+      await Promise.all([a.close(), b.close()]);
+      await own.stop();
+    };
     const rx = await rb.makeRecvDataSession(200);
     const tx = await ra.makeSendDataSession(200, 'reliable-message');
     const backlog = deferred();
