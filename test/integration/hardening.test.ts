@@ -106,6 +106,37 @@ describe('memory a single client can make the server hold', () => {
   });
 });
 
+describe('slow receivers', () => {
+  it('a receiver that reads, only more slowly than the sender writes, is backpressure, not detached', async () => {
+    const s = await server({ slowReceiverTimeoutMs: 800, backlogReportMs: 20, socketHighWaterBytes: 16 * KiB, sendWindowBytes: 64 * KiB });
+    const a = await Client.connect(s.url, await s.token('slowread-a'), { highWaterMarkBytes: 256 * KiB, lowWaterMarkBytes: 64 * KiB });
+    const slow = await connectPausable(s, 'slowread-b');
+    const ra = await a.joinConference('slowread');
+    const rb = await slow.client.joinConference('slowread');
+    const got = await receiver(rb, 100);
+    const tx = await ra.makeSendDataSession(100, 'reliable-bytes');
+    let detached = false;
+    tx.on('receiverDetached', () => (detached = true));
+    // The receiver reads in short spells: about a fifth of the time, for three timeouts' worth.
+    const reader = setInterval(() => {
+      slow.resume();
+      setTimeout(() => slow.pause(), 20);
+    }, 100);
+    const chunk = new Uint8Array(16 * KiB);
+    const t0 = Date.now();
+    let sent = 0;
+    while (Date.now() - t0 < 2_500) {
+      if (!tx.send(chunk)) await tx.drained();
+      sent++;
+    }
+    clearInterval(reader);
+    slow.resume();
+    await got.until(sent, 20_000);
+    expect(detached).toBe(false);
+    await Promise.all([a.close(), slow.client.close()]);
+  });
+});
+
 describe('per-participant limits', () => {
   it('limits conferences per participant, ringing calls, and control requests per second', async () => {
     const s = await server({ maxConferencesPerParticipant: 3, maxRingingCallsPerParticipant: 2, controlRateLimit: 20, controlRateBurst: 20 });

@@ -24,6 +24,8 @@ class SessionQueue<T extends QueueItem> {
   items: T[] = [];
   head = 0;
   bytes = 0;
+  /** Items taken out so far (progress). */
+  taken = 0;
   constructor(
     readonly key: string,
     public priority: PriorityClass,
@@ -39,6 +41,7 @@ class SessionQueue<T extends QueueItem> {
     if (this.head >= this.items.length) return undefined;
     const item = this.items[this.head]!;
     this.items[this.head++] = undefined as unknown as T;
+    this.taken++;
     // Compact occasionally so the backing array does not grow without bound.
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
@@ -119,6 +122,14 @@ export class FairQueue<T extends QueueItem> {
   /** Bytes queued for session `key`. */
   bytesOf(key: string): number {
     return this.#sessions.get(key)?.bytes ?? 0;
+  }
+
+  /**
+   * Items of session `key` taken out since its queue was last empty; -1 when it is empty. Changes
+   * whenever the session's queue moves.
+   */
+  takenOf(key: string): number {
+    return this.#sessions.get(key)?.taken ?? -1;
   }
 
   /** Items queued for session `key`. */

@@ -92,8 +92,9 @@ export interface ServerConfig {
   /** Bytes the server holds for one receiver of one reliable session before detaching it as `receiver-too-slow`. Default 8 MiB. */
   receiverQueueMaxBytes: number;
   /**
-   * A receiver that stays at least one chunk behind on a reliable session for this long is detached
-   * as `receiver-too-slow` (so a stalled receiver cannot hold back a sender that respects
+   * A receiver that stays at least one chunk behind on a reliable session for this long without any
+   * of the session's data reaching it is detached as `receiver-too-slow` (so a stalled receiver
+   * cannot hold back a sender that respects backpressure; one that reads, only more slowly, is
    * backpressure); 0 disables the time limit. Default 10 000.
    */
   slowReceiverTimeoutMs: number;

@@ -36,6 +36,8 @@ export interface PeerLink {
   discard(key: string): void;
   /** Bytes queued (not yet written to the socket) for session `key`. */
   queuedBytes(key: string): number;
+  /** A count that changes whenever data of session `key` leaves its queue (progress of a receiver). */
+  progressOf(key: string): number;
   /** Bytes queued for this peer over all its sessions. */
   readonly queuedTotal: number;
   /** Calls `cb` once, when the queue of session `key` has been written out (or discarded). */

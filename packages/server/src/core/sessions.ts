@@ -50,7 +50,7 @@ interface SendSession {
   reportedBacklog: number;
   reportedDropped: number;
   /** Since when each receiver has been at least a chunk behind (reliable sessions). */
-  behindSince: Map<string, number>;
+  behindSince: Map<string, { since: number; taken: number }>;
   /** The metrics counters of this session's mode (incremented in place). */
   counts: DataCounters;
   /** A `reliable-message` message is partly forwarded (its last fragment has not passed yet). */
@@ -483,9 +483,12 @@ export class SessionRouter {
         const queued = m.peer.link.queuedBytes(s.key);
         // A receiver that is away is bounded by the resume window and the byte limit instead.
         if (s.mode !== 'unreliable' && slowReceiverTimeoutMs > 0 && queued >= chunkBytes && m.peer.connection === 'connected') {
-          const since = s.behindSince.get(m.peer.id);
-          if (since === undefined) s.behindSince.set(m.peer.id, now);
-          else if (now - since >= slowReceiverTimeoutMs) {
+          // Behind and making no progress: a receiver that reads, only more slowly than the sender
+          // writes, is backpressure (the sender sees queueTooLong), not a stalled receiver.
+          const taken = m.peer.link.progressOf(s.key);
+          const behind = s.behindSince.get(m.peer.id);
+          if (behind === undefined || behind.taken !== taken) s.behindSince.set(m.peer.id, { since: now, taken });
+          else if (now - behind.since >= slowReceiverTimeoutMs) {
             s.behindSince.delete(m.peer.id);
             this.#detach(s, m, `receiver stayed behind for ${slowReceiverTimeoutMs} ms`);
             return;

@@ -275,6 +275,10 @@ export class Session implements PeerLink {
     cb();
   }
 
+  progressOf(key: string): number {
+    return this.#queue.takenOf(key);
+  }
+
   queuedBytes(key: string): number {
     return this.#queue.bytesOf(key);
   }
