@@ -209,8 +209,9 @@ function version(pkg) {
  */
 function codeVersion() {
   try {
-    const git = (...a) => execFileSync('git', ['-C', REPO_DIR, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const commit = git('rev-parse', '--short=12', 'HEAD');
+    const git = (...a) => execFileSync('git', ['-C', REPO_DIR, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const commit = git('rev-parse', '--short=12', 'HEAD').trim();
+    // Porcelain lines are "XY path": not trimmed, or the first line loses its leading status blank.
     const modified = git('status', '--porcelain', '--', 'packages').split('\n').filter(Boolean).map((l) => l.slice(3));
     return { commit, modified };
   } catch {
