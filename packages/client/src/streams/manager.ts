@@ -213,10 +213,12 @@ export class DataStreams {
     }
   }
 
-  /** Whether this client may answer senders (a hidden participant never reveals itself). */
+  /**
+   * Whether this client answers senders: a hidden participant never reveals itself. (Answers
+   * need no publish grant: the server lets anyone answer on the control channel.)
+   */
   get #answers(): boolean {
-    const grants = this.room.core.grants;
-    return !grants.hidden && grants.publishData;
+    return !this.room.core.grants.hidden;
   }
 
   #answer(to: string, msg: ControlMessage): void {

@@ -267,7 +267,9 @@ export class SessionRouter {
   }
 
   #open(peer: Peer, room: Room, member: Member, msg: ClientMessage<'ds.open'>): { streamId: number } {
-    requireGrant(peer.grants.publishData, 'publishing data');
+    // Without the publish grant a participant may still answer on the control channel (RPC
+    // responses, data-stream confirmations): what it may send there is checked per message.
+    if (msg.streamId !== STREAM_ID_CONTROL) requireGrant(peer.grants.publishData, 'publishing data');
     const sessions = this.#byRoom.get(room.num) ?? new Map<number, SendSession>();
     let streamId = msg.streamId;
     if (streamId === 0) streamId = this.#allocate(sessions);
@@ -544,7 +546,9 @@ function checkBuiltInOpen(streamId: number, msg: ClientMessage<'ds.open'>): void
 function checkBuiltIn(s: SendSession, frame: DataFrame): void {
   const p = frame.payload;
   if (s.streamId === STREAM_ID_CONTROL) {
-    if (!frame.fin || s.mid || !isControlMessage(p)) throw new BackchannelError(ErrorCode.BadFrame, `stream ${STREAM_ID_CONTROL} carries only built-in control messages`);
+    const t = frame.fin && !s.mid ? controlMessageType(p) : undefined;
+    if (!t) throw new BackchannelError(ErrorCode.BadFrame, `stream ${STREAM_ID_CONTROL} carries only built-in control messages`);
+    if (!s.sender.peer.grants.publishData && !ANSWERS.has(t)) requireGrant(false, `sending "${t}" (only answers are allowed without publishing data)`);
     return;
   }
   if (s.mid) return; // a continuation of a message whose start was checked
@@ -562,7 +566,11 @@ function isJsonObject(bytes: Uint8Array): Record<string, unknown> | undefined {
   }
 }
 
-function isControlMessage(bytes: Uint8Array): boolean {
+/** The type of a built-in control message (an RPC or data-stream message), if `bytes` is one. */
+function controlMessageType(bytes: Uint8Array): string | undefined {
   const msg = isJsonObject(bytes);
-  return typeof msg?.t === 'string' && (msg.t.startsWith('rpc.') || msg.t.startsWith('stream.'));
+  return typeof msg?.t === 'string' && (msg.t.startsWith('rpc.') || msg.t.startsWith('stream.')) ? msg.t : undefined;
 }
+
+/** Control messages that answer someone else's: allowed without the publish grant. */
+const ANSWERS: ReadonlySet<string> = new Set(['rpc.res', 'stream.done', 'stream.refuse']);
