@@ -183,10 +183,13 @@ export class Inbox {
 
   /** Delivers to the receiver of `info.from` on `info.streamId`, or holds it until one is made. */
   deliver(data: Uint8Array, info: DataInfo): void {
-    const key = senderKey(info.from, info.streamId);
-    const own = this.#bySender.get(key);
-    if (own) return own._deliver(data, info);
-    if (this.#stopped.has(key)) return; // the app stopped this sender's flow
+    // Per-sender receivers and stopped senders are rare: no key is built for each message without them.
+    if (this.#bySender.size > 0 || this.#stopped.size > 0) {
+      const key = senderKey(info.from, info.streamId);
+      const own = this.#bySender.get(key);
+      if (own) return own._deliver(data, info);
+      if (this.#stopped.has(key)) return; // the app stopped this sender's flow
+    }
     const rx = this.#anySender.get(info.streamId);
     if (rx) return rx._deliver(data, info);
     const cost = itemCost(data.byteLength);
