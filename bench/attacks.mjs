@@ -32,7 +32,7 @@ import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { nowMs, sleep, withTimeout } from './lib/util.mjs';
+import { builtAt as builtAtIn, nowMs, sleep, withTimeout } from './lib/util.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const BENCH_DIR = dirname(SELF);
@@ -747,21 +747,9 @@ function cpuTicks() {
   }
 }
 
-/** Newest modification time of this checkout's built code (packages/<name>/dist), to notice a build during the run. */
+/** Newest modification time of this checkout's built code, to notice a build during the run. */
 function builtAt() {
-  let newest = 0;
-  const walk = (dir) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  };
-  for (const pkg of readdirSync(join(REPO_DIR, 'packages'))) {
-    const dist = join(REPO_DIR, 'packages', pkg, 'dist');
-    if (existsSync(dist)) walk(dist);
-  }
-  return newest;
+  return builtAtIn(REPO_DIR);
 }
 
 // ───────────────────────────── client processes ─────────────────────────────

@@ -15,7 +15,7 @@ import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, NODE_FLAGS, REPO_DIR, WorkerPool, 
 import { checkTargets, comparisonMarkdown, fmt, keptAttacks, keptSection, keptVariants, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable, variantsMarkdown, withSection, withVariants } from './lib/report.mjs';
 import { ALL_SYSTEMS, DURATIONS, SYSTEMS, SYSTEM_LABELS, combineRounds, scenarios } from './lib/scenarios.mjs';
 import { benchTls } from './lib/tls.mjs';
-import { nowNs } from './lib/util.mjs';
+import { builtAt as builtAtIn, nowNs } from './lib/util.mjs';
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -219,26 +219,6 @@ function codeVersion() {
   }
 }
 
-/**
- * The newest modification time (ms) of the built code under test — every file under
- * packages/<name>/dist — or 0. Compared at the end of a run: in a working tree that others build
- * while a run goes on, later servers and workers would load other code than earlier ones.
- */
-function builtAt() {
-  let newest = 0;
-  const walk = (dir) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  };
-  for (const pkg of readdirSync(join(REPO_DIR, 'packages'))) {
-    const dist = join(REPO_DIR, 'packages', pkg, 'dist');
-    if (existsSync(dist)) walk(dist);
-  }
-  return newest;
-}
 
 /**
  * CPU ticks of the whole machine (busy, steal, total) and of this process plus its reaped children,
@@ -445,3 +425,8 @@ main().catch(async (error) => {
   await killAll(1000);
   process.exit(1);
 });
+
+/** Newest modification time of this checkout's built code (see builtAt in lib/util.mjs). */
+function builtAt() {
+  return builtAtIn(REPO_DIR);
+}

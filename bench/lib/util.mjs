@@ -2,6 +2,8 @@
  * Small helpers shared by the orchestrator and the workers: the shared clock, sleeping, and
  * summary statistics.
  */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
  * Nanoseconds on CLOCK_MONOTONIC (libuv's uv_hrtime). On Linux and macOS this clock is system-wide,
@@ -52,4 +54,25 @@ export function withTimeout(promise, ms, what) {
     timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The newest modification time (ms) of the built code of the checkout at `repoDir` — every file
+ * under packages/<name>/dist — or 0. Compared at the end of a run: in a working tree that is
+ * rebuilt while a run goes on, later servers and workers would load other code than earlier ones.
+ */
+export function builtAt(repoDir) {
+  let newest = 0;
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const pkg of readdirSync(join(repoDir, 'packages'))) {
+    const dist = join(repoDir, 'packages', pkg, 'dist');
+    if (existsSync(dist)) walk(dist);
+  }
+  return newest;
 }
