@@ -24,6 +24,7 @@ import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } 
 import { reconnectDelay, type ResolvedReconnectOptions } from './reconnect.js';
 import type { ClientCore, RoomBase } from './room.js';
 import { webSocketTransport, type Transport, type TransportFactory } from './transport.js';
+import { WebRtcPath, type TransportInfo, type TransportStats } from './webrtc.js';
 
 /** SDK name announced to the server. */
 export const SDK_NAME = 'backchannel-js/0.1.0';
@@ -52,6 +53,11 @@ export type ClientEvents = {
   disconnected: [Reason];
   /** A problem not tied to a request (e.g. the server rejected a frame). */
   error: [BackchannelError];
+  /**
+   * The path of `unreliable` data changed (WebRTC data channel opened, failed or was lost, so it
+   * goes over the WebSocket), or the WebRTC path's state did: see {@link Client.transport}.
+   */
+  transportChanged: [TransportInfo];
 };
 
 /** Options of `joinConference`. */
@@ -92,6 +98,8 @@ export class Client extends Emitter<ClientEvents> {
   /** Wakes the reconnect loop's wait early (on `close()`). */
   #wake: (() => void) | undefined;
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The WebRTC datagram path (docs/webrtc.md). */
+  readonly #rtc: WebRtcPath;
 
   private constructor(url: string, token: string, factory: TransportFactory, link: Link, welcome: WelcomeResult, options: Readonly<ResolvedClientOptions>) {
     super();
@@ -101,6 +109,7 @@ export class Client extends Emitter<ClientEvents> {
     this.#options = options;
     this.#welcome = welcome;
     this.#credentials = [welcome.resume.credential];
+    this.#rtc = new WebRtcPath(options.webrtc, (info) => this.emit('transportChanged', info));
     this.#core = {
       link,
       outbound: new Outbound(link, options.socketHighWaterBytes, options.sendWindowBytes),
@@ -132,6 +141,7 @@ export class Client extends Emitter<ClientEvents> {
       // Events right after the welcome (e.g. calls already ringing) wait in the link until the
       // caller's code after `await Client.connect()` has run and attached its listeners.
       link.attach(transport, hello);
+      client.#rtc.start(link, welcome.webrtc);
       return client;
     } catch (error) {
       transport.close(1000, 'handshake failed');
@@ -202,6 +212,20 @@ export class Client extends Emitter<ClientEvents> {
       });
     }, Math.min(delay, 2 ** 31 - 1));
     (this.#refreshTimer as { unref?: () => void }).unref?.();
+  }
+
+  /**
+   * Which path each kind of data takes: `unreliable` over WebRTC datagrams while the data channel is
+   * open, else over the WebSocket (with the reason); signalling and reliable data always over the
+   * WebSocket. `transportChanged` fires on every change.
+   */
+  get transport(): TransportInfo {
+    return this.#rtc.info;
+  }
+
+  /** Counters of the WebRTC path: datagrams in and out, drops, negotiation time. */
+  get transportStats(): TransportStats {
+    return { ...this.#rtc.stats };
   }
 
   /** Round-trip time measured by the last heartbeat, ms (undefined until one was answered). */
@@ -358,6 +382,8 @@ export class Client extends Emitter<ClientEvents> {
   /** The transport is gone: reconnect, unless it was closed on purpose or for good by the server. */
   #onLost(link: Link, reason: Reason): void {
     if (link !== this.#core.link) return;
+    if (this.#closing || this.#goodbye) this.#rtc.stop();
+    else this.#rtc.stop({ code: ErrorCode.WebRtcFailed, message: `the signalling connection was lost (${reason.message})` });
     if (this.#closing) return this.#final({ code: LeaveReason.Left, message: 'closed by the client' });
     if (this.#goodbye) return this.#final(this.#goodbye);
     const schedule = this.#options.reconnect;
@@ -429,6 +455,7 @@ export class Client extends Emitter<ClientEvents> {
       }
       this.#state = 'connected';
       link.attach(transport, result, result.data.received);
+      this.#rtc.start(link, this.#welcome.webrtc);
       this.emit('reconnected', { resumed: true });
       return true;
     }
@@ -464,6 +491,7 @@ export class Client extends Emitter<ClientEvents> {
     this.#state = 'connected';
     this.#scheduleRefresh();
     link.attach(transport, hello);
+    this.#rtc.start(link, welcome.webrtc);
     this.emit('reconnected', { resumed: false, reason: why });
     return true;
   }
@@ -482,6 +510,7 @@ export class Client extends Emitter<ClientEvents> {
     if (this.#state === 'disconnected') return;
     this.#state = 'disconnected';
     clearTimeout(this.#refreshTimer);
+    this.#rtc.stop();
     this.#core.link.finish(1000, why.code);
     this.#endAll(why);
     this.emit('disconnected', why);

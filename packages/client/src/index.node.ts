@@ -4,6 +4,7 @@
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { createRequire } from 'node:module';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import WebSocket from 'ws';
@@ -12,6 +13,7 @@ import { Client } from './client.js';
 import { platform } from './platform.js';
 import type { ClientOptions } from './options.js';
 import { webSocketTransport, type WebSocketConstructor } from './transport.js';
+import { setPeerConnectionImpl, type PeerConnectionConstructor } from './webrtc.js';
 
 export * from './index.js';
 
@@ -53,6 +55,15 @@ Object.defineProperty(Client, 'connect', {
           : webSocketTransport(NodeWebSocket as unknown as WebSocketConstructor, { nodeBuffers: true, copiesOnSend: true })),
     }),
 });
+
+// Node: WebRTC through the optional package node-datachannel (its standard RTCPeerConnection);
+// without it, or if its native library cannot load here, the client stays on the WebSocket.
+try {
+  const polyfill = createRequire(import.meta.url)('node-datachannel/polyfill') as { RTCPeerConnection: PeerConnectionConstructor };
+  setPeerConnectionImpl(polyfill.RTCPeerConnection);
+} catch {
+  setPeerConnectionImpl(undefined);
+}
 
 // Node: frame buffers without zero-filling (small ones come from Node's buffer pool).
 platform.allocFrame = (size) => Buffer.allocUnsafe(size);

@@ -87,6 +87,11 @@ export class Link extends Emitter<LinkEvents> {
   onack: () => void = () => {};
   /** Called when a transport is attached again (queued data may flow). */
   onwritable: () => void = () => {};
+  /**
+   * The WebRTC datagram path while it is open (see `webrtc.ts`): `unreliable` frames go over it
+   * instead of the WebSocket. `send` returns false when it dropped the frame (counted there).
+   */
+  datagrams: { send(frame: Uint8Array): boolean } | undefined;
   closed = false;
   // Frames waiting while a just-delivered reply's awaiting code runs (see #onFrame).
   #backlog: Uint8Array[] = [];
@@ -181,7 +186,26 @@ export class Link extends Emitter<LinkEvents> {
    */
   sendData(entry: DataEntry): number {
     if (entry.header.mode !== 'unreliable') this.#replay.push(entry, entry.payload.byteLength + DATA_HEADER_BYTES);
+    else if (this.datagrams) {
+      // A datagram of its own (not the reused scratch buffer: the channel may keep it queued).
+      const { header, payload } = entry;
+      const frame = encodeDataFrame({ mode: 'unreliable', fin: header.fin, streamId: header.streamId, room: header.room, seq: header.seq, sender: header.target ?? 0 }, payload, platform.allocFrame);
+      this.datagrams.send(frame);
+      return frame.byteLength;
+    }
     return this.#write(entry);
+  }
+
+  /** One frame that arrived over the datagram path: only `unreliable` data frames are taken. */
+  receiveDatagram(buf: Uint8Array): void {
+    if (this.closed) return;
+    let frame;
+    try {
+      frame = decodeFrame(buf);
+    } catch {
+      return;
+    }
+    if (frame.kind === FrameKind.Data && frame.mode === 'unreliable') this.emit('data', frame);
   }
 
   #write(entry: Uint8Array | DataEntry): number {

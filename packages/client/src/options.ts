@@ -90,6 +90,13 @@ export interface ClientOptions {
   ackEveryBytes?: number;
   /** Max delay of an acknowledgement (the server holds what it sent until then). Default 50. */
   ackDelayMs?: number;
+  /**
+   * Carry `unreliable` data over a WebRTC data channel (datagrams: unordered, never retransmitted)
+   * when the server offers it and this runtime has `RTCPeerConnection` (Node: the optional package
+   * `node-datachannel`); otherwise, or while it is not open, over the WebSocket. See docs/webrtc.md.
+   * Default true.
+   */
+  webrtc?: boolean;
 }
 
 type Special = 'WebSocket' | 'transport' | 'streamIds' | 'reconnect' | 'tokenRefresh';
@@ -120,6 +127,7 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   ackEvery: 64,
   ackEveryBytes: 256 * 1024,
   ackDelayMs: 50,
+  webrtc: true,
 });
 
 /** Validates options over the defaults; throws `invalid-argument` naming the first bad one. */

@@ -82,6 +82,15 @@ export const ErrorCode = {
   /** The server API revoked this participant's connection (the reason's message says why); it cannot be resumed. */
   ConnectionRevoked: 'connection-revoked',
   RequestTimeout: 'request-timeout',
+  // WebRTC datagram path (docs/webrtc.md).
+  /** The server does not offer WebRTC (turned off, or its native library is not installed). */
+  WebRtcUnavailable: 'webrtc-unavailable',
+  /** An `rtc.offer` whose SDP the server cannot use (malformed, or without one data-channel section). */
+  WebRtcBadSdp: 'webrtc-bad-sdp',
+  /** An `rtc.candidate` that is malformed or comes before any offer. */
+  WebRtcBadCandidate: 'webrtc-bad-candidate',
+  /** The peer connection did not open within the negotiation time, or failed later; data goes over the WebSocket. */
+  WebRtcFailed: 'webrtc-failed',
   ServerShutdown: 'server-shutdown',
   InternalError: 'internal-error',
   // Server API (HTTP).

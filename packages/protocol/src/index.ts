@@ -23,6 +23,8 @@ export {
 } from './frame.js';
 export type { AckFrame, ControlFrame, DataFrame, DataHeader, DataMode, Frame, HeartbeatFrame } from './frame.js';
 export { AckCounter, ReplayBuffer } from './reliability.js';
+export { DATAGRAM_BYTES, DATAGRAM_FRAGMENT_KIND, FRAGMENT_HEADER_BYTES, MAX_FRAGMENTS, Reassembler, isFragment, toDatagrams } from './datagram.js';
+export type { ReassemblerOptions } from './datagram.js';
 export {
   CallInfoSchema,
   CapabilitiesSchema,
@@ -49,6 +51,8 @@ export type {
   ServerMessage,
   ServerReply,
   SessionInfo,
+  IceServerInfo,
+  WebRtcGrant,
   ResumeGrant,
   ResumeResult,
   ConnectionState,

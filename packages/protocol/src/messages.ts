@@ -135,6 +135,15 @@ export const ClientMessageSchemas = {
   'ds.close': req('ds.close', { room: RoomNum, streamId: StreamId }),
   'ds.unsupport': req('ds.unsupport', { room: RoomNum, streamId: StreamId }),
   'ds.support': req('ds.support', { room: RoomNum, streamId: StreamId }),
+  /**
+   * WebRTC path (docs/webrtc.md): the SDP offer of the client's one peer connection, after the
+   * welcome announced `webrtc`. The reply's data is `{ sdp }`, the server's answer.
+   */
+  'rtc.offer': req('rtc.offer', { sdp: Type.String({ minLength: 1, maxLength: 32 * 1024 }) }),
+  /** A trickled ICE candidate of the client's peer connection (`candidate` as in SDP, `a=` excluded). */
+  'rtc.candidate': req('rtc.candidate', { candidate: Type.String({ minLength: 1, maxLength: 1024 }), mid: Type.String({ maxLength: 64 }) }),
+  /** The client stops using its peer connection (it carries on over the WebSocket alone). */
+  'rtc.close': req('rtc.close', {}),
 } as const;
 
 type Schemas = typeof ClientMessageSchemas;
@@ -183,6 +192,25 @@ export interface WelcomeResult {
     streamIds?: number[];
     conferences: string[];
   };
+  /** Present when the server offers the WebRTC datagram path (docs/webrtc.md). */
+  webrtc?: WebRtcGrant;
+}
+
+/** An ICE server for the client's peer connection (the `RTCIceServer` dictionary). */
+export interface IceServerInfo {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+/** What a client needs to open the WebRTC datagram path. */
+export interface WebRtcGrant {
+  /** STUN/TURN servers to use (empty: host candidates only). */
+  iceServers: IceServerInfo[];
+  /** The data channel must be open this soon after the offer, ms, else the client stays on the WebSocket. */
+  negotiationTimeoutMs: number;
+  /** Largest datagram to send, bytes (larger frames are fragmented). */
+  datagramBytes: number;
 }
 
 /** A single-use credential to resume the participant, and how long after a loss it may be used. */
@@ -218,6 +246,8 @@ export type ServerEvent =
   | { t: 'ds.detached'; room: number; streamId: number; participantId: string; reason: Reason }
   | { t: 'ds.backlog'; room: number; streamId: number; bytes: number; dropped: number }
   | { t: 'ds.dropped'; room: number; streamId: number; from: string; count: number }
+  | { t: 'rtc.candidate'; candidate: string; mid: string }
+  | { t: 'rtc.closed'; reason: Reason }
   | { t: 'error'; error: Reason }
   | { t: 'goodbye'; reason: Reason };
 

@@ -3,6 +3,8 @@
  * (CLI flags, environment, config file or the embedding API) and the result is typed and frozen.
  */
 
+import type { IceServerInfo } from '@backchannel/protocol';
+
 /** Every server setting, with units in the name or the TSDoc. */
 export interface ServerConfig {
   /** Interface to bind. Default `127.0.0.1`. */
@@ -156,6 +158,30 @@ export interface ServerConfig {
    * new participants, joins and calls; then the rest end with `server-shutdown`, ms. Default 20 000.
    */
   drainTimeoutMs: number;
+  /**
+   * Offer clients the WebRTC datagram path (docs/webrtc.md): `unreliable` data over an unordered
+   * data channel that never retransmits, the WebSocket staying the signalling and reliable path.
+   * Needs the optional package `node-datachannel`; without it every client stays on the WebSocket.
+   * Default true.
+   */
+  webrtc: boolean;
+  /** Lowest UDP port the server's peer connections use (one port each); 0 with `webrtcPortMax` 0 = any free port. Default 0. */
+  webrtcPortMin: number;
+  /** Highest UDP port the server's peer connections use; the range bounds how many can be open at once. Default 0. */
+  webrtcPortMax: number;
+  /**
+   * Address written into the server's ICE candidates instead of the interface's own: the public
+   * address when the server is behind NAT or in a container with published UDP ports. Empty = the
+   * interface's address. Default empty.
+   */
+  webrtcAnnouncedAddress: string;
+  /** STUN/TURN servers handed to clients for their peer connection (`{ urls, username?, credential? }`). Default none. */
+  webrtcIceServers: readonly IceServerInfo[];
+  /**
+   * Time from a client's offer until its data channel must be open; then the server closes the
+   * peer connection and the client stays on the WebSocket (announced in the welcome), ms. Default 5 000.
+   */
+  webrtcNegotiationTimeoutMs: number;
 }
 
 /** Development API key; a server using it logs a warning. */
@@ -222,6 +248,12 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   metrics: true,
   metricsToken: '',
   drainTimeoutMs: 20_000,
+  webrtc: true,
+  webrtcPortMin: 0,
+  webrtcPortMax: 0,
+  webrtcAnnouncedAddress: '',
+  webrtcIceServers: Object.freeze([]) as readonly IceServerInfo[],
+  webrtcNegotiationTimeoutMs: 5_000,
 });
 
 type NumericKey = { [K in keyof ServerConfig]: ServerConfig[K] extends number ? K : never }[keyof ServerConfig];
@@ -273,6 +305,9 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   webhookQueueMaxEvents: [1, 10_000_000],
   webhookFlushTimeoutMs: [0, 600_000],
   drainTimeoutMs: [0, 86_400_000],
+  webrtcPortMin: [0, 65535],
+  webrtcPortMax: [0, 65535],
+  webrtcNegotiationTimeoutMs: [100, 600_000],
 };
 
 /** Error codes of {@link ConfigError}. */
@@ -337,6 +372,7 @@ export function resolveConfig(input: Partial<ServerConfig> = {}): Readonly<Serve
   if (out.sendWindowBytes > out.replayBufferMaxBytes) throw new ConfigError('setting "sendWindowBytes" must not exceed "replayBufferMaxBytes"');
   if (out.webhookRetryBaseMs > out.webhookRetryMaxMs) throw new ConfigError('setting "webhookRetryBaseMs" must not exceed "webhookRetryMaxMs"');
   checkOperations(out);
+  checkWebRtc(out);
   return Object.freeze(out);
 }
 
@@ -350,6 +386,23 @@ function checkOperations(out: ServerConfig): void {
   if (out.metricsToken && (out.metricsToken.length < 16 || /\s/.test(out.metricsToken))) {
     throw new ConfigError('setting "metricsToken" must be at least 16 characters without spaces (or empty for an open /metrics)');
   }
+}
+
+/** WebRTC settings: a port range that is a range, an address, ICE servers browsers accept. */
+function checkWebRtc(out: ServerConfig): void {
+  if (typeof out.webrtc !== 'boolean') throw new ConfigError('setting "webrtc" must be a boolean');
+  if (out.webrtcPortMin > out.webrtcPortMax || (out.webrtcPortMin === 0) !== (out.webrtcPortMax === 0)) {
+    throw new ConfigError('settings "webrtcPortMin" and "webrtcPortMax" must both be 0 (any port) or a range with min <= max');
+  }
+  if (typeof out.webrtcAnnouncedAddress !== 'string' || /\s/.test(out.webrtcAnnouncedAddress)) {
+    throw new ConfigError('setting "webrtcAnnouncedAddress" must be an IP address or host name (or empty)');
+  }
+  const servers = out.webrtcIceServers;
+  const url = (u: unknown) => typeof u === 'string' && /^(stun|stuns|turn|turns):[^\s]+$/.test(u);
+  if (!Array.isArray(servers) || !servers.every((s) => typeof s === 'object' && s !== null && (url(s.urls) || (Array.isArray(s.urls) && s.urls.length > 0 && s.urls.every(url))) && ['undefined', 'string'].includes(typeof s.username) && ['undefined', 'string'].includes(typeof s.credential))) {
+    throw new ConfigError('setting "webrtcIceServers" must be an array of { urls, username?, credential? } with stun:, stuns:, turn: or turns: URLs');
+  }
+  out.webrtcIceServers = Object.freeze(servers.map((s) => Object.freeze({ ...s })));
 }
 
 function checkWebhookUrls(value: unknown): string[] {

@@ -36,6 +36,8 @@ import type { FrameSocket } from './transport/frame-socket.js';
 import { WsFrameSocket } from './transport/frame-socket.js';
 import { Handshake, type HandshakeContext } from './transport/handshake.js';
 import { CloseCode, Session, type QueueBudget, type SessionHandlers, type SessionOptions } from './transport/session.js';
+import { WebRtcGateway, type WebRtcCounters } from './transport/webrtc.js';
+import { registerWebRtcMetrics } from './metrics/webrtc.js';
 import { SERVER_VERSION } from './version.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 
@@ -72,6 +74,8 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   /** Ends the drain's wait: rooms finished, time is up, or `close()` was called. */
   #drainWait: (() => void) | undefined;
   readonly #wss: WebSocketServer;
+  /** Peer connections of the WebRTC datagram path; absent when WebRTC is off or unavailable. */
+  readonly #webrtc: WebRtcGateway | undefined;
   /** Every open socket, in its handshake or carrying a session. */
   readonly #sockets = new Set<WsFrameSocket>();
   readonly #peers = new Map<Session, Peer>();
@@ -125,6 +129,8 @@ export class BackchannelServer extends Emitter<ServerEvents> {
           ready: () => this.#state() === 'ready',
         })
       : undefined;
+    this.#webrtc = WebRtcGateway.create({ config, log: this.log });
+    if (this.#webrtc && this.#metrics) registerWebRtcMetrics(this.#metrics.registry, this.#webrtc);
     this.#ops = new OpsRoutes({ metrics: this.#metrics, metricsToken: config.metricsToken, state: () => this.#state(), log: this.log });
     this.#api = new ApiRouter({ hub: this.hub, config, log: this.log, webhookStats: () => this.#webhooks.stats(), closing: () => this.#closing !== undefined });
     this.#demo = new DemoRoutes({ config, log: this.log });
@@ -199,6 +205,15 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     return this.#webhooks.stats();
   }
 
+  /**
+   * The WebRTC datagram path's counters and open peer connections (docs/webrtc.md); `undefined`
+   * when this server offers no WebRTC.
+   */
+  webrtcStats(): (Omit<WebRtcCounters, 'negotiationMs'> & { peerConnections: number; negotiationMs: number[] }) | undefined {
+    const w = this.#webrtc;
+    return w && { ...w.counters, negotiationMs: [...w.counters.negotiationMs], peerConnections: w.size };
+  }
+
   /** Binds and starts accepting connections. */
   async listen(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
@@ -271,6 +286,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     if (this.#pingTimer) clearInterval(this.#pingTimer);
     const httpClosed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.hub.shutdown();
+    this.#webrtc?.closeAll();
     const webhooksFlushed = this.#webhooks.flush(this.config.webhookFlushTimeoutMs);
     // Sockets still in their handshake (sessions were closed by the hub).
     for (const socket of this.#sockets) socket.close(CloseCode.GoingAway, ErrorCode.ServerShutdown);
@@ -354,6 +370,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       resume: { credential: peer.resumeCredential, windowMs: this.config.resumeWindowMs },
       expiresAt: identity.expiresAt,
       grants: { ...identity.grants },
+      ...(this.#webrtc ? { webrtc: this.#webrtc.grant() } : {}),
     };
     // The handshake reply is not numbered: the session's numbering starts after it.
     socket.send(encodeControlFrame(JSON.stringify({ t: 'ok', re: msg.id, data: welcome })));
@@ -421,6 +438,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
         return;
       }
       if (msg.t === 'auth.refresh') return void this.#refresh(session, peer, msg);
+      if (msg.t === 'rtc.offer' || msg.t === 'rtc.candidate' || msg.t === 'rtc.close') return void this.#rtc(session, msg);
       this.#request(session, peer, msg);
     },
     data: (session, frame, raw) => {
@@ -436,12 +454,14 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       const peer = this.#peers.get(session);
       if (!peer) return;
       this.log.debug({ participantId: peer.id, code, reason }, 'connection lost; waiting for a resume');
+      this.#webrtc?.close(session); // the client negotiates again after its resume
       this.hub.handleLinkLost(peer);
     },
     closed: (session, deliberate) => {
       const peer = this.#peers.get(session);
       if (!peer) return;
       this.#peers.delete(session);
+      this.#webrtc?.close(session);
       this.hub.handleDisconnect(peer, deliberate ? LeaveReason.Left : LeaveReason.ConnectionLost);
       this.log.debug({ participantId: peer.id, deliberate }, 'session closed');
     },
@@ -463,6 +483,24 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       });
     },
   };
+
+  /** WebRTC signalling (docs/webrtc.md), answered at the edge: the core never sees it. */
+  async #rtc(session: Session, msg: ClientMessage<'rtc.offer' | 'rtc.candidate' | 'rtc.close'>): Promise<void> {
+    try {
+      const gateway = this.#webrtc;
+      if (!gateway) {
+        const why = this.config.webrtc ? 'its native library (node-datachannel) is not installed' : 'it is turned off (setting webrtc)';
+        throw new BackchannelError(ErrorCode.WebRtcUnavailable, `this server offers no WebRTC: ${why}`);
+      }
+      let data: unknown = {};
+      if (msg.t === 'rtc.offer') data = await gateway.offer(session, msg.sdp);
+      else if (msg.t === 'rtc.candidate') gateway.candidate(session, msg.candidate, msg.mid);
+      else gateway.close(session);
+      session.sendControl({ t: 'ok', re: msg.id, data });
+    } catch (error) {
+      session.sendControl({ t: 'err', re: msg.id, error: toBackchannelError(error, this.log).toJSON() });
+    }
+  }
 
   #request(session: Session, peer: Peer, msg: ClientMessage): void {
     try {

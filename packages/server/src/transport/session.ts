@@ -24,6 +24,7 @@ import {
   type ServerMessage,
 } from '@backchannel/protocol';
 import type { OutboundFrame, PeerLink } from '../core/peer.js';
+import type { DatagramPath } from './datagram-path.js';
 import type { FrameSocket } from './frame-socket.js';
 
 /**
@@ -108,6 +109,8 @@ export class Session implements PeerLink {
   readonly #replay = new ReplayBuffer<Uint8Array>();
   readonly #acks: AckCounter;
   #socket: FrameSocket | undefined;
+  /** The datagram path (WebRTC), while open: droppable frames prefer it (docs/webrtc.md). */
+  #datagrams: DatagramPath | undefined;
   /** An acknowledgement is due at this turn's flush. */
   #ackDue = false;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
@@ -122,7 +125,7 @@ export class Session implements PeerLink {
   /** Over for good (closed by either side or overflowed); no socket will be attached again. */
   closed = false;
   /** Bytes and frames moved, for metrics. */
-  readonly stats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, resumes: 0 };
+  readonly stats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, resumes: 0, datagramsIn: 0, datagramsOut: 0 };
 
   constructor(socket: FrameSocket, options: SessionOptions, handlers: SessionHandlers) {
     this.#opts = options;
@@ -238,6 +241,17 @@ export class Session implements PeerLink {
 
   sendDroppable(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap: number): number {
     if (this.closed) return 0;
+    const datagrams = this.#datagrams;
+    if (datagrams && this.#socket) {
+      // A datagram leaves at once, beside the queue: it is never held back for a retransmission.
+      if (!datagrams.send(frame.wire)) {
+        this.stats.dropped++;
+        return 1;
+      }
+      this.stats.datagramsOut++;
+      this.stats.bytesOut += frame.wire.byteLength;
+      return 0;
+    }
     if (!this.#socket) {
       // Unreliable data is never held for a client that is away: dropped, and counted.
       this.stats.dropped++;
@@ -437,6 +451,46 @@ export class Session implements PeerLink {
     }
   }
 
+  /** The datagram path, while one is open. */
+  get datagramPath(): DatagramPath | undefined {
+    return this.#datagrams;
+  }
+
+  /** Sets (or, with `undefined`, removes) the datagram path that droppable frames prefer. */
+  setDatagramPath(path: DatagramPath | undefined): void {
+    this.#datagrams = path;
+  }
+
+  /**
+   * One frame that arrived over the datagram path: only `unreliable` data frames may, and they go
+   * to the same handler as over the socket. While reading is paused by the data limits a datagram
+   * cannot wait, so it is dropped.
+   */
+  receiveDatagram(data: Uint8Array): void {
+    if (this.closed || !this.#socket) return;
+    if (this.#paused & PAUSED_RATE) {
+      this.stats.dropped++;
+      return;
+    }
+    let frame;
+    try {
+      frame = decodeFrame(data);
+    } catch (error) {
+      return this.#bad(error);
+    }
+    if (frame.kind !== FrameKind.Data || frame.mode !== 'unreliable') {
+      return this.#bad(new BackchannelError(ErrorCode.BadFrame, 'only unreliable data frames may be sent as datagrams'));
+    }
+    this.stats.datagramsIn++;
+    this.stats.bytesIn += data.byteLength;
+    this.#handlers.data(this, frame, data);
+  }
+
+  /** A malformed datagram (a bad fragment): counted like a malformed frame. */
+  reportDatagramError(error: unknown): void {
+    if (!this.closed) this.#bad(error);
+  }
+
   /** Reports a malformed frame to the client; too many of them close the session. */
   #bad(error: unknown): void {
     const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.BadFrame, 'malformed frame', { cause: error });
@@ -486,6 +540,7 @@ export class Session implements PeerLink {
 
   #detach(): void {
     this.#socket = undefined;
+    this.#datagrams = undefined;
     toFlush.delete(this);
     this.#ackDue = false;
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
