@@ -1,0 +1,173 @@
+/**
+ * The WebRTC datagram path between Node clients and a real server process (docs/webrtc.md):
+ * `unreliable` data travels over the data channel (the path is asserted, not just delivery), in
+ * both hops, fragmented when large; a room mixes a WebRTC and a WebSocket-only participant; the
+ * path falls back to the WebSocket when either side has WebRTC off or UDP is blocked; malformed
+ * offers and candidates get clear errors and harm no one.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { Client, ErrorCode, type TransportInfo } from '@backchannel/client';
+import { deferred } from '../helpers/events.js';
+import { scrapeUntil } from '../helpers/metrics.js';
+import { blockUdpPorts, nftUnavailable } from '../helpers/netns.js';
+import { rawConnect } from '../helpers/raw.js';
+import { startServerProcess, type ServerProcess } from '../helpers/server.js';
+
+const servers: ServerProcess[] = [];
+const clients: Client[] = [];
+afterAll(async () => {
+  await Promise.allSettled(clients.map((c) => c.close()));
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+async function server(config: Record<string, unknown> = {}) {
+  const s = await startServerProcess(config);
+  servers.push(s);
+  return s;
+}
+
+async function connect(s: ServerProcess, user: string, options: { webrtc?: boolean } = {}) {
+  const c = await Client.connect(s.url, await s.token(user), options);
+  clients.push(c);
+  return c;
+}
+
+/** Resolves once the client's WebRTC path has settled (open, failed or unavailable), with its info. */
+function settled(c: Client, timeoutMs = 10_000): Promise<TransportInfo> {
+  if (c.transport.webrtc !== 'connecting') return Promise.resolve(c.transport);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`WebRTC still ${c.transport.webrtc} after ${timeoutMs} ms`)), timeoutMs);
+    const off = c.on('transportChanged', (info) => {
+      if (info.webrtc === 'connecting') return;
+      clearTimeout(timer);
+      off();
+      resolve(info);
+    });
+  });
+}
+
+/** Sends `count` unreliable messages of `size` bytes (byte 0 = index) and collects what arrives. */
+async function exchange(from: Client, to: Client, room: string, streamId: number, count: number, size: number) {
+  const rf = await from.joinConference(room);
+  const rt = await to.joinConference(room);
+  const got: Uint8Array[] = [];
+  const done = deferred();
+  await rt.makeRecvDataSession(streamId, (d) => {
+    got.push(d);
+    if (got.length === count) done.resolve();
+  });
+  const tx = await rf.makeSendDataSession(streamId, 'unreliable');
+  for (let i = 0; i < count; i++) {
+    const m = new Uint8Array(size).fill(i & 0xff);
+    tx.send(m);
+    if (i % 10 === 9) await new Promise((r) => setTimeout(r, 5));
+  }
+  await Promise.race([done.promise, new Promise((r) => setTimeout(r, 3_000))]);
+  await tx.close();
+  await Promise.all([rf.leave(), rt.leave()]);
+  return got;
+}
+
+describe('WebRTC datagram path (Node client)', () => {
+  it('carries unreliable data over the data channel in both hops, fragments what does not fit a datagram, and reports the path', async () => {
+    const s = await server();
+    const a = await connect(s, 'rtc-a');
+    const b = await connect(s, 'rtc-b');
+    const [ia, ib] = await Promise.all([settled(a), settled(b)]);
+    expect(ia).toEqual({ unreliable: 'webrtc', reliable: 'websocket', webrtc: 'open' });
+    expect(ib.unreliable).toBe('webrtc');
+    expect(a.transportStats.negotiationMs).toBeGreaterThan(0);
+
+    // 40 small messages and 5 of 20 000 bytes (18 datagrams each).
+    const small = await exchange(a, b, 'rtc-room', 7, 40, 100);
+    expect(small.length).toBe(40);
+    const large = await exchange(a, b, 'rtc-room-2', 8, 5, 20_000);
+    expect(large.length).toBe(5);
+    for (const m of large) expect(m.every((x) => x === m[0])).toBe(true);
+
+    // The path, not just delivery: both clients and the server moved the data as datagrams.
+    expect(a.transportStats.datagramsOut).toBeGreaterThanOrEqual(40 + 5 * 18);
+    expect(b.transportStats.datagramsIn).toBeGreaterThanOrEqual(40 + 5 * 18);
+    const m = await scrapeUntil(`${s.httpUrl}/metrics`, (x) => (x.value('backchannel_webrtc_datagrams_in_total') ?? 0) >= 130);
+    expect(m.value('backchannel_webrtc_datagrams_out_total')).toBeGreaterThanOrEqual(130);
+    expect(m.value('backchannel_webrtc_opened_total')).toBe(2);
+    expect(m.value('backchannel_webrtc_peer_connections')).toBe(2);
+  });
+
+  it('mixes a WebRTC participant and a WebSocket-only one in one room, both ways', async () => {
+    const s = await server();
+    const rtc = await connect(s, 'mix-rtc');
+    const ws = await connect(s, 'mix-ws', { webrtc: false });
+    expect((await settled(rtc)).unreliable).toBe('webrtc');
+    expect(ws.transport).toMatchObject({ unreliable: 'websocket', webrtc: 'off', reason: { code: ErrorCode.WebRtcUnavailable } });
+    expect((await exchange(rtc, ws, 'mix-1', 9, 30, 200)).length).toBe(30);
+    expect((await exchange(ws, rtc, 'mix-2', 9, 30, 200)).length).toBe(30);
+    expect(rtc.transportStats.datagramsOut).toBeGreaterThanOrEqual(30);
+    expect(rtc.transportStats.datagramsIn).toBeGreaterThanOrEqual(30);
+    expect(ws.transportStats.datagramsIn + ws.transportStats.datagramsOut).toBe(0);
+  });
+
+  it('stays on the WebSocket when the server has WebRTC off, and says why', async () => {
+    const s = await server({ webrtc: false });
+    const a = await connect(s, 'off-a');
+    const b = await connect(s, 'off-b');
+    expect(a.transport).toMatchObject({ unreliable: 'websocket', webrtc: 'unavailable', reason: { code: ErrorCode.WebRtcUnavailable } });
+    expect((await exchange(a, b, 'off-room', 5, 20, 100)).length).toBe(20);
+    expect(a.transportStats.datagramsOut).toBe(0);
+    // A client that offers anyway is told so, with the stable code.
+    const raw = await rawConnect(s.url);
+    await raw.hello(await s.token('off-raw'));
+    raw.send({ t: 'rtc.offer', id: 5, sdp: 'v=0\r\n' });
+    const reply = await raw.waitFor((x) => 're' in x && x.re === 5);
+    expect(reply).toMatchObject({ t: 'err', error: { code: ErrorCode.WebRtcUnavailable } });
+    raw.ws.close();
+  });
+
+  it('answers malformed offers and candidates with clear errors, harming no one else', async () => {
+    const s = await server();
+    const good = await connect(s, 'bad-good');
+    const other = await connect(s, 'bad-other');
+    await Promise.all([settled(good), settled(other)]);
+    const raw = await rawConnect(s.url);
+    await raw.hello(await s.token('bad-raw'));
+    const ask = async (id: number, msg: Record<string, unknown>) => {
+      raw.send({ ...msg, id });
+      return raw.waitFor((x) => 're' in x && x.re === id);
+    };
+    expect(await ask(10, { t: 'rtc.candidate', candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', mid: '0' })).toMatchObject({ error: { code: ErrorCode.WebRtcBadCandidate } });
+    expect(await ask(11, { t: 'rtc.offer', sdp: 'hello' })).toMatchObject({ error: { code: ErrorCode.WebRtcBadSdp } });
+    expect(await ask(12, { t: 'rtc.offer', sdp: 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n' })).toMatchObject({ error: { code: ErrorCode.WebRtcBadSdp } });
+    const garbled = 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ice-ufrag:x\r\na=ice-pwd:y\r\na=fingerprint:sha-256 zz\r\na=setup:actpass\r\n';
+    expect(await ask(13, { t: 'rtc.offer', sdp: garbled })).toMatchObject({ t: 'err', error: { code: expect.stringMatching(/^webrtc-(bad-sdp|failed)$/) } });
+    expect(await ask(14, { t: 'rtc.offer', sdp: 42 })).toMatchObject({ error: { code: ErrorCode.BadMessage } });
+    expect(await ask(15, { t: 'rtc.candidate', candidate: 'candidate:x', mid: '0' })).toMatchObject({ error: { code: expect.stringMatching(/^webrtc-bad-candidate$/) } });
+    raw.ws.close();
+    // The others' paths are untouched and carry data.
+    expect(good.transport.webrtc).toBe('open');
+    expect((await exchange(good, other, 'bad-room', 4, 20, 100)).length).toBe(20);
+    expect(good.transportStats.datagramsOut).toBeGreaterThanOrEqual(20);
+  });
+
+  it('falls back to the WebSocket within the negotiation time when UDP is blocked', async (ctx) => {
+    const why = nftUnavailable();
+    if (why) {
+      ctx.skip();
+      return;
+    }
+    const min = 41_000 + (process.pid % 400) * 20;
+    const unblock = blockUdpPorts(min, min + 19);
+    try {
+      const s = await server({ webrtcPortMin: min, webrtcPortMax: min + 19, webrtcNegotiationTimeoutMs: 1_500 });
+      const a = await connect(s, 'udp-a');
+      const b = await connect(s, 'udp-b', { webrtc: false });
+      const started = Date.now();
+      const info = await settled(a, 5_000);
+      expect(info).toMatchObject({ unreliable: 'websocket', webrtc: 'failed', reason: { code: ErrorCode.WebRtcFailed } });
+      expect(Date.now() - started).toBeLessThan(4_000);
+      expect((await exchange(a, b, 'udp-room', 3, 20, 100)).length).toBe(20);
+      expect(a.transportStats.datagramsOut).toBe(0);
+    } finally {
+      unblock();
+    }
+  });
+});
