@@ -198,6 +198,33 @@ describe('session layer: heartbeat', () => {
     link.finish(1000, 'done');
   });
 
+  it('counts quiet time from the last of a stream of frames, not the first', async () => {
+    const link = new Link({ ...LINK_OPTIONS, ...heartbeat });
+    const transport = new FakeTransport();
+    const lost: Reason[] = [];
+    link.on('lost', (reason) => lost.push(reason));
+    attach(link, transport);
+    await turn();
+    // A frame every 100 ms for 5 s (the last at 4 950 ms): never quiet, so no ping.
+    vi.advanceTimersByTime(50);
+    for (let i = 0; i < 50; i++) {
+      transport.receive(PONG_FRAME);
+      vi.advanceTimersByTime(100);
+    }
+    await turn();
+    expect(transport.written).toEqual([]);
+    // At 5 950 ms the link has been quiet for 1 000 ms; the heartbeat checks every 500 ms.
+    vi.advanceTimersByTime(500);
+    expect(transport.written).toEqual([]);
+    vi.advanceTimersByTime(500);
+    expect(transport.written).toEqual([PING_FRAME]);
+    vi.advanceTimersByTime(1_500); // 7 500 ms: 2 550 ms quiet
+    expect(lost).toEqual([]);
+    vi.advanceTimersByTime(500); // 8 000 ms: 3 050 ms quiet
+    expect(lost.map((r) => r.code)).toEqual([ErrorCode.HeartbeatTimeout]);
+    link.finish(1000, 'done');
+  });
+
   it('stays up against a live server, and notices a silent network; a resume then replaces the server\'s socket', async () => {
     const ends = new Ends({}, heartbeat);
     vi.advanceTimersByTime(1_000);
