@@ -43,7 +43,7 @@ export interface Netns {
   hostAddress: string;
   /** Address of the namespace's side. */
   nsAddress: string;
-  /** Drops this percentage (0–100) of UDP and TCP packets leaving and entering the namespace. */
+  /** Drops this percentage (0–100) of UDP and TCP packets on the link, in each direction. */
   setLoss(percent: number): void;
   /** Command prefix that runs a program inside the namespace. */
   exec(cmd: string, args: string[]): [string, string[]];
@@ -62,9 +62,12 @@ export function createNetns(tag: string): Netns {
   const n = (process.pid + made) % 250;
   const hostAddress = `10.213.${n}.1`;
   const nsAddress = `10.213.${n}.2`;
+  /** The table of this side's input filter (packets from the namespace). */
+  const hostTable = `bcloss${id}`;
   const cleanup = () => {
     run('ip', ['netns', 'del', name]); // takes the veth pair and the namespace's nftables with it
     run('ip', ['link', 'del', host]);
+    run('nft', ['delete', 'table', 'inet', hostTable]);
   };
   try {
     must('ip', ['netns', 'add', name]);
@@ -84,10 +87,15 @@ export function createNetns(tag: string): Netns {
     hostAddress,
     nsAddress,
     setLoss(percent) {
+      // Packets are dropped where they arrive (input hooks), as a lossy link would: a packet
+      // dropped in an output hook is reported to the sending socket (EPERM), and a sender told
+      // so sends it again at once, which is no loss at all.
       run('ip', ['netns', 'exec', name, 'nft', 'delete', 'table', 'inet', 'bcloss']);
+      run('nft', ['delete', 'table', 'inet', hostTable]);
       if (percent <= 0) return;
-      const drop = `meta l4proto udp numgen random mod 100 < ${percent} drop\n    meta l4proto tcp numgen random mod 100 < ${percent} drop`;
-      must('ip', ['netns', 'exec', name, 'nft', '-f', '-'], `table inet bcloss {\n  chain out {\n    type filter hook output priority 0; policy accept;\n    ${drop}\n  }\n  chain in {\n    type filter hook input priority 0; policy accept;\n    ${drop}\n  }\n}\n`);
+      const drop = (iif: string) => `${iif}meta l4proto udp numgen random mod 100 < ${percent} drop\n    ${iif}meta l4proto tcp numgen random mod 100 < ${percent} drop`;
+      must('ip', ['netns', 'exec', name, 'nft', '-f', '-'], `table inet bcloss {\n  chain in {\n    type filter hook input priority 0; policy accept;\n    ${drop('')}\n  }\n}\n`);
+      must('nft', ['-f', '-'], `table inet ${hostTable} {\n  chain in {\n    type filter hook input priority 0; policy accept;\n    ${drop(`iifname "${host}" `)}\n  }\n}\n`);
     },
     exec: (cmd, args) => ['ip', ['netns', 'exec', name, cmd, ...args]],
     cleanup,
