@@ -32,9 +32,10 @@ export interface SdkPage {
 
 /**
  * Launches Chromium and opens a page with `window.Backchannel` loaded; throws a clear error if it
- * cannot. `ignoreHTTPSErrors` lets the page reach a server whose certificate Chromium does not trust.
+ * cannot. `ignoreHTTPSErrors` lets the page reach a server whose certificate Chromium does not trust;
+ * `args` are more Chromium flags.
  */
-export async function openSdkPage(options: { ignoreHTTPSErrors?: boolean } = {}): Promise<SdkPage> {
+export async function openSdkPage(options: { ignoreHTTPSErrors?: boolean; args?: string[] } = {}): Promise<SdkPage> {
   if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: the browser tests need the Debian "chromium" package (apt-get install -y chromium).`);
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run npm run build first.`);
   const web = createServer((req, res) => {
@@ -44,7 +45,7 @@ export async function openSdkPage(options: { ignoreHTTPSErrors?: boolean } = {})
     else res.writeHead(404).end();
   });
   await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...(options.args ?? [])] });
   const page = await browser.newPage({ ignoreHTTPSErrors: options.ignoreHTTPSErrors ?? false });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(String(e)));
