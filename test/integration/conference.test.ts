@@ -25,7 +25,7 @@ describe('conferences', () => {
     const b = await ben.joinConference('standup', { displayName: 'Ben' });
     const seen = await benJoined;
     expect(seen).toMatchObject({ userId: 'ben', displayName: 'Ben', id: ben.participantId });
-    expect(seen.capabilities).toMatchObject({ protocol: 2, dataSession: true });
+    expect(seen.capabilities).toMatchObject({ protocol: 3, dataSession: true });
     expect(b.participants.get(ann.participantId)).toMatchObject({ displayName: 'Ann', metadata: { role: 'host' } });
     const c = await cat.joinConference('standup');
     expect([...c.participants.values()].map((p) => p.userId).sort()).toEqual(['ann', 'ben']);

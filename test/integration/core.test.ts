@@ -132,7 +132,7 @@ describe('protocol', () => {
   it('serves /healthz', async () => {
     const res = await fetch(`${server.httpUrl}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: 'ok', protocol: 2 });
+    expect(await res.json()).toMatchObject({ status: 'ok', protocol: 3 });
   });
 });
 

@@ -101,7 +101,7 @@ async function fuzzer(url: string, token: string, name: string): Promise<{ ws: W
       };
       ws.on('message', onMessage);
     });
-  ws.send(encodeControlFrame(JSON.stringify({ t: 'hello', id: 1, token, protocol: 2, capabilities: { protocol: 2, dataSession: true } })));
+  ws.send(encodeControlFrame(JSON.stringify({ t: 'hello', id: 1, token, protocol: 3, capabilities: { protocol: 3, dataSession: true } })));
   await waitReply(1);
   ws.send(encodeControlFrame(JSON.stringify({ t: 'conf.join', id: 2, name })));
   const joined = (await waitReply(2)) as { data: { room: number } };

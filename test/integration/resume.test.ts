@@ -171,10 +171,10 @@ describe('resume after a lost connection', () => {
     const a = await direct('steal-a');
     const ra = await a.joinConference('res-steal');
     const raw = await rawConnect(server.url);
-    raw.send({ t: 'resume', id: 1, protocol: 2, participantId: a.participantId, credential: 'x'.repeat(43), next: 'y'.repeat(43), received: 0 });
+    raw.send({ t: 'resume', id: 1, protocol: 3, participantId: a.participantId, credential: 'x'.repeat(43), next: 'y'.repeat(43), received: 0 });
     const reply = await raw.waitFor((m) => 're' in m && m.re === 1);
     expect(reply).toMatchObject({ t: 'err', error: { code: 'resume-credential-invalid' } });
-    raw.send({ t: 'resume', id: 2, protocol: 2, participantId: 'PA_nobody', credential: 'x'.repeat(43), next: 'y'.repeat(43), received: 0 });
+    raw.send({ t: 'resume', id: 2, protocol: 3, participantId: 'PA_nobody', credential: 'x'.repeat(43), next: 'y'.repeat(43), received: 0 });
     expect(await raw.waitFor((m) => 're' in m && m.re === 2)).toMatchObject({ t: 'err', error: { code: 'resume-not-found' } });
     raw.ws.close();
     // The real participant is untouched.
@@ -201,7 +201,7 @@ describe('resume after a lost connection', () => {
   it('refuses an old protocol version with a clear code', async () => {
     const raw = await rawConnect(server.url);
     raw.send({ t: 'hello', id: 1, token: await server.token('old'), protocol: 1, capabilities: { protocol: 1, dataSession: true } });
-    expect(await raw.waitFor((m) => 're' in m && m.re === 1)).toMatchObject({ t: 'err', error: { code: 'protocol-version-unsupported', details: { min: 2, max: 2 } } });
+    expect(await raw.waitFor((m) => 're' in m && m.re === 1)).toMatchObject({ t: 'err', error: { code: 'protocol-version-unsupported', details: { min: 3, max: 3 } } });
     expect((await raw.closed).code).toBe(4002);
   });
 });

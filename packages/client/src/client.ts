@@ -8,6 +8,7 @@ import {
   LeaveReason,
   PROTOCOL_VERSION,
   type CallInfo,
+  type PresenceMode,
   type Reason,
   type ResumeResult,
   type RoomInfo,
@@ -66,6 +67,14 @@ export interface JoinOptions {
   displayName?: string;
   /** Any small JSON value (size limited by the server, default 4 KiB). */
   metadata?: unknown;
+  /**
+   * What this client hears of the others. `'full'` (default): `participants` lists everyone and
+   * every join, leave and update is an event. `'none'`: no list and no presence events (for very
+   * large rooms where each member need not follow everyone); page through the members with
+   * `fetchParticipants()`. Either way the others see this participant (only the `hidden` grant
+   * hides it).
+   */
+  presence?: PresenceMode;
 }
 
 /** Longest time `close()` waits for answers owed to other participants to leave. */
@@ -269,8 +278,13 @@ export class Client extends Emitter<ClientEvents> {
     const msg: Record<string, unknown> & { t: string } = { t: 'conf.join', name };
     if (options.displayName !== undefined) msg.displayName = options.displayName;
     if (options.metadata !== undefined) msg.metadata = options.metadata;
+    if (options.presence !== undefined) {
+      if (options.presence !== 'full' && options.presence !== 'none') throw new BackchannelError(ErrorCode.InvalidArgument, "presence must be 'full' or 'none'");
+      msg.presence = options.presence;
+    }
     const info = await this.#core.link.request<RoomInfo>(msg);
     const conf = new Conference(this.#core, info, (c) => this.#rooms.delete(c.roomNum));
+    conf.presence = options.presence ?? 'full';
     this.#rooms.set(info.room, conf);
     return conf;
   }

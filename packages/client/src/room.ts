@@ -8,11 +8,15 @@ import {
   STREAM_ID_CONTROL,
   STREAM_ID_RESERVED_MIN,
   SessionCloseReason,
+  MAX_PARTICIPANTS_PAGE,
   isValidStreamId,
   type AnnouncedLimits,
   type DataFrame,
   type DataMode,
   type ParticipantInfo,
+  type ParticipantsPage,
+  type PresenceChange,
+  type PresenceMode,
   type Reason,
   type RoomInfo,
   type ServerEvent,
@@ -58,6 +62,13 @@ export type RoomEvents = {
   participantJoined: [RemoteParticipant];
   participantLeft: [RemoteParticipant, Reason];
   participantUpdated: [RemoteParticipant];
+  /**
+   * Participants who joined together (one presence batch of the server), after their
+   * `participantJoined` events: for apps that redraw a large member list once per batch.
+   */
+  participantsJoined: [RemoteParticipant[]];
+  /** Participants who left together (one presence batch), after their `participantLeft` events. */
+  participantsLeft: [{ participant: RemoteParticipant; reason: Reason }[]];
   /** A sender opened a session that includes us (also fired on join for sessions already open). */
   dataSessionIncoming: [IncomingSession];
   /** Data was lost before a receiver existed, or a similar data problem (`receiver-buffer-overflow`, …). */
@@ -77,6 +88,10 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
   readonly participants = new Map<string, RemoteParticipant>();
   /** This client's own participant record in the room. */
   self: ParticipantInfo | undefined;
+  /** What this client hears of the others (`'none'`: no list; see {@link fetchParticipants}). */
+  presence: PresenceMode = 'full';
+  /** Sequence number of the last presence change applied. */
+  #presenceSeq = 0;
   readonly #bySid = new Map<number, string>();
   readonly #sidByPid = new Map<string, number>();
   readonly #control: ControlChannel;
@@ -192,10 +207,32 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
     if (this.#send.get(s.streamId) === s) this.#send.delete(s.streamId);
   }
 
+  /**
+   * One page of the room's other visible participants, in join order (oldest first), as the
+   * server has them now: `next` is the cursor of the following page (pass it as `after`), absent
+   * on the last page; `total` is how many there are. Works in every presence mode; the way to
+   * list a large room joined with `presence: 'none'`.
+   */
+  async fetchParticipants(options: { after?: string; limit?: number } = {}): Promise<ParticipantsPage> {
+    this.#assertOpen();
+    const { after, limit } = options;
+    if (after !== undefined && (typeof after !== 'string' || !/^[0-9]{1,32}$/.test(after))) {
+      throw new BackchannelError(ErrorCode.InvalidArgument, 'after must be the `next` cursor of an earlier page');
+    }
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= MAX_PARTICIPANTS_PAGE)) {
+      throw new BackchannelError(ErrorCode.InvalidArgument, `limit must be an integer 1–${MAX_PARTICIPANTS_PAGE}`);
+    }
+    const msg: Record<string, unknown> & { t: string } = { t: 'room.participants', room: this.roomNum };
+    if (after !== undefined) msg.after = after;
+    if (limit !== undefined) msg.limit = limit;
+    return this.core.link.request<ParticipantsPage>(msg);
+  }
+
   /** @internal Applies a room snapshot (on join / call connect). */
   _applyInfo(info: RoomInfo): void {
     this.roomNum = info.room;
     this.self = info.self;
+    this.#presenceSeq = info.presenceSeq;
     this.#mapSid(info.self.sid, info.self.id);
     for (const p of info.participants) {
       this.participants.set(p.id, new RemoteParticipant(p));
@@ -218,35 +255,9 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
   /** @internal Room-scoped server events. */
   _onEvent(ev: ServerEvent): void {
     switch (ev.t) {
-      case 'room.joined': {
-        const p = new RemoteParticipant(ev.participant);
-        this.participants.set(p.id, p);
-        this.#mapSid(p.sid, p.id);
-        (this as RoomBase).emit('participantJoined', p);
+      case 'room.presence':
+        this.#onPresence(ev.seq, ev.changes);
         return;
-      }
-      case 'room.left': {
-        this.#rpc.participantLeft(ev.participantId);
-        for (const s of this.#send.values()) s._participantLeft(ev.participantId);
-        this.#streams.participantLeft(ev.participantId, ev.reason);
-        this.#inbox.senderLeft(ev.participantId);
-        const p = this.participants.get(ev.participantId);
-        if (!p) return;
-        this.participants.delete(p.id);
-        (this as RoomBase).emit('participantLeft', p, ev.reason);
-        return;
-      }
-      case 'room.updated': {
-        if (ev.participant.id === this.self?.id) {
-          this.self = ev.participant;
-          return;
-        }
-        const p = this.participants.get(ev.participant.id);
-        if (!p) return;
-        p._update(ev.participant);
-        (this as RoomBase).emit('participantUpdated', p);
-        return;
-      }
       case 'room.ended':
         this._end(ev.reason);
         return;
@@ -286,6 +297,49 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
       default:
         return;
     }
+  }
+
+  /**
+   * Applies one batch of presence changes (those the snapshot already counts are skipped), firing
+   * the per-participant events in order, then the batch events.
+   */
+  #onPresence(first: number, changes: PresenceChange[]): void {
+    const joined: RemoteParticipant[] = [];
+    const left: { participant: RemoteParticipant; reason: Reason }[] = [];
+    for (let i = 0; i < changes.length; i++) {
+      const seq = first + i;
+      if (seq <= this.#presenceSeq) continue;
+      this.#presenceSeq = seq;
+      const c = changes[i]!;
+      if (c.k !== 'l' && c.participant.id === this.core.participantId) {
+        if (c.k === 'u') this.self = c.participant; // its own join is known from the reply
+        continue;
+      }
+      if (c.k === 'j') {
+        const p = new RemoteParticipant(c.participant);
+        this.participants.set(p.id, p);
+        this.#mapSid(p.sid, p.id);
+        joined.push(p);
+        (this as RoomBase).emit('participantJoined', p);
+      } else if (c.k === 'u') {
+        const p = this.participants.get(c.participant.id);
+        if (!p) continue;
+        p._update(c.participant);
+        (this as RoomBase).emit('participantUpdated', p);
+      } else {
+        this.#rpc.participantLeft(c.participantId);
+        for (const s of this.#send.values()) s._participantLeft(c.participantId);
+        this.#streams.participantLeft(c.participantId, c.reason);
+        this.#inbox.senderLeft(c.participantId);
+        const p = this.participants.get(c.participantId);
+        if (!p) continue;
+        this.participants.delete(p.id);
+        left.push({ participant: p, reason: c.reason });
+        (this as RoomBase).emit('participantLeft', p, c.reason);
+      }
+    }
+    if (joined.length > 0) (this as RoomBase).emit('participantsJoined', joined);
+    if (left.length > 0) (this as RoomBase).emit('participantsLeft', left);
   }
 
   /** @internal Ends the room locally: sessions close, receivers end, `ended` fires once. */

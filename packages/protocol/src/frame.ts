@@ -148,11 +148,23 @@ function utf8Length(s: string): number {
  * size (frames may sit in socket buffers; a room's broadcast shares one).
  */
 export function encodeControlFrame(json: string): Uint8Array {
+  if (json.length > LONG_CONTROL_CHARS) {
+    // Long messages (room snapshots, member pages): the native encoder and one copy beat
+    // measuring the string in JS first.
+    const body = encoder.encode(json);
+    const out = new Uint8Array(CONTROL_HEADER_BYTES + body.byteLength);
+    out[0] = (WIRE_VERSION << 4) | FrameKind.Control;
+    out.set(body, CONTROL_HEADER_BYTES);
+    return out;
+  }
   const out = new Uint8Array(CONTROL_HEADER_BYTES + utf8Length(json));
   out[0] = (WIRE_VERSION << 4) | FrameKind.Control;
   encoder.encodeInto(json, out.subarray(CONTROL_HEADER_BYTES));
   return out;
 }
+
+/** Above this many UTF-16 units a control message is encoded natively and copied behind its header. */
+const LONG_CONTROL_CHARS = 1024;
 
 /** Encodes an acknowledgement frame. */
 export function encodeAckFrame(ack: number): Uint8Array {

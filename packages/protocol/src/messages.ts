@@ -47,6 +47,12 @@ export const ReasonSchema = Type.Object({ code: Type.String(), message: Type.Str
 /** A participant's connection: absent means connected; `'reconnecting'` while its client resumes. */
 export const ConnectionStateSchema = Type.Union([Type.Literal('connected'), Type.Literal('reconnecting')]);
 
+/** What a member hears of the others: everything (`'full'`) or nothing pushed (`'none'`). */
+export const PresenceModeSchema = Type.Union([Type.Literal('full'), Type.Literal('none')]);
+
+/** Largest page of `room.participants`. */
+export const MAX_PARTICIPANTS_PAGE = 1000;
+
 export const ParticipantInfoSchema = Type.Object({
   id: ParticipantId,
   sid: Type.Integer(),
@@ -66,7 +72,12 @@ export const RoomInfoSchema = Type.Object({
   kind: Type.Union([Type.Literal('conference'), Type.Literal('call')]),
   name: Type.String(),
   self: ParticipantInfoSchema,
+  /** The other visible participants (empty when joined with `presence: 'none'`). */
   participants: Type.Array(ParticipantInfoSchema),
+  /** How many other visible participants the room has (listed or not). */
+  participantCount: Type.Integer({ minimum: 0 }),
+  /** Sequence number of the room's last presence change this snapshot includes (see `room.presence`). */
+  presenceSeq: Type.Integer({ minimum: 0 }),
   /** Sessions already open whose destination includes the joining participant (late joiners). */
   sessions: Type.Array(SessionInfoSchema),
 });
@@ -121,9 +132,17 @@ export const ClientMessageSchemas = {
     name: RoomName,
     displayName: Type.Optional(Type.String({ maxLength: 256 })),
     metadata: Type.Optional(MetadataSchema),
+    /** `'full'` (default): the member list and every change to it; `'none'`: neither (pages on request). */
+    presence: Type.Optional(PresenceModeSchema),
   }),
   'room.leave': req('room.leave', { room: RoomNum }),
   'room.metadata': req('room.metadata', { room: RoomNum, metadata: MetadataSchema }),
+  /** One page of the room's other visible participants, in join order, after the cursor `after`. */
+  'room.participants': req('room.participants', {
+    room: RoomNum,
+    after: Type.Optional(Type.String({ maxLength: 32, pattern: '^[0-9]+$' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PARTICIPANTS_PAGE })),
+  }),
   'ds.open': req('ds.open', {
     room: RoomNum,
     streamId: StreamIdOrAuto,
@@ -154,6 +173,7 @@ export type ClientMessage<T extends ClientMessageType = ClientMessageType> = { [
 
 export type Capabilities = Static<typeof CapabilitiesSchema>;
 export type ConnectionState = Static<typeof ConnectionStateSchema>;
+export type PresenceMode = Static<typeof PresenceModeSchema>;
 export type Reason = Static<typeof ReasonSchema>;
 export type ParticipantInfo = Static<typeof ParticipantInfoSchema>;
 export type SessionInfo = Static<typeof SessionInfoSchema>;
@@ -235,9 +255,7 @@ export type ServerEvent =
   | { t: 'call.connected'; callId: string; room: RoomInfo }
   | { t: 'call.ended'; callId: string; reason: Reason; durationMs: number }
   | { t: 'call.revoked'; callId: string; reason: Reason }
-  | { t: 'room.joined'; room: number; participant: ParticipantInfo }
-  | { t: 'room.left'; room: number; participantId: string; reason: Reason }
-  | { t: 'room.updated'; room: number; participant: ParticipantInfo }
+  | { t: 'room.presence'; room: number; seq: number; changes: PresenceChange[] }
   | { t: 'room.ended'; room: number; reason: Reason }
   | { t: 'ds.incoming'; room: number; streamId: number; from: string; sid: number; mode: Static<typeof ModeSchema> }
   | { t: 'ds.closed'; room: number; streamId: number; from: string; reason: Reason }
@@ -248,8 +266,29 @@ export type ServerEvent =
   | { t: 'ds.dropped'; room: number; streamId: number; from: string; count: number }
   | { t: 'rtc.candidate'; candidate: string; mid: string }
   | { t: 'rtc.closed'; reason: Reason }
+  | { t: 'rtc.candidate'; candidate: string; mid: string }
+  | { t: 'rtc.closed'; reason: Reason }
   | { t: 'error'; error: Reason }
   | { t: 'goodbye'; reason: Reason };
+
+/**
+ * One change to a room's member list: a visible participant joined (`j`), changed (`u`: metadata,
+ * display name or connection state) or left (`l`). In a `room.presence` event the changes carry
+ * consecutive sequence numbers from the event's `seq`.
+ */
+export type PresenceChange =
+  | { k: 'j'; participant: ParticipantInfo }
+  | { k: 'u'; participant: ParticipantInfo }
+  | { k: 'l'; participantId: string; reason: Reason };
+
+/** Reply to `room.participants`. */
+export interface ParticipantsPage {
+  participants: ParticipantInfo[];
+  /** Cursor of the next page (pass as `after`); absent on the last page. */
+  next?: string;
+  /** Other visible participants in the room now. */
+  total: number;
+}
 
 /** A reply to a request. */
 export type ServerReply = { t: 'ok'; re: number; data?: unknown } | { t: 'err'; re: number; error: Reason & { details?: Record<string, unknown> } };

@@ -31,6 +31,12 @@ export interface ServerConfig {
   emptyRoomGraceMs: number;
   /** Max participants in one room (hidden ones included). Default 1 000. */
   maxParticipantsPerRoom: number;
+  /**
+   * Presence events one room may send per second, over all its members that follow presence.
+   * A room's changes leave in one batch per turn while that stays within this budget; a larger
+   * room batches over a longer window (members ÷ this, at most 1 s). Default 5 000.
+   */
+  presenceEventsPerSecond: number;
   /** Max size of a participant's metadata, as JSON, bytes. Default 4 096. */
   maxMetadataBytes: number;
   /** A connection that has not said hello by then is closed with `hello-timeout`, ms. Default 10 000. */
@@ -201,6 +207,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   busyWhenInCall: true,
   emptyRoomGraceMs: 10_000,
   maxParticipantsPerRoom: 1_000,
+  presenceEventsPerSecond: 5_000,
   maxMetadataBytes: 4_096,
   helloTimeoutMs: 10_000,
   httpHeadersTimeoutMs: 10_000,
@@ -264,6 +271,7 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   ringTimeoutMs: [1, 86_400_000],
   emptyRoomGraceMs: [0, 86_400_000],
   maxParticipantsPerRoom: [2, 1_000_000],
+  presenceEventsPerSecond: [100, 1_000_000_000],
   maxMetadataBytes: [0, 1024 * 1024],
   helloTimeoutMs: [1, 600_000],
   httpHeadersTimeoutMs: [100, 600_000],

@@ -2,7 +2,7 @@
  * Conferences (group calls): created by the first join, ended when empty for the grace period or
  * by the server API.
  */
-import { BackchannelError, ErrorCode, LeaveReason, RoomEndReason, type Reason, type RoomInfo } from '@backchannel/protocol';
+import { BackchannelError, ErrorCode, LeaveReason, RoomEndReason, type PresenceMode, type Reason, type RoomInfo } from '@backchannel/protocol';
 import { mayJoinConference } from '@backchannel/server-sdk';
 import { reason, requireGrant, type Hub } from './hub.js';
 import type { Peer } from './peer.js';
@@ -16,7 +16,7 @@ export class ConferenceManager {
   constructor(private readonly hub: Hub) {}
 
   /** `conf.join`: joins (creating if needed) the conference `name`. */
-  join(peer: Peer, name: string, displayName: string | undefined, metadata: unknown): RoomInfo {
+  join(peer: Peer, name: string, displayName: string | undefined, metadata: unknown, presence: PresenceMode = 'full'): RoomInfo {
     requireGrant(mayJoinConference(peer.grants, name), `joining conference "${name}"`);
     if (metadata !== undefined || (displayName !== undefined && displayName !== peer.displayName)) {
       requireGrant(peer.grants.updateOwnMetadata, 'setting its own metadata or display name');
@@ -40,7 +40,7 @@ export class ConferenceManager {
       clearTimeout(room.emptyTimer);
       room.emptyTimer = undefined;
     }
-    const member = this.hub.enter(room, peer, displayName ?? peer.displayName, metadata);
+    const member = this.hub.enter(room, peer, displayName ?? peer.displayName, metadata, presence);
     return room.infoFor(member, this.hub.sessions.openSessionsFor);
   }
 
@@ -61,7 +61,7 @@ export class ConferenceManager {
   /** Sets metadata and notifies everyone in the room (the member itself included). */
   setMetadata(room: Room, member: Member, metadata: unknown): void {
     member.metadata = metadata ?? null;
-    if (!member.hidden) room.broadcast({ t: 'room.updated', room: room.num, participant: Room.info(member) });
+    room.updated(member);
   }
 
   /** Starts the grace period of a conference that became empty. */

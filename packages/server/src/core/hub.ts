@@ -10,6 +10,7 @@ import {
   type Capabilities,
   type ClientMessage,
   type DataFrame,
+  type PresenceMode,
   type Reason,
 } from '@backchannel/protocol';
 import type { Identity } from '../auth.js';
@@ -21,7 +22,7 @@ import type { HubEvent } from './events.js';
 import { createMetricsSink, type MetricsSink } from './metrics.js';
 import { randomId, randomSecret, sameSecret } from './ids.js';
 import { Peer, type PeerLink } from './peer.js';
-import { Room, type Member } from './room.js';
+import { DEFAULT_PAGE, Room, type Member } from './room.js';
 import { SessionRouter } from './sessions.js';
 
 /** Builds a `{ code, message }` reason. */
@@ -165,7 +166,7 @@ export class Hub {
   #announceConnection(peer: Peer): void {
     for (const room of peer.rooms.values()) {
       const member = room.member(peer.id);
-      if (member && !member.hidden) room.broadcast({ t: 'room.updated', room: room.num, participant: Room.info(member) }, member);
+      if (member) room.updated(member);
     }
   }
 
@@ -218,12 +219,21 @@ export class Hub {
       case 'call.end':
         return this.calls.hangUp(peer, msg.callId);
       case 'conf.join':
-        return this.conferences.join(peer, msg.name, msg.displayName, msg.metadata);
+        return this.conferences.join(peer, msg.name, msg.displayName, msg.metadata, msg.presence);
       case 'room.leave':
         return this.leave(peer, msg.room);
       case 'room.metadata':
         return this.conferences.updateMetadata(peer, this.memberOf(peer, msg.room), msg.metadata);
-      case 'ds.open':
+      case 'room.participants': {
+        const { room, member } = this.memberOf(peer, msg.room);
+        return room.page(member, msg.after === undefined ? 0 : Number(msg.after), msg.limit ?? DEFAULT_PAGE);
+      }
+      case 'ds.open': {
+        // Others learn of a participant before any session it opens.
+        const target = this.memberOf(peer, msg.room);
+        target.room.flushPresence();
+        return this.sessions.handleRequest(peer, target, msg);
+      }
       case 'ds.dest':
       case 'ds.close':
       case 'ds.unsupport':
@@ -270,20 +280,20 @@ export class Hub {
     let num = this.#nextRoom;
     while (this.rooms.has(num)) num = num >= 0xffff_fffe ? 1 : num + 1;
     this.#nextRoom = num >= 0xffff_fffe ? 1 : num + 1;
-    const room = new Room(num, kind, name);
+    const room = new Room(num, kind, name, this.#presencePending);
     this.rooms.set(num, room);
     return room;
   }
 
-  /** Adds `peer` to `room`, tells the others and emits `participant.joined` for conferences. */
-  enter(room: Room, peer: Peer, displayName: string, metadata: unknown): Member {
-    const member: Member = { peer, displayName, metadata: metadata ?? null, joinedAt: Date.now(), hidden: peer.grants.hidden };
-    room.members.set(peer.id, member);
-    room.bySid.set(peer.sid, member);
+  /**
+   * Adds `peer` to `room`, tells the others (in the room's next presence batch) and emits
+   * `participant.joined` for conferences. `presence` is what the member hears of the others.
+   */
+  enter(room: Room, peer: Peer, displayName: string, metadata: unknown, presence: PresenceMode = 'full'): Member {
+    const member: Member = { peer, displayName, metadata: metadata ?? null, joinedAt: Date.now(), hidden: peer.grants.hidden, presence, order: 0 };
+    room.add(member);
     peer.rooms.set(room.num, room);
-    if (member.hidden) room.hiddenCount++;
     if (room.kind === 'conference') peer.conferences++;
-    if (!member.hidden) room.broadcast({ t: 'room.joined', room: room.num, participant: Room.info(member) }, member);
     if (room.kind === 'conference') this.emit({ type: 'participant.joined', at: member.joinedAt, room: { kind: room.kind, name: room.name }, participant: Room.info(member) });
     this.sessions.memberEntered(room, member);
     return member;
@@ -293,12 +303,9 @@ export class Hub {
   exit(room: Room, member: Member, why: Reason, options: { announce?: boolean } = {}): void {
     if (room.members.get(member.peer.id) !== member) return;
     this.sessions.memberLeaving(room, member, why);
-    room.members.delete(member.peer.id);
-    room.bySid.delete(member.peer.sid);
+    room.remove(member, { k: 'l', participantId: member.peer.id, reason: why }, options.announce !== false);
     member.peer.rooms.delete(room.num);
-    if (member.hidden) room.hiddenCount--;
     if (room.kind === 'conference') member.peer.conferences--;
-    if (options.announce !== false && !member.hidden) room.broadcast({ t: 'room.left', room: room.num, participantId: member.peer.id, reason: why });
     if (room.kind === 'conference') {
       this.emit({ type: 'participant.left', at: Date.now(), room: { kind: room.kind, name: room.name }, participant: Room.info(member), reason: why });
       if (room.size === 0) this.conferences.roomEmptied(room);
@@ -347,9 +354,40 @@ export class Hub {
     return {};
   }
 
+  /** Rooms with presence changes to send at the end of this turn. */
+  readonly #presenceRooms = new Set<Room>();
+  #presenceScheduled = false;
+
+  /**
+   * A room has presence changes to send: they leave at the end of this turn, or, for a room whose
+   * batches would exceed `presenceEventsPerSecond`, once its window since the last batch has passed.
+   */
+  readonly #presencePending = (room: Room): void => {
+    const windowMs = Math.min(1000, (room.watchers.size * 1000) / this.config.presenceEventsPerSecond);
+    const wait = room.lastPresenceFlush + windowMs - performance.now();
+    if (windowMs >= 1 && wait >= 1) {
+      room.presenceTimer ??= setTimeout(() => {
+        room.presenceTimer = undefined;
+        room.flushPresence();
+      }, wait);
+      return;
+    }
+    this.#presenceRooms.add(room);
+    if (this.#presenceScheduled) return;
+    this.#presenceScheduled = true;
+    setImmediate(this.#flushPresence);
+  };
+
+  readonly #flushPresence = (): void => {
+    this.#presenceScheduled = false;
+    for (const room of this.#presenceRooms) room.flushPresence();
+    this.#presenceRooms.clear();
+  };
+
   /** Deletes a room whose members have all been removed. */
   dropRoom(room: Room): void {
     room.ended = true;
+    room.dropPresence();
     if (room.emptyTimer) clearTimeout(room.emptyTimer);
     this.sessions.roomEnded(room);
     this.rooms.delete(room.num);
