@@ -70,7 +70,7 @@ function peerConnectionConstructor(): PeerConnectionConstructor | undefined {
 const SEND_BUFFER_DROP_BYTES = 256 * 1024;
 /** A connection that reports `disconnected` this long is given up and negotiated afresh, ms. */
 const DISCONNECTED_GRACE_MS = 2_000;
-/** Fresh negotiations after an open path failed, before staying on the WebSocket until the next reconnect. */
+/** Fresh negotiations after a failure, before staying on the WebSocket until the next reconnect. */
 const MAX_RETRIES = 3;
 
 /** The WebRTC path of one client; `onchange` is called on every change of {@link TransportInfo}. */
@@ -160,7 +160,7 @@ export class WebRtcPath {
       link.datagrams = { send: (frame) => this.#send(frame) };
       this.#set({ unreliable: 'webrtc', reliable: 'websocket', webrtc: 'open' });
     };
-    dc.onclose = () => this.#fail(pc, 'the data channel closed', true);
+    dc.onclose = () => this.#fail(pc, 'the data channel closed');
     pc.onicecandidate = (ev: RTCPeerConnectionIceEvent) => {
       const c = ev.candidate;
       if (this.#pc !== pc || !c || !c.candidate) return;
@@ -170,16 +170,16 @@ export class WebRtcPath {
     pc.onconnectionstatechange = () => {
       const state = pc.connectionState;
       clearTimeout(disconnectedTimer);
-      if (state === 'failed') this.#fail(pc, 'the peer connection failed', true);
+      if (state === 'failed') this.#fail(pc, 'the peer connection failed');
       // A network change: given up after a grace period, then negotiated afresh (an ICE restart).
-      else if (state === 'disconnected') disconnectedTimer = setTimeout(() => this.#fail(pc, 'the peer connection was disconnected', true), DISCONNECTED_GRACE_MS);
+      else if (state === 'disconnected') disconnectedTimer = setTimeout(() => this.#fail(pc, 'the peer connection was disconnected'), DISCONNECTED_GRACE_MS);
     };
     const off = link.on('event', (ev) => this.#onEvent(pc, ev));
     this.#offList = () => {
       off();
       clearTimeout(disconnectedTimer);
     };
-    this.#timer = setTimeout(() => this.#fail(pc, `the data channel did not open within ${grant.negotiationTimeoutMs} ms`, false), grant.negotiationTimeoutMs);
+    this.#timer = setTimeout(() => this.#fail(pc, `the data channel did not open within ${grant.negotiationTimeoutMs} ms`), grant.negotiationTimeoutMs);
     try {
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
@@ -193,7 +193,7 @@ export class WebRtcPath {
       for (const c of early) await this.#addCandidate(pc, c.candidate, c.mid);
     } catch (error) {
       const e = error as { code?: string; message?: string };
-      this.#fail(pc, `negotiation failed: ${e?.message ?? String(error)}`, false, e?.code === ErrorCode.WebRtcUnavailable ? ErrorCode.WebRtcUnavailable : undefined);
+      this.#fail(pc, `negotiation failed: ${e?.message ?? String(error)}`, e?.code === ErrorCode.WebRtcUnavailable ? ErrorCode.WebRtcUnavailable : undefined);
     }
   }
 
@@ -202,7 +202,7 @@ export class WebRtcPath {
     if (ev.t === 'rtc.candidate') {
       if (this.#early) this.#early.push({ candidate: ev.candidate, mid: ev.mid });
       else void this.#addCandidate(pc, ev.candidate, ev.mid);
-    } else if (ev.t === 'rtc.closed') this.#fail(pc, ev.reason.message, this.#info.webrtc === 'open');
+    } else if (ev.t === 'rtc.closed') this.#fail(pc, ev.reason.message);
   }
 
   async #addCandidate(pc: RTCPeerConnection, candidate: string, mid: string): Promise<void> {
@@ -214,18 +214,19 @@ export class WebRtcPath {
   }
 
   /**
-   * The path failed: `unreliable` goes over the WebSocket at once. A path that had been open (a
-   * network change) is negotiated afresh a few times; one that never opened (UDP blocked, say)
-   * stays on the WebSocket until the next reconnect.
+   * The path failed: `unreliable` goes over the WebSocket at once, and a fresh negotiation (a new
+   * peer connection: an ICE restart after a network change, or another try after a handshake lost
+   * on a lossy network) follows after 1, 2 and 4 s; after that the path stays on the WebSocket
+   * until the next reconnect (UDP blocked, say). An opened path starts the count again.
    */
-  #fail(pc: RTCPeerConnection, message: string, wasOpen: boolean, code: string = ErrorCode.WebRtcFailed): void {
+  #fail(pc: RTCPeerConnection, message: string, code: string = ErrorCode.WebRtcFailed): void {
     if (this.#pc !== pc) return;
     const link = this.#link;
     this.#teardown();
     if (link?.attached) link.request({ t: 'rtc.close' }).catch(() => undefined);
     const unavailable = code === ErrorCode.WebRtcUnavailable;
     this.#set({ unreliable: 'websocket', reliable: 'websocket', webrtc: unavailable ? 'unavailable' : 'failed', reason: { code, message } });
-    if (wasOpen && link && this.#grant && this.#retries < MAX_RETRIES) {
+    if (!unavailable && link && this.#grant && this.#retries < MAX_RETRIES) {
       const delay = 1_000 * 2 ** this.#retries++;
       const grant = this.#grant;
       this.#retryTimer = setTimeout(() => {

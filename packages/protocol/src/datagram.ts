@@ -76,6 +76,8 @@ export interface ReassemblerOptions {
  */
 export class Reassembler {
   readonly #pending = new Map<number, PartialMessage>();
+  /** Ids of the last messages completed, so that a late duplicate fragment starts nothing new. */
+  readonly #completed = new Set<number>();
   readonly #maxBytes: number;
   readonly #timeoutMs: number;
   #bytes = 0;
@@ -105,6 +107,7 @@ export class Reassembler {
     if (count < 2 || index >= count) throw new BackchannelError(ErrorCode.BadFrame, `datagram fragment ${index} of ${count}`);
     const id = ((datagram[4]! << 24) | (datagram[5]! << 16) | (datagram[6]! << 8) | datagram[7]!) >>> 0;
     this.#expire(now);
+    if (this.#completed.has(id)) return undefined; // a late duplicate
     let p = this.#pending.get(id);
     if (!p) {
       p = { parts: new Array<Uint8Array | undefined>(count), have: 0, bytes: 0, at: now };
@@ -121,6 +124,8 @@ export class Reassembler {
     this.#bytes += part.byteLength;
     if (p.have === count) {
       this.#pending.delete(id);
+      this.#completed.add(id);
+      if (this.#completed.size > 256) this.#completed.delete(this.#completed.values().next().value!);
       this.#bytes -= p.bytes;
       const out = new Uint8Array(p.bytes);
       let off = 0;
@@ -155,6 +160,7 @@ export class Reassembler {
   /** Forgets every partial message (without counting them). */
   clear(): void {
     this.#pending.clear();
+    this.#completed.clear();
     this.#bytes = 0;
   }
 }

@@ -21,6 +21,7 @@ interface ServeOptions {
   tlsCert?: string;
   tlsKey?: string;
   demo?: boolean;
+  webrtc?: boolean;
 }
 
 /** Reads a JSON config file holding any server settings. */
@@ -64,6 +65,18 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial<ServerConfig> {
   if (env.BACKCHANNEL_TLS_CERT) out.tlsCertFile = env.BACKCHANNEL_TLS_CERT;
   if (env.BACKCHANNEL_TLS_KEY) out.tlsKeyFile = env.BACKCHANNEL_TLS_KEY;
   if (env.BACKCHANNEL_METRICS_TOKEN) out.metricsToken = env.BACKCHANNEL_METRICS_TOKEN;
+  if (env.BACKCHANNEL_WEBRTC) {
+    const v = env.BACKCHANNEL_WEBRTC.trim().toLowerCase();
+    if (!['0', '1', 'true', 'false', 'on', 'off'].includes(v)) throw new ConfigError(`BACKCHANNEL_WEBRTC must be on or off (got ${JSON.stringify(env.BACKCHANNEL_WEBRTC)})`);
+    out.webrtc = ['1', 'true', 'on'].includes(v);
+  }
+  if (env.BACKCHANNEL_WEBRTC_PORTS) {
+    const m = /^\s*(\d{1,5})\s*-\s*(\d{1,5})\s*$/.exec(env.BACKCHANNEL_WEBRTC_PORTS);
+    if (!m) throw new ConfigError(`BACKCHANNEL_WEBRTC_PORTS must be a UDP port range such as 50000-50999 (got ${JSON.stringify(env.BACKCHANNEL_WEBRTC_PORTS)})`);
+    out.webrtcPortMin = Number(m[1]);
+    out.webrtcPortMax = Number(m[2]);
+  }
+  if (env.BACKCHANNEL_WEBRTC_ANNOUNCED_ADDRESS) out.webrtcAnnouncedAddress = env.BACKCHANNEL_WEBRTC_ANNOUNCED_ADDRESS;
   return out;
 }
 
@@ -78,6 +91,7 @@ function resolveServeConfig(o: ServeOptions): Readonly<ServerConfig> {
   if (o.tlsCert) merged.tlsCertFile = o.tlsCert;
   if (o.tlsKey) merged.tlsKeyFile = o.tlsKey;
   if (o.demo) merged.demo = true;
+  if (o.webrtc === false) merged.webrtc = false;
   if (o.apiKey && o.apiSecret) merged.apiKeys = { [o.apiKey]: o.apiSecret };
   return resolveConfig(merged);
 }
@@ -110,6 +124,7 @@ export function registerServeCommand(program: Command): void {
     .option('--tls-cert <file>', 'PEM certificate (chain): serve HTTPS and WSS (env BACKCHANNEL_TLS_CERT; needs --tls-key)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert (env BACKCHANNEL_TLS_KEY)')
     .option('--demo', 'serve the demo web app and its token endpoint on a production API key (always on with the development key; see docs/demo.md)')
+    .option('--no-webrtc', 'offer no WebRTC datagram path: unreliable data stays on the WebSocket (env BACKCHANNEL_WEBRTC=off; see docs/webrtc.md)')
     .addHelpText(
       'after',
       '\nLogs are JSON lines on stdout. SIGTERM drains: no new clients, joins or calls, rooms go on for drainTimeoutMs, then the rest end\n' +
