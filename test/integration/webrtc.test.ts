@@ -5,10 +5,13 @@
  * path falls back to the WebSocket when either side has WebRTC off or UDP is blocked; malformed
  * offers and candidates get clear errors and harm no one.
  */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Client, ErrorCode, type TransportInfo } from '@backchannel/client';
 import { deferred } from '../helpers/events.js';
 import { scrapeUntil } from '../helpers/metrics.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { blockUdpPorts, nftUnavailable } from '../helpers/netns.js';
 import { rawConnect } from '../helpers/raw.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
@@ -20,8 +23,8 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
 });
 
-async function server(config: Record<string, unknown> = {}) {
-  const s = await startServerProcess(config);
+async function server(config: Record<string, unknown> = {}, env: Record<string, string> = {}) {
+  const s = await startServerProcess(config, env);
   servers.push(s);
   return s;
 }
@@ -146,6 +149,53 @@ describe('WebRTC datagram path (Node client)', () => {
     expect(good.transport.webrtc).toBe('open');
     expect((await exchange(good, other, 'bad-room', 4, 20, 100)).length).toBe(20);
     expect(good.transportStats.datagramsOut).toBeGreaterThanOrEqual(20);
+  });
+
+  it('falls back while the WebSocket is lost and opens a new data channel after the resume, visibly', async () => {
+    const s = await server();
+    const proxy = await startFaultProxy(s.port);
+    try {
+      const a = await Client.connect(proxy.url, await s.token('resume-a'));
+      clients.push(a);
+      const b = await connect(s, 'resume-b', { webrtc: false });
+      expect((await settled(a)).webrtc).toBe('open');
+      const changes: string[] = [];
+      a.on('transportChanged', (i) => changes.push(`${i.webrtc}/${i.unreliable}`));
+      const reopened = new Promise<void>((resolve) => a.on('transportChanged', (i) => i.webrtc === 'open' && resolve()));
+      const resumed = new Promise<{ resumed: boolean }>((resolve) => a.once('reconnected', resolve));
+      expect(proxy.cutAll()).toBe(1);
+      expect((await resumed).resumed).toBe(true);
+      await reopened;
+      expect(changes[0]).toBe('failed/websocket');
+      expect(changes.at(-1)).toBe('open/webrtc');
+      const before = a.transportStats.datagramsOut;
+      expect((await exchange(a, b, 'resume-room', 6, 20, 100)).length).toBe(20);
+      expect(a.transportStats.datagramsOut - before).toBeGreaterThanOrEqual(20);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('stays on the WebSocket where node-datachannel cannot be loaded, on the server or in a Node client', async () => {
+    const preload = `--require=${new URL('../helpers/no-datachannel.cjs', import.meta.url).pathname}`;
+    const s = await server({}, { NODE_OPTIONS: preload });
+    expect(s.logs.some((l) => String(l.msg).startsWith('WebRTC is unavailable'))).toBe(true);
+    const a = await connect(s, 'nolib-a');
+    expect(a.transport).toMatchObject({ unreliable: 'websocket', webrtc: 'unavailable', reason: { code: ErrorCode.WebRtcUnavailable } });
+    // A Node client without the package, against a server that has it.
+    const full = await server();
+    const rx = await connect(full, 'nolib-rx');
+    await settled(rx);
+    const room = await rx.joinConference('nolib-room');
+    let got = 0;
+    await room.makeRecvDataSession(11, () => void got++);
+    const opts = { url: full.url, token: await full.token('nolib-tx'), room: 'nolib-room', streamId: 11, count: 20, hz: 200, size: 100, webrtc: true };
+    const proc = spawn(process.execPath, [new URL('../helpers/webrtc-sender-proc.mjs', import.meta.url).pathname, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_OPTIONS: preload } });
+    const lines: Record<string, any>[] = [];
+    createInterface({ input: proc.stdout! }).on('line', (l) => lines.push(JSON.parse(l)));
+    expect(await new Promise((resolve) => proc.once('exit', resolve))).toBe(0);
+    expect(lines[0]!.transport).toMatchObject({ unreliable: 'websocket', webrtc: 'unavailable', reason: { code: ErrorCode.WebRtcUnavailable } });
+    expect(got).toBe(20);
   });
 
   it('falls back to the WebSocket within the negotiation time when UDP is blocked', async (ctx) => {
