@@ -151,6 +151,45 @@ describe('WebRTC datagram path (Node client)', () => {
     expect(good.transportStats.datagramsOut).toBeGreaterThanOrEqual(20);
   });
 
+  it('closes a data channel the client opens on its own, and the peer connection of a client flooding datagrams beyond its limits', async () => {
+    const s = await server({ maxDataFramesPerSecond: 100 });
+    // A raw client: the negotiated channel plus one it opens in-band, which the server must refuse.
+    const { default: ndc } = await import('node-datachannel');
+    const raw = await rawConnect(s.url);
+    await raw.hello(await s.token('rogue'));
+    const pc = new ndc.PeerConnection('rogue', { iceServers: [] });
+    const sdp = deferred<string>();
+    pc.onLocalDescription((d) => sdp.resolve(d));
+    pc.onLocalCandidate((candidate, mid) => raw.send({ t: 'rtc.candidate', id: 100 + Math.floor(Math.random() * 1e6), candidate: candidate.replace(/^a=/, ''), mid }));
+    const ours = pc.createDataChannel('backchannel-unreliable', { negotiated: true, id: 0, unordered: true, maxRetransmits: 0 });
+    const rogue = pc.createDataChannel('extra');
+    const oursOpen = deferred();
+    const rogueClosed = deferred();
+    ours.onOpen(() => oursOpen.resolve());
+    ours.onMessage(() => {});
+    rogue.onMessage(() => {});
+    rogue.onClosed(() => rogueClosed.resolve());
+    raw.send({ t: 'rtc.offer', id: 20, sdp: await sdp.promise });
+    const answer = (await raw.waitFor((x) => 're' in x && x.re === 20)) as { data: { sdp: string } };
+    pc.setRemoteDescription(answer.data.sdp, 'answer');
+    await oursOpen.promise;
+    await rogueClosed.promise;
+    expect(ours.isOpen()).toBe(true);
+    pc.close();
+    raw.ws.close();
+
+    // An SDK client over its frame limit for more than a second's worth: its peer connection goes.
+    const a = await connect(s, 'flood-a');
+    expect((await settled(a)).webrtc).toBe('open');
+    const conf = await a.joinConference('flood-room');
+    const tx = await conf.makeSendDataSession(12, 'unreliable');
+    const failed = new Promise<TransportInfo>((resolve) => a.on('transportChanged', (i) => i.webrtc === 'failed' && resolve(i)));
+    for (let i = 0; i < 1_000; i++) tx.send(new Uint8Array(20));
+    const info = await failed;
+    expect(info).toMatchObject({ unreliable: 'websocket', reason: { code: ErrorCode.WebRtcFailed } });
+    expect(info.reason!.message).toMatch(/beyond twice its data limits/);
+  });
+
   it('falls back while the WebSocket is lost and opens a new data channel after the resume, visibly', async () => {
     const s = await server();
     const proxy = await startFaultProxy(s.port);
