@@ -73,4 +73,73 @@ describe('FairQueue', () => {
       ),
     );
   });
+
+  it('serves in the same order as a reference model (strict priority, round-robin in arrival order) under pushes, drops, clears and priority changes', () => {
+    /** The reference: per class, the ready sessions in a Set (insertion order); the first is served and moved to the back. */
+    class Model {
+      queues = new Map<string, { pri: 0 | 1 | 2; items: Item[] }>();
+      ready: Array<Set<string>> = [new Set(), new Set(), new Set()];
+      push(key: string, pri: 0 | 1 | 2, it: Item): void {
+        let q = this.queues.get(key);
+        if (!q) this.queues.set(key, (q = { pri, items: [] }));
+        q.items.push(it);
+        if (q.items.length === 1) this.ready[q.pri]!.add(key);
+      }
+      next(): string | undefined {
+        for (const ready of this.ready) {
+          const key = ready.values().next().value;
+          if (key === undefined) continue;
+          const q = this.queues.get(key)!;
+          const it = q.items.shift()!;
+          ready.delete(key);
+          if (q.items.length > 0) ready.add(key);
+          else this.queues.delete(key);
+          return it.id;
+        }
+        return undefined;
+      }
+      clear(key: string): void {
+        const q = this.queues.get(key);
+        if (!q) return;
+        this.ready[q.pri]!.delete(key);
+        this.queues.delete(key);
+      }
+      setPriority(key: string, pri: 0 | 1 | 2): void {
+        const q = this.queues.get(key);
+        if (!q || q.pri === pri) return;
+        if (this.ready[q.pri]!.delete(key)) this.ready[pri]!.add(key);
+        q.pri = pri;
+      }
+    }
+    const op = fc.record({
+      kind: fc.constantFrom('push', 'push', 'push', 'next', 'next', 'clear', 'prio'),
+      key: fc.constantFrom('a', 'b', 'c', 'd', 'e'),
+      pri: fc.constantFrom(0, 1, 2) as fc.Arbitrary<0 | 1 | 2>,
+    });
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+        const q = new FairQueue<Item>();
+        const m = new Model();
+        let n = 0;
+        for (const o of ops) {
+          if (o.kind === 'push') {
+            const it = item(`${o.key}${n++}`);
+            q.push(o.key, o.pri, it);
+            m.push(o.key, o.pri, it);
+          } else if (o.kind === 'next') expect(q.next()?.id).toBe(m.next());
+          else if (o.kind === 'clear') {
+            q.clear(o.key);
+            m.clear(o.key);
+          } else {
+            q.setPriority(o.key, o.pri);
+            m.setPriority(o.key, o.pri);
+          }
+        }
+        const rest: Array<string | undefined> = [];
+        for (let id = m.next(); id !== undefined; id = m.next()) rest.push(id);
+        expect(drain(q)).toEqual(rest);
+      }),
+      { numRuns: 500 },
+    );
+  });
 });

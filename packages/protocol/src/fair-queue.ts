@@ -63,8 +63,15 @@ export class FairQueue<T extends QueueItem> {
   /** The session key of the item `next()` returned last. */
   lastKey = '';
   #sessions = new Map<string, SessionQueue<T>>();
-  // Per class, the sessions that have items, in round-robin order (Set keeps insertion order).
-  #ready: [Set<SessionQueue<T>>, Set<SessionQueue<T>>, Set<SessionQueue<T>>] = [new Set(), new Set(), new Set()];
+  /**
+   * Per class, the sessions that have items: a ring served from `#at[class]` on, wrapping round.
+   * Taking an item moves the cursor past its session, which is then last in turn; a session that
+   * becomes ready is inserted just before the cursor, last in turn too. Arrays, not a Set that
+   * would be deleted from and added to for every item (with a new iterator each time): the queue
+   * is on every frame's path and should allocate nothing per item (issue 17).
+   */
+  #ready: [SessionQueue<T>[], SessionQueue<T>[], SessionQueue<T>[]] = [[], [], []];
+  #at = [0, 0, 0];
   #bytes = 0;
   #count = 0;
 
@@ -88,7 +95,7 @@ export class FairQueue<T extends QueueItem> {
     q.push(item);
     this.#bytes += item.size;
     this.#count++;
-    if (q.length === 1) this.#ready[q.priority].add(q);
+    if (q.length === 1) this.#enlist(q);
     if (dropCap === undefined || q.bytes <= dropCap) return NOTHING_DROPPED;
     return this.#dropOldest(q, dropCap);
   }
@@ -104,19 +111,44 @@ export class FairQueue<T extends QueueItem> {
    * `lastKey`. The allocation-free form of `shift()`, for hot paths.
    */
   next(): T | undefined {
-    for (const ready of this.#ready) {
-      if (ready.size === 0) continue;
-      const q = ready.values().next().value as SessionQueue<T>;
+    for (let c = 0; c < 3; c++) {
+      const ready = this.#ready[c]!;
+      if (ready.length === 0) continue;
+      let at = this.#at[c]!;
+      if (at >= ready.length) at = 0;
+      const q = ready[at]!;
       const item = q.shift()!;
       this.#bytes -= item.size;
       this.#count--;
-      ready.delete(q);
-      if (q.length > 0) ready.add(q);
-      else this.#sessions.delete(q.key);
+      if (q.length > 0) at++;
+      else {
+        ready.splice(at, 1);
+        this.#sessions.delete(q.key);
+      }
+      this.#at[c] = at;
       this.lastKey = q.key;
       return item;
     }
     return undefined;
+  }
+
+  /** Makes `q` (which just got its first item) ready, last in turn in its class. */
+  #enlist(q: SessionQueue<T>): void {
+    const ready = this.#ready[q.priority];
+    const at = Math.min(this.#at[q.priority]!, ready.length);
+    if (at === ready.length) ready.push(q);
+    else ready.splice(at, 0, q);
+    this.#at[q.priority] = at + 1;
+  }
+
+  /** Takes `q` out of its class's ring; false if it was not in it. */
+  #delist(q: SessionQueue<T>): boolean {
+    const ready = this.#ready[q.priority];
+    const i = ready.indexOf(q);
+    if (i < 0) return false;
+    ready.splice(i, 1);
+    if (i < this.#at[q.priority]!) this.#at[q.priority]!--;
+    return true;
   }
 
   /** Bytes queued for session `key`. */
@@ -141,8 +173,9 @@ export class FairQueue<T extends QueueItem> {
   setPriority(key: string, priority: PriorityClass): void {
     const q = this.#sessions.get(key);
     if (!q || q.priority === priority) return;
-    if (this.#ready[q.priority].delete(q)) this.#ready[priority].add(q);
+    const ready = this.#delist(q);
     q.priority = priority;
+    if (ready) this.#enlist(q);
   }
 
   /** Removes every item of session `key` and returns them. */
@@ -153,7 +186,7 @@ export class FairQueue<T extends QueueItem> {
     for (let item = q.shift(); item; item = q.shift()) out.push(item);
     for (const item of out) this.#bytes -= item.size;
     this.#count -= out.length;
-    this.#ready[q.priority].delete(q);
+    this.#delist(q);
     this.#sessions.delete(key);
     return out;
   }
@@ -177,7 +210,7 @@ export class FairQueue<T extends QueueItem> {
     for (const item of dropped) this.#bytes -= item.size;
     this.#count -= dropped.length;
     if (q.length === 0) {
-      this.#ready[q.priority].delete(q);
+      this.#delist(q);
       this.#sessions.delete(q.key);
     }
     return dropped;
