@@ -76,8 +76,10 @@ export function join(system, url, room, name, prepared) {
 
 async function joinBackchannel(load, url, room, name, token) {
   const { Client } = await load();
-  const client = await Client.connect(url, token);
-  const conf = await client.joinConference(room, { displayName: name });
+  // Connect and join in one round trip where the SDK can (an older baseline build cannot).
+  const { client, conference: conf } = Client.connectAndJoin
+    ? await Client.connectAndJoin(url, token, room, { displayName: name })
+    : await Client.connect(url, token).then(async (c) => ({ client: c, conference: await c.joinConference(room, { displayName: name }) }));
   const errors = [];
   client.on('error', (e) => errors.push(`client error: ${e.code} ${e.message}`));
   conf.on('dataSessionError', (e) => errors.push(`data session error: ${e.code} ${e.message}`));

@@ -20,11 +20,12 @@ import { Conference } from './conference.js';
 import { Outbound } from './data/outbound.js';
 import { handshake, type HandshakeResult } from './handshake.js';
 import { Link } from './link.js';
+import { platform } from './platform.js';
 import { randomSecret } from './util.js';
 import { resolveClientOptions, type ClientOptions, type ResolvedClientOptions } from './options.js';
 import { reconnectDelay, type ResolvedReconnectOptions } from './reconnect.js';
 import type { ClientCore, RoomBase } from './room.js';
-import { webSocketTransport, type Transport, type TransportFactory } from './transport.js';
+import type { Transport, TransportFactory } from './transport.js';
 import { WebRtcPath, type TransportInfo, type TransportStats } from './webrtc.js';
 
 /** SDK name announced to the server. */
@@ -137,23 +138,54 @@ export class Client extends Emitter<ClientEvents> {
    * code for a refused token, `protocol-version-unsupported`, or `connect-failed`.
    */
   static async connect(url: string, token: string, options: ClientOptions = {}): Promise<Client> {
+    return (await Client.#open(url, token, options)).client;
+  }
+
+  /**
+   * Connects and joins the conference `name` in one round trip: the join request leaves right
+   * behind `hello`, without waiting for the welcome (see PROTOCOL.md, "Pipelining"). The same as
+   * `connect()` followed by `joinConference()`, one network round trip sooner. Rejects like
+   * `connect()`, or like `joinConference()` (the client is then closed).
+   */
+  static async connectAndJoin(url: string, token: string, name: string, join: JoinOptions = {}, options: ClientOptions = {}): Promise<{ client: Client; conference: Conference }> {
+    const msg = joinMessage(name, join);
+    const { client, pipelined } = await Client.#open(url, token, options, msg);
+    try {
+      return { client, conference: client.#joined(await pipelined!, join) };
+    } catch (error) {
+      await client.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Opens a transport and says hello. `pipelined`, a request, is sent right behind the hello as the
+   * session's first numbered frame; its reply comes as `pipelined`.
+   */
+  static async #open(url: string, token: string, options: ClientOptions, pipelined?: { t: string } & Record<string, unknown>): Promise<{ client: Client; pipelined?: Promise<RoomInfo> }> {
     const opts = resolveClientOptions(options);
     if (typeof token !== 'string' || !token) throw new BackchannelError(ErrorCode.TokenMissing, 'an access token is required');
-    const factory = opts.transport ?? webSocketTransport(opts.WebSocket);
+    const factory = opts.transport ?? platform.transportFor(opts.WebSocket);
     const deadline = Date.now() + opts.connectTimeoutMs;
     const transport = await openTransport(factory, url, opts.connectTimeoutMs);
+    const link = newLink(opts);
+    // Queued in the link (numbered, kept for a resume) before there is a session to send it on.
+    const reply = pipelined && link.request<RoomInfo>(pipelined);
+    reply?.catch(() => {}); // a refused hello rejects it too; the caller sees the hello's error
     try {
-      const hello = await handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(token, opts), Math.max(1, deadline - Date.now()));
+      const handshaking = handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(token, opts), Math.max(1, deadline - Date.now()));
+      if (reply) link.pipeline(transport);
+      const hello = await handshaking;
       const welcome = hello.data;
-      const link = newLink(opts);
       const client = new Client(url, token, factory, link, welcome, opts);
       // Events right after the welcome (e.g. calls already ringing) wait in the link until the
       // caller's code after `await Client.connect()` has run and attached its listeners.
       link.attach(transport, hello);
       client.#rtc.start(link, welcome.webrtc);
-      return client;
+      return { client, pipelined: reply };
     } catch (error) {
       transport.close(1000, 'handshake failed');
+      link.finish(1000, 'handshake failed');
       if (error instanceof BackchannelError) throw error;
       throw new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url}: ${(error as Error).message}`, { cause: error });
     }
@@ -274,15 +306,11 @@ export class Client extends Emitter<ClientEvents> {
 
   /** Joins (creating if needed) the conference `name`. */
   async joinConference(name: string, options: JoinOptions = {}): Promise<Conference> {
-    if (typeof name !== 'string' || !name) throw new BackchannelError(ErrorCode.InvalidArgument, 'joinConference needs a conference name');
-    const msg: Record<string, unknown> & { t: string } = { t: 'conf.join', name };
-    if (options.displayName !== undefined) msg.displayName = options.displayName;
-    if (options.metadata !== undefined) msg.metadata = options.metadata;
-    if (options.presence !== undefined) {
-      if (options.presence !== 'full' && options.presence !== 'none') throw new BackchannelError(ErrorCode.InvalidArgument, "presence must be 'full' or 'none'");
-      msg.presence = options.presence;
-    }
-    const info = await this.#core.link.request<RoomInfo>(msg);
+    return this.#joined(await this.#core.link.request<RoomInfo>(joinMessage(name, options)), options);
+  }
+
+  /** The conference a `conf.join` reply describes. */
+  #joined(info: RoomInfo, options: JoinOptions): Conference {
     const conf = new Conference(this.#core, info, (c) => this.#rooms.delete(c.roomNum));
     conf.presence = options.presence ?? 'full';
     this.#rooms.set(info.room, conf);
@@ -550,6 +578,19 @@ const RESUME_REFUSED: ReadonlySet<string> = new Set([ErrorCode.ResumeNotFound, E
 function helloMessage(token: string, opts: Readonly<ResolvedClientOptions>) {
   const capabilities = { protocol: PROTOCOL_VERSION, dataSession: opts.dataSession, ...(opts.streamIds ? { streamIds: opts.streamIds } : {}) };
   return { t: 'hello' as const, token, protocol: PROTOCOL_VERSION, sdk: SDK_NAME, capabilities };
+}
+
+/** The `conf.join` request for `name`; throws `invalid-argument` for a missing name. */
+function joinMessage(name: string, options: JoinOptions): { t: string } & Record<string, unknown> {
+  if (typeof name !== 'string' || !name) throw new BackchannelError(ErrorCode.InvalidArgument, 'joinConference needs a conference name');
+  const msg: Record<string, unknown> & { t: string } = { t: 'conf.join', name };
+  if (options.displayName !== undefined) msg.displayName = options.displayName;
+  if (options.metadata !== undefined) msg.metadata = options.metadata;
+  if (options.presence !== undefined) {
+    if (options.presence !== 'full' && options.presence !== 'none') throw new BackchannelError(ErrorCode.InvalidArgument, "presence must be 'full' or 'none'");
+    msg.presence = options.presence;
+  }
+  return msg;
 }
 
 function newLink(opts: Readonly<ResolvedClientOptions>): Link {

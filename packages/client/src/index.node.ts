@@ -9,9 +9,7 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import WebSocket from 'ws';
 import { BackchannelError, ErrorCode } from '@backchannel/protocol';
-import { Client } from './client.js';
 import { platform } from './platform.js';
-import type { ClientOptions } from './options.js';
 import { webSocketTransport, type WebSocketConstructor } from './transport.js';
 import { setPeerConnectionImpl, type PeerConnectionConstructor } from './webrtc.js';
 
@@ -42,19 +40,11 @@ class NodeWebSocket extends WebSocket {
   }
 }
 
-const connect = Client.connect.bind(Client);
-// Node default: `ws` as above unless the caller chose a WebSocket or a transport.
-Object.defineProperty(Client, 'connect', {
-  value: (url: string, token: string, options: ClientOptions = {}) =>
-    connect(url, token, {
-      ...options,
-      transport:
-        options.transport ??
-        (options.WebSocket
-          ? webSocketTransport(options.WebSocket, { nodeBuffers: true })
-          : webSocketTransport(NodeWebSocket as unknown as WebSocketConstructor, { nodeBuffers: true, copiesOnSend: true })),
-    }),
-});
+// Node default: `ws` as above unless the caller chose a WebSocket (or a transport).
+platform.transportFor = (WebSocketImpl) =>
+  WebSocketImpl
+    ? webSocketTransport(WebSocketImpl, { nodeBuffers: true })
+    : webSocketTransport(NodeWebSocket as unknown as WebSocketConstructor, { nodeBuffers: true, copiesOnSend: true });
 
 // Node: WebRTC through the optional package node-datachannel (its standard RTCPeerConnection);
 // without it, or if its native library cannot load here, the client stays on the WebSocket.

@@ -157,6 +157,15 @@ export class Link extends Emitter<LinkEvents> {
     if (closed) this.#onClose(transport, closed.code, closed.reason);
   }
 
+  /**
+   * Sends the requests made so far (before there was a transport) on `transport`, right behind
+   * its `hello` and before the welcome: pipelining (see PROTOCOL.md). They are the session's first
+   * numbered frames; `attach()` then takes `transport` over without sending them again.
+   */
+  pipeline(transport: Transport): void {
+    for (const entry of this.#replay.after(0) ?? []) this.#write(entry, transport);
+  }
+
   /** Changes the default request timeout (after the handshake). */
   setRequestTimeout(ms: number): void {
     this.#opts = { ...this.#opts, requestTimeoutMs: ms };
@@ -218,8 +227,7 @@ export class Link extends Emitter<LinkEvents> {
     if (frame.kind === FrameKind.Data && frame.mode === 'unreliable') this.emit('data', frame);
   }
 
-  #write(entry: Uint8Array | DataEntry): number {
-    const transport = this.#transport!;
+  #write(entry: Uint8Array | DataEntry, transport: Transport = this.#transport!): number {
     if (entry instanceof Uint8Array) {
       transport.send(entry);
       return entry.byteLength;

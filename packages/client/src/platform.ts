@@ -4,6 +4,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { BackchannelError, ErrorCode } from '@backchannel/protocol';
+import { webSocketTransport, type TransportFactory, type WebSocketConstructor } from './transport.js';
 
 /** An incremental SHA-256. */
 export interface Hasher {
@@ -26,6 +27,11 @@ export interface Platform {
   openPath(path: string): Promise<FileSource>;
   /** Allocates a buffer for an outgoing frame; every byte gets written, so it need not be zeroed. */
   allocFrame(size: number): Uint8Array;
+  /**
+   * The transport used when the options name none: WebSocket over `WebSocketImpl` (the option
+   * `WebSocket`) or, without one, the platform's own (browsers: the global; Node: the `ws` package).
+   */
+  transportFor(WebSocketImpl: WebSocketConstructor | undefined): TransportFactory;
 }
 
 const toHex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
@@ -40,6 +46,7 @@ export const platform: Platform = {
     return Promise.reject(new BackchannelError(ErrorCode.InvalidArgument, 'file paths can only be sent from Node; pass a File or Blob'));
   },
   allocFrame: (size) => new Uint8Array(size),
+  transportFor: (WebSocketImpl) => webSocketTransport(WebSocketImpl),
 };
 
 /** A Blob/File as a {@link FileSource}, read slice by slice (never whole in memory). */

@@ -344,10 +344,13 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     refused: (code) => this.#metrics?.handshakeFailed(code),
   };
 
-  /** Handles `hello`: verifies the token, then creates the participant and its session. */
-  async #hello(socket: FrameSocket, msg: ClientMessage<'hello'>): Promise<void> {
+  /**
+   * Handles `hello`: verifies the token, then creates the participant and its session; resolves
+   * with the session's receiver of frames (for those pipelined behind the hello).
+   */
+  async #hello(socket: FrameSocket, msg: ClientMessage<'hello'>): Promise<(data: Uint8Array, binary: boolean) => void> {
     const identity = await verifyAccessToken(msg.token, this.config.apiKeys);
-    if (socket.closed) return;
+    if (socket.closed) return () => {};
     if (this.#closing) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is shutting down');
     if (this.#draining) throw new BackchannelError(ErrorCode.ServerShutdown, 'the server is draining: it takes no new clients (connect to another one)');
     const session = new Session(socket, this.#sessionOptions, this.#sessionHandlers);
@@ -376,6 +379,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     socket.send(encodeControlFrame(JSON.stringify({ t: 'ok', re: msg.id, data: welcome })));
     this.hub.flushAfterReply(peer);
     this.log.debug({ participantId: peer.id, userId: peer.userId }, 'connected');
+    return (data, binary) => session.receive(data, binary);
   }
 
   /** Handles `resume`: checks the credential and the replay position, then continues the session on `socket`. */

@@ -23,13 +23,22 @@ import { CloseCode } from './session.js';
 
 /** Refused resume attempts one socket may make before it is closed. */
 const MAX_RESUME_REFUSALS = 8;
+/**
+ * Frames a client may pipeline behind `hello` (sent before the welcome), and their total size;
+ * the session handles them after the welcome. Beyond these they are refused as before.
+ */
+const MAX_PIPELINED_FRAMES = 16;
+const MAX_PIPELINED_BYTES = 64 * 1024;
 
 /** What a handshake needs from the server. */
 export interface HandshakeContext {
   /** `helloTimeoutMs` and `maxBadFrames`. */
   config(): { helloTimeoutMs: number; maxBadFrames: number };
-  /** Creates the participant and its session on `socket`, and replies; throws a refusal. */
-  hello(socket: FrameSocket, msg: ClientMessage<'hello'>): Promise<void>;
+  /**
+   * Creates the participant and its session on `socket`, and replies; throws a refusal. Resolves
+   * with the session's receiver of frames, which is handed the frames pipelined behind `hello`.
+   */
+  hello(socket: FrameSocket, msg: ClientMessage<'hello'>): Promise<(data: Uint8Array, binary: boolean) => void>;
   /** Continues an existing session on `socket`, and replies; throws a refusal (nothing changed). */
   resume(socket: FrameSocket, msg: ClientMessage<'resume'>): void;
   /** Told the code of every refused hello or resume (metrics). */
@@ -44,6 +53,9 @@ export class Handshake {
   #done = false;
   #badFrames = 0;
   #refusals = 0;
+  /** Frames that arrived behind `hello` while it was being handled (pipelining), in order. */
+  #pipelined: Array<[Uint8Array, boolean]> = [];
+  #pipelinedBytes = 0;
 
   constructor(socket: FrameSocket, ctx: HandshakeContext) {
     this.#socket = socket;
@@ -56,6 +68,12 @@ export class Handshake {
   #onFrame(data: Uint8Array, binary: boolean): void {
     if (this.#done) return;
     this.#socket.alive = true;
+    if (this.#busy && this.#pipelined.length < MAX_PIPELINED_FRAMES && this.#pipelinedBytes + data.byteLength <= MAX_PIPELINED_BYTES) {
+      // Behind a hello being handled: the session takes these once it exists (see #hello).
+      this.#pipelined.push([data, binary]);
+      this.#pipelinedBytes += data.byteLength;
+      return;
+    }
     if (!binary) return this.#bad(new BackchannelError(ErrorCode.BadFrame, 'text messages are not part of the protocol; send binary frames'));
     let frame;
     try {
@@ -100,15 +118,23 @@ export class Handshake {
 
   async #hello(msg: ClientMessage<'hello'>): Promise<void> {
     this.#busy = true;
+    let receive: (data: Uint8Array, binary: boolean) => void;
     try {
-      await this.#ctx.hello(this.#socket, msg);
+      receive = await this.#ctx.hello(this.#socket, msg);
       this.#finish();
     } catch (error) {
       const err = asError(error);
+      this.#pipelined = []; // a client that is refused has no session for them
       this.#refuse(msg.id, err, err.code === ErrorCode.ServerShutdown ? CloseCode.GoingAway : CloseCode.AuthFailed);
+      return;
     } finally {
       this.#busy = false;
     }
+    // The session is bound to the socket now; nothing has been read since these (no I/O ran in
+    // between), so they come first, in order, after the welcome.
+    const pipelined = this.#pipelined;
+    this.#pipelined = [];
+    for (const [data, binary] of pipelined) receive(data, binary);
   }
 
   #resume(msg: ClientMessage<'resume'>): void {

@@ -418,6 +418,14 @@ export class Session implements PeerLink {
     if (this.#queue.length > 0 && !this.closed) this.#schedule();
   };
 
+  /**
+   * Handles a frame read before the session took the socket over: one the client pipelined
+   * behind its `hello` (see PROTOCOL.md, "Pipelining"). Later frames come from the socket.
+   */
+  receive(data: Uint8Array, isBinary: boolean): void {
+    if (!this.closed) this.#onFrame(data, isBinary);
+  }
+
   #onFrame(data: Uint8Array, isBinary: boolean): void {
     this.stats.framesIn++;
     this.stats.bytesIn += data.byteLength;
