@@ -22,7 +22,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --quick              short smoke run (about a minute; numbers are indicative only)
   --only LIST          scenarios to run, by group or id, comma-separated:
                          throughput (tp-100, tp-1k, tp-16k), fanout (fanout-1k, mesh-1k),
-                         latency (lat-1000, lat-50pct, lat-same), bulk, join, scale (idle, scale),
+                         latency (lat-1000, lat-fanout, lat-50pct, lat-same), bulk, join, scale (idle, scale),
                          resume (Backchannel only)
   --systems LIST       systems to run: backchannel, socketio, ws (default: all three), and
                        backchannel-baseline (an earlier build, see --baseline; skipped when
@@ -311,8 +311,15 @@ async function main() {
   const results = {};
   const probed = {};
   const pool = new WorkerPool({ cpuProfDir: profDir && join(profDir, 'workers') });
+  /** Worker pools of scenarios that run with other V8 flags, by flags. */
+  const pools = new Map();
   const ctx = {
     pool,
+    poolFor(nodeFlags) {
+      const key = nodeFlags.join(' ');
+      if (!pools.has(key)) pools.set(key, new WorkerPool({ cpuProfDir: profDir && join(profDir, 'workers'), nodeFlags }));
+      return pools.get(key);
+    },
     durations,
     log,
     results,
@@ -374,6 +381,7 @@ async function main() {
   meta.systems = systems.filter((s) => run.scenarios.some((sc) => sc.results[s]));
   const roles = new Map();
   await pool.close(roles);
+  for (const p of pools.values()) await p.close(roles);
   meta.loadEnd = loadavg()[0];
   const ticks1 = cpuTicks();
   if (ticks0 && ticks1) {

@@ -110,7 +110,8 @@ const ops = {
     return {};
   },
 
-  latencyResult: () => summarize(latency),
+  /** Every latency sample taken here, µs (to combine receivers of several workers). */
+  latencySamples: () => latency,
 
   /** Floods from every participant (or those in `which`) until `stopFlood`. */
   async sendFlood({ which, size, receivers, mode }) {

@@ -67,9 +67,9 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-/** A worker process with a request/response channel. */
-export async function startWorker(label = 'worker', { cpuProfDir } = {}) {
-  const execArgv = [...NODE_FLAGS, '--max-old-space-size=6144'];
+/** A worker process with a request/response channel; `nodeFlags` replaces {@link NODE_FLAGS}. */
+export async function startWorker(label = 'worker', { cpuProfDir, nodeFlags = NODE_FLAGS } = {}) {
+  const execArgv = [...nodeFlags, '--max-old-space-size=6144'];
   if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
   const child = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }));
   const pending = new Map();
@@ -130,10 +130,11 @@ function variantConfig(system) {
  * 'backchannel-tls' | 'socketio' | 'ws') on a
  * free 127.0.0.1 port; the baseline runs the server CLI of the baseline worktree (baseline.mjs).
  * Every server runs with `--expose-gc` and the same preloaded hook (see server-hook.mjs); with
- * `cpuProfDir`, also with `--cpu-prof` (the profile is written when it exits).
+ * `cpuProfDir`, also with `--cpu-prof` (the profile is written when it exits). `nodeFlags` replaces
+ * {@link NODE_FLAGS} (`[]`: Node's defaults, as a user runs it).
  */
-export async function startServer(system, { cpuProfDir, config = {} } = {}) {
-  const execArgv = [...NODE_FLAGS, '--expose-gc', '--import', HOOK];
+export async function startServer(system, { cpuProfDir, config = {}, nodeFlags = NODE_FLAGS } = {}) {
+  const execArgv = [...nodeFlags, '--expose-gc', '--import', HOOK];
   if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
   let child;
   let dir;
@@ -259,10 +260,15 @@ export function procStats(pid) {
 export class WorkerPool {
   #workers = [];
   #cpuProfDir;
+  #nodeFlags;
 
-  /** With `cpuProfDir`, workers run under --cpu-prof and write their profiles there on exit. */
-  constructor({ cpuProfDir } = {}) {
+  /**
+   * With `cpuProfDir`, workers run under --cpu-prof and write their profiles there on exit;
+   * `nodeFlags` replaces {@link NODE_FLAGS} for its workers.
+   */
+  constructor({ cpuProfDir, nodeFlags = NODE_FLAGS } = {}) {
     this.#cpuProfDir = cpuProfDir;
+    this.#nodeFlags = nodeFlags;
   }
 
   /** `n` live workers (starting more as needed). */
@@ -270,7 +276,7 @@ export class WorkerPool {
     this.#workers = this.#workers.filter((w) => w.alive);
     const missing = n - this.#workers.length;
     if (missing > 0) {
-      const started = await Promise.allSettled(Array.from({ length: missing }, (_, i) => startWorker(`worker ${this.#workers.length + i}`, { cpuProfDir: this.#cpuProfDir })));
+      const started = await Promise.allSettled(Array.from({ length: missing }, (_, i) => startWorker(`worker ${this.#workers.length + i}`, { cpuProfDir: this.#cpuProfDir, nodeFlags: this.#nodeFlags })));
       for (const s of started) if (s.status === 'fulfilled') this.#workers.push(s.value);
       const failed = started.find((s) => s.status === 'rejected');
       if (failed) throw failed.reason;

@@ -56,22 +56,27 @@ const LAYOUTS = {
   ],
 };
 
-/** Starts a server and `count` workers, runs `fn`, and always tears everything down. */
-async function withRig(system, ctx, count, fn) {
-  const [server, workers] = await Promise.all([startServer(system, { cpuProfDir: ctx.cpuProfDir }), ctx.pool.take(count)]);
+/**
+ * Starts a server and `count` workers, runs `fn`, and always tears everything down. With
+ * `nodeFlags`, the server and the workers run with those V8 flags instead of the benchmark's
+ * (`[]`: Node's defaults; workers come from a pool of their own).
+ */
+async function withRig(system, ctx, count, fn, { nodeFlags } = {}) {
+  const pool = nodeFlags ? ctx.poolFor(nodeFlags) : ctx.pool;
+  const [server, workers] = await Promise.all([startServer(system, { cpuProfDir: ctx.cpuProfDir, nodeFlags }), pool.take(count)]);
   try {
     return await fn(server, workers);
   } finally {
     if (ctx.cpuProfDir) {
       // Profiling: clients leave first, then the server exits gracefully and writes its profile.
-      await ctx.pool.reset(workers);
+      await pool.reset(workers);
       const code = await server.stop();
       if (code !== 0) ctx.log(`  (server exited with ${code}; its CPU profile may be missing)`);
     } else {
       // Otherwise the server is killed first: clients then close at once instead of draining
       // megabytes still queued in socket buffers after a flood.
       await server.kill();
-      await ctx.pool.reset(workers);
+      await pool.reset(workers);
     }
   }
 }
@@ -179,9 +184,9 @@ async function flood(system, ctx, { size, layout: layoutName }) {
  * percentile (one stall of a few tens of milliseconds otherwise decides a round's p99) and the
  * worst round's p99.
  */
-async function latency(system, ctx, rate, n) {
+async function latency(system, ctx, rate, n, opts) {
   const runs = [];
-  for (let i = 0; i < n; i++) runs.push(await latencyRun(system, ctx, rate));
+  for (let i = 0; i < n; i++) runs.push(await latencyRun(system, ctx, rate, opts));
   return combineLatency(runs);
 }
 
@@ -205,44 +210,57 @@ function combineLatency(runs) {
   };
 }
 
-async function latencyRun(system, ctx, rate) {
+/**
+ * One latency round: 100 B messages stamped with the shared clock, sent at `rate` msg/s by one
+ * participant to the others of `layout` (`pair`: 1:1; `fanout`: 1→9, receivers three to a worker
+ * process); every delivery is one sample.
+ */
+async function latencyRun(system, ctx, rate, { layout: layoutName = 'pair', nodeFlags } = {}) {
   const d = ctx.durations;
-  return withRig(system, ctx, 2, async (server, workers) => {
-    await joinLayout(system, server, workers, LAYOUTS.pair);
-    // Warm-up is counted in messages as well as time: V8 compiles the data path after enough
-    // messages (not seconds) pass through it, and until then every process spends CPU on it.
-    const warmupMs = Math.max(d.latencyWarmupMs, (d.latencyWarmupMessages / rate) * 1000);
-    const fromNs = nowNs() + BigInt(Math.round(warmupMs * 1e6));
-    await workers[1].call('recvLatency', { fromNs: fromNs.toString() });
-    workers[0].role = 'send';
-    workers[1].role = 'recv';
-    const sending = workers[0].call('sendRate', { size: 100, rate, durationMs: warmupMs + d.latencyMs, receivers: 1, mode: 'reliable-message' }, warmupMs + d.latencyMs + 60_000);
-    // CPU is read over the measured part only.
-    await sleep(Math.max(0, Number(fromNs - nowNs()) / 1e6));
-    const [cpu0, client0, t0] = [await server.stats(), clientCpuMs(workers), nowNs()];
-    const sent = await sending;
-    const [cpu1, client1, t1] = [await server.stats(), clientCpuMs(workers), nowNs()];
-    const wallMs = Number(t1 - t0) / 1e6;
-    await sleep(300);
-    const lat = await workers[1].call('latencyResult');
-    await checkErrors(workers);
-    const end = await server.stats();
-    const ms = (us) => us / 1000;
-    return {
-      targetRate: Math.round(rate),
-      achievedRate: Math.round(sent.achievedRate),
-      p50Ms: ms(lat.p50),
-      p99Ms: ms(lat.p99),
-      p999Ms: ms(lat.p999),
-      maxMs: ms(lat.max),
-      samples: lat.count,
-      backpressureWaits: sent.backpressureWaits,
-      peakRssMB: end.peakRss / MiB,
-      // CPU while sending, % of one core: the server, and the three processes together (of 200 % here).
-      serverCpuPct: ((cpu1.cpuMs - cpu0.cpuMs) / wallMs) * 100,
-      totalCpuPct: ((cpu1.cpuMs - cpu0.cpuMs + client1.send - client0.send + client1.recv - client0.recv) / wallMs) * 100,
-    };
-  });
+  const layout = LAYOUTS[layoutName];
+  return withRig(
+    system,
+    ctx,
+    layout.length,
+    async (server, workers) => {
+      const total = await joinLayout(system, server, workers, layout);
+      // Warm-up is counted in messages as well as time: V8 compiles the data path after enough
+      // messages (not seconds) pass through it, and until then every process spends CPU on it.
+      const warmupMs = Math.max(d.latencyWarmupMs, (d.latencyWarmupMessages / rate) * 1000);
+      const fromNs = nowNs() + BigInt(Math.round(warmupMs * 1e6));
+      workers.forEach((w, i) => (w.role = layout[i].send ? 'send' : 'recv'));
+      const receivers = workers.filter((_, i) => layout[i].recv);
+      await Promise.all(receivers.map((w) => w.call('recvLatency', { fromNs: fromNs.toString() })));
+      const sender = workers[layout.findIndex((l) => l.send)];
+      const sending = sender.call('sendRate', { size: 100, rate, durationMs: warmupMs + d.latencyMs, receivers: total - 1, mode: 'reliable-message' }, warmupMs + d.latencyMs + 60_000);
+      // CPU is read over the measured part only.
+      await sleep(Math.max(0, Number(fromNs - nowNs()) / 1e6));
+      const [cpu0, client0, t0] = [await server.stats(), clientCpuMs(workers), nowNs()];
+      const sent = await sending;
+      const [cpu1, client1, t1] = [await server.stats(), clientCpuMs(workers), nowNs()];
+      const wallMs = Number(t1 - t0) / 1e6;
+      await sleep(300);
+      const lat = summarize((await Promise.all(receivers.map((w) => w.call('latencySamples')))).flat());
+      await checkErrors(workers);
+      const end = await server.stats();
+      const ms = (us) => us / 1000;
+      return {
+        targetRate: Math.round(rate),
+        achievedRate: Math.round(sent.achievedRate),
+        p50Ms: ms(lat.p50),
+        p99Ms: ms(lat.p99),
+        p999Ms: ms(lat.p999),
+        maxMs: ms(lat.max),
+        samples: lat.count,
+        backpressureWaits: sent.backpressureWaits,
+        peakRssMB: end.peakRss / MiB,
+        // CPU while sending, % of one core: the server, and all processes together (of 200 % here).
+        serverCpuPct: ((cpu1.cpuMs - cpu0.cpuMs) / wallMs) * 100,
+        totalCpuPct: ((cpu1.cpuMs - cpu0.cpuMs + client1.send - client0.send + client1.recv - client0.recv) / wallMs) * 100,
+      };
+    },
+    { nodeFlags },
+  );
 }
 
 /** Transfer of one bulk payload, 1:1, in 64 KiB chunks with backpressure. */
@@ -462,12 +480,12 @@ const LAT_METRICS = [
  * A latency scenario at the rate `rateOf(system, ctx)`: `rounds` runs interleaved across systems by
  * the orchestrator (`round` each, then `combine`); `run` does all rounds of one system.
  */
-function rounds(rateOf, runs = (ctx) => ctx.durations.latencyRuns) {
+function rounds(rateOf, runs = (ctx) => ctx.durations.latencyRuns, opts = {}) {
   return {
     rounds: runs,
-    round: async (s, c) => latencyRun(s, c, await rateOf(s, c)),
+    round: async (s, c) => latencyRun(s, c, await rateOf(s, c), opts),
     combine: combineLatency,
-    run: async (s, c) => latency(s, c, await rateOf(s, c), runs(c)),
+    run: async (s, c) => latency(s, c, await rateOf(s, c), runs(c), opts),
   };
 }
 
@@ -507,6 +525,14 @@ export function scenarios() {
     { id: 'fanout-1k', group: 'fanout', title: 'Fan-out 1→9 (10 in room), 1 KiB', metrics: withRoundRange(TP_METRICS), run: (s, c) => flood(s, c, { size: 1024, layout: 'fanout' }) },
     { id: 'mesh-1k', group: 'fanout', title: 'Mesh 10×9 (all 10 send), 1 KiB', metrics: withRoundRange(TP_METRICS), run: (s, c) => flood(s, c, { size: 1024, layout: 'mesh' }) },
     { id: 'lat-1000', group: 'latency', title: 'Latency 100 B @ 1,000 msg/s', metrics: LAT_METRICS, ...rounds(async () => 1000, (ctx) => ctx.durations.latencyRunsLowRate) },
+    {
+      // Issue 17: the light-load case a user meets first, every process with Node's default flags.
+      id: 'lat-fanout',
+      group: 'latency',
+      title: 'Latency 100 B @ 1,000 msg/s, fan-out 1→9, default Node flags',
+      metrics: LAT_METRICS,
+      ...rounds(async () => 1000, (ctx) => ctx.durations.latencyRunsLowRate, { layout: 'fanout', nodeFlags: [] }),
+    },
     {
       id: 'lat-50pct',
       group: 'latency',
