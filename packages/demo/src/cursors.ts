@@ -55,6 +55,16 @@ export class Cursors {
       this.#board,
     );
     const d = this.#disposer;
+    // The path of unreliable data changes when the WebRTC data channel opens or fails.
+    d.add(
+      client.on('transportChanged', () => {
+        const badge = this.element.querySelector<HTMLElement>('.badge')!;
+        const now = transportFor(client, tx.mode);
+        badge.textContent = `${tx.mode} · ${now.name}`;
+        badge.title = now.note;
+        badge.dataset.transport = now.name;
+      }),
+    );
     d.listen(this.#board, 'pointermove', (e) => this.#moveTo(e.clientX, e.clientY));
     d.listen(this.#board, 'pointerdown', (e) => this.#moveTo(e.clientX, e.clientY));
     d.listen(this.#board, 'pointerleave', () => this.#queue({ ...this.#position, hidden: true }));

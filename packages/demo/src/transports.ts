@@ -1,7 +1,6 @@
 /**
- * Which transport carries each delivery mode. Today every mode rides the client's one WebSocket;
- * when the SDK can carry `unreliable` sessions over a WebRTC data channel, {@link transportFor}
- * is the one place that learns to say so.
+ * Which transport carries each delivery mode: every mode rides the client's WebSocket, except
+ * `unreliable` while the SDK has a WebRTC data channel open (`client.transport`, docs/webrtc.md).
  */
 import type { Client, DataMode } from '@backchannel/client';
 
@@ -12,12 +11,13 @@ export interface TransportLabel {
   note: string;
 }
 
-/** The transport the demo's `client` uses for `mode`. */
-export function transportFor(_client: Client, mode: DataMode): TransportLabel {
+/** The transport the demo's `client` uses for `mode` now (it changes: see `client.on('transportChanged')`). */
+export function transportFor(client: Client, mode: DataMode): TransportLabel {
   const name = location.protocol === 'https:' ? 'WebSocket (TLS)' : 'WebSocket';
   switch (mode) {
     case 'unreliable':
-      return { name, note: 'TCP: ordered; under congestion the oldest positions are dropped, never retransmitted' };
+      if (client.transport.unreliable === 'webrtc') return { name: 'WebRTC', note: 'datagrams: unordered, never retransmitted; a lost position is simply replaced by the next' };
+      return { name, note: `TCP: ordered; under congestion the oldest positions are dropped, never retransmitted${client.transport.reason ? ` (WebRTC: ${client.transport.reason.message})` : ''}` };
     case 'reliable-bytes':
       return { name, note: 'ordered and lossless byte stream' };
     default:
