@@ -16,6 +16,7 @@ import { checkTargets, comparisonMarkdown, fmt, keptAttacks, keptSection, keptVa
 import { ALL_SYSTEMS, DURATIONS, SYSTEMS, SYSTEM_LABELS, combineRounds, scenarios } from './lib/scenarios.mjs';
 import { benchTls } from './lib/tls.mjs';
 import { builtAt as builtAtIn, nowNs } from './lib/util.mjs';
+import { keptWebRtc } from './lib/webrtc-section.mjs';
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -87,7 +88,7 @@ if (args.render) {
 /**
  * Writes bench/RESULTS.md from `run`: a run with the baseline build replaces only the before/after
  * section; any other run rewrites the rest and keeps that section, the variants section and the
- * hostile-clients section (bench/attacks.mjs) as they are.
+ * hostile-clients section (bench/attacks.mjs) and the WebRTC section (bench/webrtc.mjs) as they are.
  */
 function refreshResultsMd(run) {
   const file = join(BENCH_DIR, 'RESULTS.md');
@@ -95,7 +96,7 @@ function refreshResultsMd(run) {
   if (run.meta.variants) writeFileSync(file, withVariants(old, variantsMarkdown(run)));
   else if (run.meta.baseline) writeFileSync(file, withSection(old, comparisonMarkdown(run)));
   else {
-    const kept = [keptSection(old), keptVariants(old), keptAttacks(old)].filter(Boolean).join('\n\n');
+    const kept = [keptSection(old), keptVariants(old), keptAttacks(old), keptWebRtc(old)].filter(Boolean).join('\n\n');
     writeFileSync(file, kept ? `${resultsMarkdown(run).trimEnd()}\n\n${kept}\n` : resultsMarkdown(run));
   }
   console.log(`Refreshed ${file}${run.meta.variants ? ' (metrics and TLS section)' : run.meta.baseline ? ' (before/after section)' : ''}`);
