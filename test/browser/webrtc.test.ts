@@ -3,7 +3,8 @@
  * native RTCPeerConnection to reach a real server process, and exchanges `unreliable` data with a
  * Node client in the same room. The path is asserted (the browser's `client.transport` and
  * datagram counters, the server's metrics), in a room that mixes WebRTC and WebSocket-only
- * participants, and the browser falls back to the WebSocket when the server has WebRTC off.
+ * participants; the browser stays on (or falls back to) the WebSocket when it has WebRTC off, when
+ * the server has, and when UDP to the server is blocked (nftables).
  * On loopback, Chromium needs two flags to use host candidates at all.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,7 @@ import type * as BackchannelSdk from '@backchannel/client';
 import { deferred } from '../helpers/events.js';
 import { scrape } from '../helpers/metrics.js';
 import { openSdkPage, type SdkPage } from '../helpers/browser.js';
+import { blockUdpPorts, nftUnavailable } from '../helpers/netns.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
 
 const WEBRTC_ARGS = ['--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'];
@@ -91,6 +93,7 @@ const pageClose = () => sdk.page.evaluate(() => window.rtcTest?.client.close());
 async function nodePeer(s: ServerProcess, user: string, room: string, webrtc: boolean) {
   const c = await Client.connect(s.url, await s.token(user), { webrtc });
   clients.push(c);
+  if (c.transport.webrtc === 'connecting') await new Promise<void>((resolve) => c.on('transportChanged', (i) => i.webrtc !== 'connecting' && resolve()));
   const conf = await c.joinConference(room);
   let received = 0;
   const got = deferred();
@@ -146,6 +149,46 @@ describe('WebRTC datagram path (Chromium)', () => {
     expect(m.value('backchannel_webrtc_datagrams_out_total')).toBeGreaterThanOrEqual(60);
     await pageClose();
     expect(sdk.errors).toEqual([]);
+  });
+
+  it('stays on the WebSocket when the browser has WebRTC off, beside a Node client on WebRTC', async () => {
+    const s = await startServerProcess();
+    servers.push(s);
+    const joined = await pageJoin(s, 'chrome-nowebrtc', 'chrome-nowebrtc', false);
+    expect(joined.transport).toMatchObject({ unreliable: 'websocket', webrtc: 'off', reason: { code: 'webrtc-unavailable' } });
+    const node = await nodePeer(s, 'node-rtc', 'chrome-nowebrtc', true);
+    await pageSend(20, 100);
+    expect(await node.expect(20)).toBe(20);
+    await node.send(20, 100);
+    await until(async () => (await pageState()).received >= 20);
+    const st = await pageState();
+    expect(st.received).toBe(20);
+    expect(st.stats.datagramsOut + st.stats.datagramsIn).toBe(0);
+    expect(node.client.transportStats.datagramsOut).toBeGreaterThanOrEqual(20);
+    await pageClose();
+  });
+
+  it('falls back to the WebSocket within the negotiation time when UDP to the server is blocked', async (ctx) => {
+    if (nftUnavailable()) {
+      ctx.skip();
+      return;
+    }
+    const min = 43_000 + (process.pid % 400) * 20;
+    const unblock = blockUdpPorts(min, min + 19);
+    try {
+      const s = await startServerProcess({ webrtcPortMin: min, webrtcPortMax: min + 19, webrtcNegotiationTimeoutMs: 1_500 });
+      servers.push(s);
+      const started = Date.now();
+      const joined = await pageJoin(s, 'chrome-blocked', 'chrome-blocked', true);
+      expect(joined.transport).toMatchObject({ unreliable: 'websocket', webrtc: 'failed', reason: { code: 'webrtc-failed' } });
+      expect(Date.now() - started).toBeLessThan(5_000);
+      const node = await nodePeer(s, 'node-blocked', 'chrome-blocked', false);
+      await pageSend(20, 100);
+      expect(await node.expect(20)).toBe(20);
+      await pageClose();
+    } finally {
+      unblock();
+    }
   });
 
   it('falls back to the WebSocket when the server has WebRTC off, and says why', async () => {
