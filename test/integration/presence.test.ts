@@ -111,6 +111,9 @@ describe('presence', () => {
       seen.push(...page.participants.map((p) => p.id));
     }
     expect(seen).toEqual(members.map((m) => m.participantId));
+    // Those listed on a page can be addressed: an RPC to one of them.
+    confs[1]!.registerRpcMethod('hi', (inv) => `hi ${inv.caller}`);
+    expect(await confQ.performRpc({ destination: members[1]!.participantId, method: 'hi' })).toBe(`hi ${quiet.participantId}`);
     // A leave in the middle of paging: the next page still starts after the cursor.
     const first = await confQ.fetchParticipants({ limit: 2 });
     await confs[2]!.leave();

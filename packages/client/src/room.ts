@@ -225,7 +225,10 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
     const msg: Record<string, unknown> & { t: string } = { t: 'room.participants', room: this.roomNum };
     if (after !== undefined) msg.after = after;
     if (limit !== undefined) msg.limit = limit;
-    return this.core.link.request<ParticipantsPage>(msg);
+    const page = await this.core.link.request<ParticipantsPage>(msg);
+    // Those listed can be addressed (RPC, streams, addressed sessions) even without presence.
+    for (const p of page.participants) this.#mapSid(p.sid, p.id);
+    return page;
   }
 
   /** @internal Applies a room snapshot (on join / call connect). */

@@ -32,9 +32,9 @@ export interface ServerConfig {
   /** Max participants in one room (hidden ones included). Default 1 000. */
   maxParticipantsPerRoom: number;
   /**
-   * Presence events one room may send per second, over all its members that follow presence.
-   * A room's changes leave in one batch per turn while that stays within this budget; a larger
-   * room batches over a longer window (members ÷ this, at most 1 s). Default 5 000.
+   * Presence frames one room may send per second, over all its members that follow presence:
+   * after a batch the room waits members ÷ this (at most 1 s; not at all under 10 ms) and the
+   * changes made meanwhile leave together. Default 5 000.
    */
   presenceEventsPerSecond: number;
   /** Max size of a participant's metadata, as JSON, bytes. Default 4 096. */

@@ -38,6 +38,9 @@ export function requireGrant(allowed: boolean, what: string): void {
 /** Requests that start something new, and so need an unexpired token. */
 const EXPIRING: ReadonlySet<string> = new Set(['call.make', 'call.accept', 'conf.join', 'room.metadata', 'ds.open', 'ds.dest']);
 
+/** A room whose presence window would be shorter than this sends every change at once. */
+export const PRESENCE_BATCH_MIN_MS = 10;
+
 const LEAVE_MESSAGES: Readonly<Record<string, string>> = {
   [LeaveReason.ServerShutdown]: 'the server is shutting down',
   [LeaveReason.Left]: 'closed the connection',
@@ -354,34 +357,22 @@ export class Hub {
     return {};
   }
 
-  /** Rooms with presence changes to send at the end of this turn. */
-  readonly #presenceRooms = new Set<Room>();
-  #presenceScheduled = false;
-
   /**
-   * A room has presence changes to send: they leave at the end of this turn, or, for a room whose
-   * batches would exceed `presenceEventsPerSecond`, once its window since the last batch has passed.
+   * A room has presence changes to send. They leave at once if the room's budget allows: a room
+   * sends at most `presenceEventsPerSecond` presence frames a second over its members that follow
+   * presence, so it waits `members ÷ presenceEventsPerSecond` (at most 1 s) after each batch, and
+   * the changes made meanwhile leave together when the wait ends. A room whose wait would be
+   * under {@link PRESENCE_BATCH_MIN_MS} never waits: its joins are announced before the joiner's
+   * reply, one event each.
    */
   readonly #presencePending = (room: Room): void => {
     const windowMs = Math.min(1000, (room.watchers.size * 1000) / this.config.presenceEventsPerSecond);
     const wait = room.lastPresenceFlush + windowMs - performance.now();
-    if (windowMs >= 1 && wait >= 1) {
-      room.presenceTimer ??= setTimeout(() => {
-        room.presenceTimer = undefined;
-        room.flushPresence();
-      }, wait);
-      return;
-    }
-    this.#presenceRooms.add(room);
-    if (this.#presenceScheduled) return;
-    this.#presenceScheduled = true;
-    setImmediate(this.#flushPresence);
-  };
-
-  readonly #flushPresence = (): void => {
-    this.#presenceScheduled = false;
-    for (const room of this.#presenceRooms) room.flushPresence();
-    this.#presenceRooms.clear();
+    if (windowMs < PRESENCE_BATCH_MIN_MS || wait <= 0) return room.flushPresence();
+    room.presenceTimer ??= setTimeout(() => {
+      room.presenceTimer = undefined;
+      room.flushPresence();
+    }, wait);
   };
 
   /** Deletes a room whose members have all been removed. */

@@ -2,10 +2,11 @@
  * A room: the set of participants that share calls' or conferences' events and data sessions.
  * A 1:1 call is a room of two (`kind: 'call'`); a conference is a room of many.
  *
- * Presence (who is in the room) is told in batches: every change to the member list made during
- * one event-loop turn leaves in one `room.presence` event, encoded once and sent to every member
- * that follows presence. Changes are numbered per room, so a member's snapshot (its join reply)
- * and the batches it then receives never overlap. See {@link Room.flushPresence}.
+ * Presence (who is in the room) is told in batches: a change leaves at once when the room's
+ * presence budget allows it, and the changes made while the room waits for its budget leave
+ * together, in one `room.presence` event encoded once and sent to every member that follows
+ * presence. Changes are numbered per room, so a member's snapshot (its join reply) and the batches
+ * it then receives never overlap. See {@link Room.flushPresence}.
  */
 import {
   encodeControlFrame,
@@ -75,7 +76,7 @@ export class Room {
     readonly kind: 'conference' | 'call',
     /** Conference name, or call id. */
     readonly name: string,
-    /** Called when the room first has unsent presence changes (the hub flushes them this turn). */
+    /** Called when the room first has unsent presence changes (the hub sends them, now or after its window). */
     private readonly onPresencePending: (room: Room) => void = () => undefined,
   ) {}
 
@@ -179,9 +180,9 @@ export class Room {
 
   /**
    * Sends the changes made since the last flush to every member that follows presence, as one
-   * `room.presence` event encoded once for the room. Runs at the end of the turn in which the
-   * first change was made, and before anything that could reveal a participant not yet announced
-   * (a data session it opens).
+   * `room.presence` event encoded once for the room. Runs when the room's budget allows (see the
+   * hub), and before anything that could reveal a participant not yet announced (a data session it
+   * opens).
    */
   flushPresence(): void {
     const changes = this.#pending;
@@ -217,10 +218,11 @@ export class Room {
         return;
       }
     }
-    if (this.#pending.length === 0) this.onPresencePending(this);
+    const first = this.#pending.length === 0;
     this.#pendingAt.set(participantId, this.#pending.length);
     this.#pending.push(change);
     this.presenceSeq++;
+    if (first) this.onPresencePending(this);
   }
 
   /** Index in `#order` of join-order number `n`, or -1. */
