@@ -133,6 +133,30 @@ describe('ReplayBuffer', () => {
     }
   });
 
+  it('keeps order when its ring wraps round and when it grows while wrapped', () => {
+    const buf = new ReplayBuffer<{ n: number }>();
+    const frames = Array.from({ length: 1000 }, (_, i) => ({ n: i + 1 }));
+    let sent = 0;
+    let acked = 0;
+    // 10 in, 8 acknowledged: the next pushes wrap round a 16-slot ring, then it grows (wrapped).
+    for (let i = 0; i < 10; i++) buf.push(frames[sent++]!, 1);
+    expect(buf.ack((acked = 8))).toBe(true);
+    for (let i = 0; i < 30; i++) buf.push(frames[sent++]!, 1);
+    expect(buf.after(acked)!.map((f) => f.n)).toEqual(Array.from({ length: sent - acked }, (_, i) => acked + i + 1));
+    // Interleaved pushes and acknowledgements in uneven steps across several growths.
+    for (let round = 0; round < 60; round++) {
+      for (let i = 0; i < 13 && sent < frames.length; i++) buf.push(frames[sent++]!, 1);
+      acked = Math.min(sent, acked + 7 + (round % 5));
+      buf.ack(acked);
+      expect(buf.length).toBe(sent - acked);
+      expect(buf.bytes).toBe(sent - acked);
+      expect(buf.after(acked)!.map((f) => f.n)).toEqual(Array.from({ length: sent - acked }, (_, i) => acked + i + 1));
+    }
+    buf.ack((acked = sent));
+    expect(buf.length).toBe(0);
+    expect(buf.after(acked)).toEqual([]);
+  });
+
   it('for any pushes and (possibly stale or impossible) acknowledgements, after(count) is exactly the frames after count, in order', () => {
     fc.assert(
       fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => {

@@ -20,9 +20,15 @@ export interface QueueItem {
   droppable: boolean;
 }
 
+/**
+ * One session's FIFO: a ring that doubles when full and is never copied to trim it, so a queue
+ * that stays busy allocates nothing per item (trimming by slicing made old-generation garbage at
+ * the rate data flowed; issue 17).
+ */
 class SessionQueue<T extends QueueItem> {
-  items: T[] = [];
-  head = 0;
+  #items: (T | undefined)[] = new Array<T | undefined>(8);
+  #head = 0;
+  #count = 0;
   bytes = 0;
   /** Items taken out so far (progress). */
   taken = 0;
@@ -31,27 +37,34 @@ class SessionQueue<T extends QueueItem> {
     public priority: PriorityClass,
   ) {}
   get length(): number {
-    return this.items.length - this.head;
+    return this.#count;
+  }
+  /** The oldest item, left in place. */
+  peek(): T | undefined {
+    return this.#count === 0 ? undefined : this.#items[this.#head];
   }
   push(item: T): void {
-    this.items.push(item);
+    if (this.#count === this.#items.length) this.#grow();
+    this.#items[(this.#head + this.#count) & (this.#items.length - 1)] = item;
+    this.#count++;
     this.bytes += item.size;
   }
   shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head]!;
-    this.items[this.head++] = undefined as unknown as T;
+    if (this.#count === 0) return undefined;
+    const item = this.#items[this.#head]!;
+    this.#items[this.#head] = undefined;
+    this.#head = (this.#head + 1) & (this.#items.length - 1);
+    this.#count--;
     this.taken++;
-    // Compact occasionally so the backing array does not grow without bound.
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    } else if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    }
     this.bytes -= item.size;
     return item;
+  }
+  #grow(): void {
+    const cap = this.#items.length;
+    const items = new Array<T | undefined>(cap * 2);
+    for (let i = 0; i < this.#count; i++) items[i] = this.#items[(this.#head + i) & (cap - 1)];
+    this.#items = items;
+    this.#head = 0;
   }
 }
 
@@ -194,7 +207,7 @@ export class FairQueue<T extends QueueItem> {
   #dropOldest(q: SessionQueue<T>, cap: number): T[] {
     const dropped: T[] = [];
     // Fast path: the oldest items are droppable (the usual case for an unreliable session).
-    while (q.bytes > cap && q.length > 0 && q.items[q.head]!.droppable) dropped.push(q.shift()!);
+    while (q.bytes > cap && q.length > 0 && q.peek()!.droppable) dropped.push(q.shift()!);
     if (q.bytes > cap) {
       // Slow path: a non-droppable marker sits at the head; keep it and drop behind it.
       let excess = q.bytes - cap;

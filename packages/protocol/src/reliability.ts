@@ -9,11 +9,27 @@
  * Counts travel as u32 and wrap; the arithmetic here is modular.
  */
 
-/** Frames kept by the sender until the receiver acknowledges them. Holds references, never copies. */
+/** Slots of a new or emptied {@link ReplayBuffer} (a power of two). */
+const INITIAL_SLOTS = 16;
+/** An emptied ring with more slots than this goes back to {@link INITIAL_SLOTS}. */
+const KEPT_SLOTS = 256;
+
+/**
+ * Frames kept by the sender until the receiver acknowledges them. Holds references, never copies.
+ *
+ * The frames sit in a ring that doubles when full and is never copied to trim it: under a steady
+ * flow it settles at the size of the send window and allocates nothing more, where trimming by
+ * slicing made a new array (of the large-object space, when the window holds tens of thousands of
+ * small frames) every few windows — old-generation garbage at the rate data flows (issue 17, server
+ * RSS under a 100 B flood). Emptied, it goes back to a small ring, so an idle session holds little.
+ */
 export class ReplayBuffer<T> {
-  #items: (T | undefined)[] = [];
-  #sizes: number[] = [];
+  #items: (T | undefined)[] = new Array<T | undefined>(INITIAL_SLOTS);
+  #sizes = new Float64Array(INITIAL_SLOTS);
+  /** Slot of the oldest frame kept. */
   #head = 0;
+  /** Frames kept. */
+  #count = 0;
   /** Frames numbered so far (the number of the last one; u32 on the wire). */
   #sent = 0;
   #bytes = 0;
@@ -30,7 +46,7 @@ export class ReplayBuffer<T> {
 
   /** Frames kept (unacknowledged). */
   get length(): number {
-    return this.#items.length - this.#head;
+    return this.#count;
   }
 
   /** Bytes of the frames kept, as given to `push`. */
@@ -40,8 +56,11 @@ export class ReplayBuffer<T> {
 
   /** Numbers `item` (its size in bytes is `size`) and keeps it until acknowledged; returns its number. */
   push(item: T, size: number): number {
-    this.#items.push(item);
-    this.#sizes.push(size);
+    if (this.#count === this.#items.length) this.#grow();
+    const slot = (this.#head + this.#count) & (this.#items.length - 1);
+    this.#items[slot] = item;
+    this.#sizes[slot] = size;
+    this.#count++;
     this.#bytes += size;
     this.#sent++;
     return this.#sent >>> 0;
@@ -55,12 +74,16 @@ export class ReplayBuffer<T> {
     const n = (count - this.acked) >>> 0;
     if (n === 0) return true;
     if (n > this.length) return (this.acked - count) >>> 0 <= 0x7fff_ffff; // stale (older) acks are harmless
+    const mask = this.#items.length - 1;
+    let head = this.#head;
     for (let i = 0; i < n; i++) {
-      this.#bytes -= this.#sizes[this.#head]!;
-      this.#items[this.#head] = undefined;
-      this.#head++;
+      this.#bytes -= this.#sizes[head]!;
+      this.#items[head] = undefined;
+      head = (head + 1) & mask;
     }
-    this.#compact();
+    this.#head = head;
+    this.#count -= n;
+    if (this.#count === 0) this.#reset();
     return true;
   }
 
@@ -73,27 +96,41 @@ export class ReplayBuffer<T> {
     const n = (count - this.acked) >>> 0;
     if (n > this.length) return undefined;
     this.ack(count);
-    return this.#items.slice(this.#head) as T[];
+    const out = new Array<T>(this.#count);
+    const mask = this.#items.length - 1;
+    for (let i = 0; i < this.#count; i++) out[i] = this.#items[(this.#head + i) & mask]!;
+    return out;
   }
 
   /** Forgets every frame (a session that starts over). */
   clear(): void {
-    this.#items = [];
-    this.#sizes = [];
-    this.#head = 0;
+    this.#count = 0;
     this.#bytes = 0;
+    this.#reset();
   }
 
-  #compact(): void {
-    if (this.#head === this.#items.length) {
-      this.#items.length = 0;
-      this.#sizes.length = 0;
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#sizes = this.#sizes.slice(this.#head);
-      this.#head = 0;
+  /** Empty: back to a small ring (a large one is kept only while it is in use). */
+  #reset(): void {
+    this.#head = 0;
+    if (this.#items.length > KEPT_SLOTS) {
+      this.#items = new Array<T | undefined>(INITIAL_SLOTS);
+      this.#sizes = new Float64Array(INITIAL_SLOTS);
+    } else this.#items.fill(undefined);
+  }
+
+  /** Full: twice the slots, the frames moved to the start in order. */
+  #grow(): void {
+    const cap = this.#items.length;
+    const items = new Array<T | undefined>(cap * 2);
+    const sizes = new Float64Array(cap * 2);
+    for (let i = 0; i < this.#count; i++) {
+      const slot = (this.#head + i) & (cap - 1);
+      items[i] = this.#items[slot];
+      sizes[i] = this.#sizes[slot]!;
     }
+    this.#items = items;
+    this.#sizes = sizes;
+    this.#head = 0;
   }
 }
 
