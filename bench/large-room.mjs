@@ -24,6 +24,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { LARGE_ROOM_END, LARGE_ROOM_START, withSection } from './lib/kept-sections.mjs';
 import { summarize } from './lib/util.mjs';
 
 const HERE = import.meta.dirname;
@@ -280,13 +281,8 @@ function report(results, { n, W, observers, broadcasts }) {
 
 function writeSection(section) {
   const file = join(HERE, 'RESULTS.md');
-  const begin = '<!-- large-room:begin -->';
-  const end = '<!-- large-room:end -->';
-  let text = readFileSync(file, 'utf8');
-  const block = `${begin}\n${section}\n\n_${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${process.version}_\n${end}`;
-  if (text.includes(begin)) text = text.slice(0, text.indexOf(begin)) + block + text.slice(text.indexOf(end) + end.length);
-  else text = `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(file, text);
+  const body = `${section}\n\n_${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, Node ${process.version}_`;
+  writeFileSync(file, withSection(readFileSync(file, 'utf8'), LARGE_ROOM_START, LARGE_ROOM_END, body));
 }
 
 // ──────────────────────────────────────────── worker ────────────────────────────────────────────
