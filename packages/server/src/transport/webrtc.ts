@@ -273,14 +273,20 @@ export class WebRtcGateway {
     this.close(session);
     const { config } = this;
     const bindAddress = config.host === '0.0.0.0' || config.host === '::' ? undefined : config.host;
-    const pc = new this.#ndc.PeerConnection(`bc-${++this.#next}`, {
-      iceServers: [],
-      mtu: MTU,
-      maxMessageSize: 64 * 1024,
-      enableIceTcp: false,
-      ...(bindAddress ? { bindAddress } : {}),
-      ...(config.webrtcPortMin > 0 ? { portRangeBegin: config.webrtcPortMin, portRangeEnd: config.webrtcPortMax } : {}),
-    });
+    let pc: PeerConnection;
+    try {
+      pc = new this.#ndc.PeerConnection(`bc-${++this.#next}`, {
+        iceServers: [],
+        mtu: MTU,
+        maxMessageSize: 64 * 1024,
+        enableIceTcp: false,
+        ...(bindAddress ? { bindAddress } : {}),
+        ...(config.webrtcPortMin > 0 ? { portRangeBegin: config.webrtcPortMin, portRangeEnd: config.webrtcPortMax } : {}),
+      });
+    } catch (error) {
+      this.counters.failed++;
+      throw new BackchannelError(ErrorCode.WebRtcFailed, `no peer connection could be made: ${(error as Error)?.message ?? String(error)}`);
+    }
     const peer = new RtcPeer(this, session, pc);
     this.#peers.set(session, peer);
     this.counters.offers++;
