@@ -266,8 +266,6 @@ export type ServerEvent =
   | { t: 'ds.dropped'; room: number; streamId: number; from: string; count: number }
   | { t: 'rtc.candidate'; candidate: string; mid: string }
   | { t: 'rtc.closed'; reason: Reason }
-  | { t: 'rtc.candidate'; candidate: string; mid: string }
-  | { t: 'rtc.closed'; reason: Reason }
   | { t: 'error'; error: Reason }
   | { t: 'goodbye'; reason: Reason };
 
