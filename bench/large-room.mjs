@@ -99,11 +99,11 @@ async function runSystem(system, { n, W, observers, broadcasts }) {
       await waitIdle(server.pid);
       const cpu = cpuMs(server.pid) - cpu0;
       for (const r of replies) ids.push(...r.ids);
-      phases.push({ members: bound, joins: bound - joined, joinsPerSec: (bound - joined) / secs, serverCpuMsPerJoin: cpu / (bound - joined), p50JoinMs: median(replies.map((r) => r.p50)) });
+      phases.push({ members: bound, joins: bound - joined, secs, joinsPerSec: (bound - joined) / secs, serverCpuMsPerJoin: cpu / (bound - joined), p50JoinMs: median(replies.map((r) => r.p50)) });
       joined = bound;
     }
     const rss = await settledRss(server.pid);
-    const out = { phases, rssPerParticipantKB: (rss - empty) / n / 1000, serverRssMB: rss / 2 ** 20 };
+    const out = { phases, joinsPerSec: n / phases.reduce((t, p) => t + p.secs, 0), rssPerParticipantKB: (rss - empty) / n / 1000, serverRssMB: rss / 2 ** 20 };
     if (system === 'backchannel') {
       const sizes = (await Promise.all(workers.map((w) => w.call({ cmd: 'lists' })))).flatMap((r) => r.sizes);
       out.observerLists = { observers: sizes.length, exact: sizes.every((s) => s === n - 1), sizes: [...new Set(sizes)] };
@@ -267,6 +267,7 @@ function report(results, { n, W, observers, broadcasts }) {
   for (const [i, p] of phases.entries()) {
     row(`joins/s, members ${i === 0 ? 0 : phases[i - 1].members.toLocaleString('en-US')}→${p.members.toLocaleString('en-US')}`, (r) => f(r.phases[i].joinsPerSec, 0));
   }
+  row(`joins/s, the whole fill (0→${n.toLocaleString('en-US')})`, (r) => f(r.joinsPerSec, 0));
   for (const [i, p] of phases.entries()) row(`server CPU per join, ms, up to ${p.members.toLocaleString('en-US')}`, (r) => f(r.phases[i].serverCpuMsPerJoin, 3));
   for (const [i, p] of phases.entries()) row(`connect → joined p50, ms, up to ${p.members.toLocaleString('en-US')}`, (r) => f(r.phases[i].p50JoinMs, 2));
   row('server RSS per idle participant, KB', (r) => f(r.rssPerParticipantKB, 1));
@@ -275,7 +276,7 @@ function report(results, { n, W, observers, broadcasts }) {
   row('broadcast: p50 / p99 over receivers, ms', (r) => `${f(r.broadcast.p50Ms, 1)} / ${f(r.broadcast.p99Ms, 1)}`);
   row('broadcast: worst last receiver, ms', (r) => f(r.broadcast.worstLastMs, 1));
   if (bc?.observerLists) lines.push('', `Presence check: ${bc.observerLists.observers} observers, member lists ${bc.observerLists.exact ? `exact (${(n - 1).toLocaleString('en-US')} others each)` : `NOT exact: sizes ${bc.observerLists.sizes.join(', ')}`}.`);
-  if (ws) lines.push('', `Ratios (Backchannel ÷ relay): join rate ${f(bc.phases.at(-1).joinsPerSec / ws.phases.at(-1).joinsPerSec, 2)}×, RSS per participant ${f(bc.rssPerParticipantKB / ws.rssPerParticipantKB, 2)}×, broadcast last receiver ${f(bc.broadcast.lastMs / ws.broadcast.lastMs, 2)}×.`);
+  if (ws) lines.push('', `Ratios (Backchannel ÷ relay): join rate ${f(bc.joinsPerSec / ws.joinsPerSec, 2)}×, RSS per participant ${f(bc.rssPerParticipantKB / ws.rssPerParticipantKB, 2)}×, broadcast last receiver ${f(bc.broadcast.lastMs / ws.broadcast.lastMs, 2)}×.`);
   return lines.join('\n');
 }
 
