@@ -13,8 +13,11 @@ const servers: ServerProcess[] = [];
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
 });
+// Flow control of the WebSocket path, so the server offers no WebRTC: a client's negotiation (its
+// DTLS handshake) would only compete for the CPU with the timing these tests measure, and
+// unreliable data would pass beside a paused socket over datagrams (webrtc.test.ts covers those).
 async function server(config: Record<string, unknown>) {
-  const s = await startServerProcess({ maxDataBitrateKbps: 0, socketHighWaterBytes: 16 * 1024, backlogReportMs: 20, ...config });
+  const s = await startServerProcess({ maxDataBitrateKbps: 0, socketHighWaterBytes: 16 * 1024, backlogReportMs: 20, webrtc: false, ...config });
   servers.push(s);
   return s;
 }
@@ -133,9 +136,7 @@ describe('slow receivers', () => {
 
 describe('unreliable', () => {
   it('drops the oldest data under congestion, counts it on both sides, and never blocks reliable data', async () => {
-    // Congestion of the WebSocket: a paused socket is what a congested one looks like to the server.
-    // (Over the WebRTC datagram path unreliable data would pass beside the paused socket; see webrtc.test.ts.)
-    const s = await server({ unreliableQueueMaxBytes: 64 * KiB, slowReceiverTimeoutMs: 0, receiverQueueMaxBytes: 256 * MiB, webrtc: false });
+    const s = await server({ unreliableQueueMaxBytes: 64 * KiB, slowReceiverTimeoutMs: 0, receiverQueueMaxBytes: 256 * MiB });
     const a = await Client.connect(s.url, await s.token('ur-a'));
     const b = await connectPausable(s, 'ur-b');
     const ra = await a.joinConference('unrel');
