@@ -243,7 +243,8 @@ describe('WebRTC datagram path (Node client)', () => {
       ctx.skip();
       return;
     }
-    const min = 41_000 + (process.pid % 400) * 20;
+    // Below the ephemeral range (32768–60999 on Linux), so no other server's port falls in the blocked range.
+    const min = 20_000 + (process.pid % 400) * 20;
     const unblock = blockUdpPorts(min, min + 19);
     try {
       const s = await server({ webrtcPortMin: min, webrtcPortMax: min + 19, webrtcNegotiationTimeoutMs: 1_500 });
