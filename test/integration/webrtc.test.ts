@@ -144,6 +144,9 @@ describe('WebRTC datagram path (Node client)', () => {
     expect(await ask(13, { t: 'rtc.offer', sdp: garbled })).toMatchObject({ t: 'err', error: { code: expect.stringMatching(/^webrtc-(bad-sdp|failed)$/) } });
     expect(await ask(14, { t: 'rtc.offer', sdp: 42 })).toMatchObject({ error: { code: ErrorCode.BadMessage } });
     expect(await ask(15, { t: 'rtc.candidate', candidate: 'candidate:x', mid: '0' })).toMatchObject({ error: { code: expect.stringMatching(/^webrtc-bad-candidate$/) } });
+    // Each offer may make a peer connection: at most 10 a minute per client (3 were made above).
+    for (let id = 16; id < 23; id++) expect(await ask(id, { t: 'rtc.offer', sdp: 'hello' })).toMatchObject({ error: { code: ErrorCode.WebRtcBadSdp } });
+    expect(await ask(23, { t: 'rtc.offer', sdp: 'hello' })).toMatchObject({ error: { code: ErrorCode.RateLimited } });
     raw.ws.close();
     // The others' paths are untouched and carry data.
     expect(good.transport.webrtc).toBe('open');

@@ -40,6 +40,8 @@ const MTU = 1_280;
 const SEND_BUFFER_DROP_BYTES = 256 * 1024;
 /** Longest wait for the server's own candidates before the answer is sent without the rest, ms. */
 const GATHER_WAIT_MS = 1_000;
+/** Offers one client may make per minute: each makes a peer connection (threads, a UDP port). */
+export const MAX_OFFERS_PER_MINUTE = 10;
 
 let loaded: { ndc: Ndc | undefined; error: string } | undefined;
 
@@ -219,6 +221,8 @@ export class WebRtcGateway {
   readonly #log: Logger;
   readonly #ndc: Ndc;
   readonly #peers = new Map<Session, RtcPeer>();
+  /** Offers per session in the current minute. */
+  readonly #offerCounts = new WeakMap<Session, { n: number; since: number }>();
   readonly counters: WebRtcCounters = { offers: 0, opened: 0, failed: 0, refused: 0, datagramsIn: 0, datagramsOut: 0, datagramsDropped: 0, messagesIncomplete: 0, negotiationMs: [] };
   #next = 0;
 
@@ -261,9 +265,16 @@ export class WebRtcGateway {
   /**
    * Answers a client's offer: a new peer connection (replacing any earlier one of the session),
    * with the answer sent once the server's candidates are in it (or after {@link GATHER_WAIT_MS}).
-   * Throws `webrtc-bad-sdp` for an offer it cannot use.
+   * Throws `webrtc-bad-sdp` for an offer it cannot use, `rate-limited` beyond
+   * {@link MAX_OFFERS_PER_MINUTE} offers of one client within a minute.
    */
   async offer(session: Session, sdp: string): Promise<{ sdp: string }> {
+    const now = Date.now();
+    let count = this.#offerCounts.get(session);
+    if (!count || now - count.since >= 60_000) this.#offerCounts.set(session, (count = { n: 0, since: now }));
+    if (++count.n > MAX_OFFERS_PER_MINUTE) {
+      throw new BackchannelError(ErrorCode.RateLimited, `more than ${MAX_OFFERS_PER_MINUTE} WebRTC offers within a minute`);
+    }
     try {
       checkOffer(sdp);
     } catch (error) {
