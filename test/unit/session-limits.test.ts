@@ -150,6 +150,50 @@ describe('session layer: ends of a session', () => {
   });
 });
 
+describe('session layer: write batching', () => {
+  /** Records how many frames each write batch (cork … uncork, or a lone send) carried. */
+  class BatchSocket extends FakeFrameSocket {
+    readonly batches: number[] = [];
+    #depth = 0;
+    #frames = 0;
+    override cork(): void {
+      if (this.#depth++ === 0) this.#frames = 0;
+    }
+    override uncork(): void {
+      if (--this.#depth === 0 && this.#frames > 0) this.batches.push(this.#frames);
+    }
+    override send(frame: Uint8Array, onWritten?: () => void): void {
+      super.send(frame, onWritten);
+      if (this.#depth > 0) this.#frames++;
+      else this.batches.push(1);
+    }
+  }
+  const noHandlers = { control: () => {}, data: () => {}, lost: () => {}, closed: () => {}, overflow: () => {} };
+
+  it('writes the frames queued in one callback to an idle socket right after it (a microtask), in one batch', async () => {
+    const socket = new BatchSocket();
+    const session = new Session(socket, SESSION_OPTIONS, noHandlers);
+    for (let seq = 1; seq <= 3; seq++) session.sendData('s', 1, outbound(seq));
+    expect(socket.written).toEqual([]); // not inside the callback that queued them
+    await Promise.resolve(); // the callback's microtasks: before any other I/O or setImmediate of the turn
+    expect(kinds(socket.written)).toEqual(['data:1', 'data:2', 'data:3']);
+    expect(socket.batches).toEqual([3]);
+  });
+
+  it('holds frames for a socket with output still buffered until the end of the turn, then writes them in one batch', async () => {
+    const socket = new BatchSocket();
+    socket.bufferedAmount = 1000;
+    const session = new Session(socket, SESSION_OPTIONS, noHandlers);
+    session.sendData('s', 1, outbound(1));
+    await flushMicrotasks();
+    expect(socket.written).toEqual([]);
+    session.sendData('s', 1, outbound(2)); // another read in the same turn
+    await turn();
+    expect(kinds(socket.written)).toEqual(['data:1', 'data:2']);
+    expect(socket.batches).toEqual([2]);
+  });
+});
+
 describe('session layer: heartbeat', () => {
   const heartbeat = { pingIntervalMs: 1_000, pingTimeoutMs: 3_000 };
 

@@ -28,18 +28,26 @@ import type { DatagramPath } from './datagram-path.js';
 import type { FrameSocket } from './frame-socket.js';
 
 /**
- * Frames queued for one session within an event-loop turn are written together, in one system
- * call, when the turn's I/O is done (see `Session#schedule`); a batch this large is written at
- * once instead, to keep the kernel busy and bound what a turn holds.
+ * Frames queued for one session are written together, in one system call (see
+ * `Session#schedule`); a batch this large is written at once instead, to keep the kernel busy and
+ * bound what a turn holds.
  */
 const WRITE_BATCH_BYTES = 64 * 1024;
 
-/** Sessions with frames queued this turn, written by one setImmediate for them all. */
+/** Sessions with frames queued this turn behind output still buffered, written by one setImmediate for them all. */
 const toFlush = new Set<Session>();
 let flushScheduled = false;
 function flushAll(): void {
   flushScheduled = false;
   for (const s of toFlush) s.flush(); // flush() takes it out of the set
+}
+
+/** Sessions whose socket was idle when frames were queued, written by one microtask for them all. */
+const toFlushSoon = new Set<Session>();
+let soonScheduled = false;
+function flushSoon(): void {
+  soonScheduled = false;
+  for (const s of toFlushSoon) s.flush(); // flush() takes it out of the set
 }
 
 /** A queued marker: a control event that must follow the data queued before it. */
@@ -197,7 +205,7 @@ export class Session implements PeerLink {
   sendControlFrame(frame: Uint8Array): void {
     if (this.closed) return;
     // Data queued earlier in this turn goes first, as it would have without batching.
-    if (toFlush.has(this)) this.flush();
+    if (toFlush.has(this) || toFlushSoon.has(this)) this.flush();
     this.#replay.push(frame, frame.byteLength);
     const socket = this.#socket;
     if (socket) {
@@ -334,19 +342,30 @@ export class Session implements PeerLink {
   }
 
   /**
-   * Batches writes: frames queued during an event-loop turn (the frames one read of a sender's
-   * socket produced, say) are written together when the turn's I/O is done, so they leave in one
-   * system call instead of one each. The queue keeps its priority order throughout: frames wait
-   * in it, not in the socket, until the socket is below its high-water mark.
+   * Batches writes, so that frames leave in one system call instead of one each. To a socket that
+   * has nothing buffered, the frames one read of a sender's socket produced (the frames queued in
+   * one callback) are written in a microtask right after it: a lone message is not held back until
+   * the turn's other I/O is done (issue 17: that was most of what a light fan-out added to the
+   * relay's latency). To a socket with output still buffered, frames wait for the end of the turn
+   * (setImmediate) and leave with whatever the turn's other reads add. The queue keeps its
+   * priority order throughout: frames wait in it, not in the socket, until the socket is below its
+   * high-water mark.
    */
   #schedule(): void {
     const socket = this.#socket;
     if (!socket) return;
-    if (this.#queue.bytes >= WRITE_BATCH_BYTES && socket.bufferedAmount < this.#opts.socketHighWaterBytes) {
+    const buffered = socket.bufferedAmount;
+    if (this.#queue.bytes >= WRITE_BATCH_BYTES && buffered < this.#opts.socketHighWaterBytes) {
       this.flush();
       return;
     }
-    this.#enlist();
+    if (buffered === 0 && !toFlush.has(this)) {
+      toFlushSoon.add(this);
+      if (!soonScheduled) {
+        soonScheduled = true;
+        queueMicrotask(flushSoon);
+      }
+    } else this.#enlist();
   }
 
   /** Puts this session in the set written at the end of the turn. */
@@ -361,6 +380,7 @@ export class Session implements PeerLink {
   /** Writes what is queued, as far as the socket's high-water mark allows, in one system call. */
   flush(): void {
     toFlush.delete(this);
+    toFlushSoon.delete(this);
     const socket = this.#socket;
     if (this.closed || !socket) return;
     if (this.#queue.length === 0) {
@@ -550,6 +570,7 @@ export class Session implements PeerLink {
     this.#socket = undefined;
     this.#datagrams = undefined;
     toFlush.delete(this);
+    toFlushSoon.delete(this);
     this.#ackDue = false;
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
@@ -564,6 +585,7 @@ export class Session implements PeerLink {
     this.#opts.budget.bytes -= this.#queue.bytes;
     this.#queue = new FairQueue<Outbound>();
     toFlush.delete(this);
+    toFlushSoon.delete(this);
     for (const key of [...this.#drainWaiters.keys()]) this.#drained(key);
     this.#replay.clear();
   }
