@@ -318,8 +318,8 @@ async function worker() {
       const token = tokens.get(index);
       tokens.delete(index);
       const start = nowMs();
-      const client = await bc.Client.connect(url, token, { webrtc: false });
-      const conf = await client.joinConference(ROOM, { presence: index < observers ? 'full' : 'none' });
+      // One round trip: the join travels right behind the hello.
+      const { client, conference: conf } = await bc.Client.connectAndJoin(url, token, ROOM, { presence: index < observers ? 'full' : 'none' }, { webrtc: false });
       return { p: { id: client.participantId, index, client, conf }, ms: nowMs() - start };
     }
     const ws = new WebSocket(`${url}/?room=${ROOM}`, { perMessageDeflate: false });
