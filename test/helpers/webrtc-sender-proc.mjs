@@ -1,18 +1,18 @@
 // A sender in its own process (possibly inside a network namespace, see netns.ts): connects,
-// waits for its WebRTC path to settle, joins a conference and sends `count` unreliable messages
-// of `size` bytes at `hz`, each carrying its index (u32) and send time (f64, ms since the epoch).
+// joins a conference, opens an unreliable session (which starts the WebRTC negotiation), waits for
+// its WebRTC path to settle and sends `count` unreliable messages of `size` bytes at `hz`, each
+// carrying its index (u32) and send time (f64, ms since the epoch).
 // Prints JSON lines: { ready, transport } once connected, { done, transport, stats } at the end.
 import { Client } from '@backchannel/client';
 
 const o = JSON.parse(process.argv[2]);
 const now = () => performance.timeOrigin + performance.now();
 const client = await Client.connect(o.url, o.token, { webrtc: o.webrtc, reconnect: false });
-if (client.transport.webrtc === 'connecting') {
-  await new Promise((resolve) => client.on('transportChanged', (i) => i.webrtc !== 'connecting' && resolve()));
-}
 console.log(JSON.stringify({ ready: client.participantId, transport: client.transport }));
 const room = await client.joinConference(o.room);
 const tx = await room.makeSendDataSession(o.streamId, 'unreliable');
+const pending = (i) => i.webrtc === 'idle' || i.webrtc === 'connecting';
+if (pending(client.transport)) await new Promise((resolve) => client.on('transportChanged', (i) => !pending(i) && resolve()));
 const interval = 1000 / o.hz;
 const start = now();
 for (let i = 0; i < o.count; i++) {

@@ -128,6 +128,7 @@ export class Client extends Emitter<ClientEvents> {
       participantId: welcome.participantId,
       grants: welcome.grants,
       reassembly: { bytes: 0, max: options.maxReassemblyBytes },
+      wantDatagrams: () => this.#rtc.want(),
     };
     this.#bind(link);
     this.#scheduleRefresh();
@@ -258,7 +259,9 @@ export class Client extends Emitter<ClientEvents> {
   /**
    * Which path each kind of data takes: `unreliable` over WebRTC datagrams while the data channel is
    * open, else over the WebSocket (with the reason); signalling and reliable data always over the
-   * WebSocket. `transportChanged` fires on every change.
+   * WebSocket. The data channel is negotiated when the client first has an `unreliable` session
+   * (it opens one, or one toward it is announced); until then `webrtc` is `'idle'`.
+   * `transportChanged` fires on every change.
    */
   get transport(): TransportInfo {
     return this.#rtc.info;
@@ -533,7 +536,7 @@ export class Client extends Emitter<ClientEvents> {
     this.#state = 'connected';
     this.#scheduleRefresh();
     link.attach(transport, hello);
-    this.#rtc.start(link, welcome.webrtc);
+    this.#rtc.start(link, welcome.webrtc, true);
     this.emit('reconnected', { resumed: false, reason: why });
     return true;
   }

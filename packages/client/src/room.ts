@@ -47,6 +47,11 @@ export interface ClientCore {
   grants: WelcomeResult['grants'];
   /** Memory held by partly reassembled messages, shared by every room of the connection. */
   reassembly: ReassemblyBudget;
+  /**
+   * An `unreliable` session was opened by this client or announced toward it: the client's WebRTC
+   * datagram path is negotiated on the first call (docs/webrtc.md).
+   */
+  wantDatagrams(): void;
 }
 
 /** A data session someone opened toward this participant. */
@@ -156,6 +161,7 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
     const { streamId: opened } = await this.core.link.request<{ streamId: number }>({ t: 'ds.open', room: this.roomNum, streamId: id, mode, destination, priority });
     const session = new SendDataSession(this, opened, mode, destination, options);
     this.#send.set(opened, session);
+    if (mode === 'unreliable') this.core.wantDatagrams();
     return session;
   }
 
@@ -244,6 +250,7 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
     // Late joiner: sessions already open. Announced after the caller's await resumes.
     if (info.sessions.length > 0) {
       for (const s of info.sessions) this.#mapSid(s.sid, s.from);
+      if (info.sessions.some((s) => s.mode === 'unreliable')) this.core.wantDatagrams();
       setTimeout(() => {
         for (const s of info.sessions) if (s.streamId < STREAM_ID_RESERVED_MIN) this.#incomingSession(s.streamId, s.from, s.mode);
       }, 0);
@@ -266,6 +273,7 @@ export abstract class RoomBase<E extends RoomEvents = RoomEvents> extends Emitte
         return;
       case 'ds.incoming':
         this.#mapSid(ev.sid, ev.from);
+        if (ev.mode === 'unreliable') this.core.wantDatagrams();
         if (ev.streamId < STREAM_ID_RESERVED_MIN) this.#incomingSession(ev.streamId, ev.from, ev.mode);
         return;
       case 'ds.closed': {

@@ -1,8 +1,10 @@
 /**
- * The client end of the WebRTC datagram path (docs/webrtc.md, SPEC §7). After the welcome, if the
- * server offers WebRTC, the client opens one peer connection to the server, signalled over its
- * session (`rtc.offer`, `rtc.candidate`), with one pre-negotiated data channel (id 0) that is
- * unordered and never retransmits. While it is open, `unreliable` frames go both ways as datagrams;
+ * The client end of the WebRTC datagram path (docs/webrtc.md, SPEC §7). If the server offers WebRTC,
+ * the client opens one peer connection to the server when it first needs the path — its first
+ * `unreliable` session, sent or received, in any room — signalled over its session (`rtc.offer`,
+ * `rtc.candidate`), with one pre-negotiated data channel (id 0) that is unordered and never
+ * retransmits. A client that never uses `unreliable` costs the server no peer connection (memory, a
+ * UDP port, negotiation). While it is open, `unreliable` frames go both ways as datagrams;
  * the WebSocket stays the signalling and reliable path and the fallback. Browsers use their native
  * `RTCPeerConnection`; the Node entry installs the one of `node-datachannel` when it is installed.
  *
@@ -22,7 +24,7 @@ import {
 import type { Link } from './link.js';
 
 /** State of the WebRTC path. */
-export type WebRtcState = 'off' | 'unavailable' | 'connecting' | 'open' | 'failed';
+export type WebRtcState = 'off' | 'unavailable' | 'idle' | 'connecting' | 'open' | 'failed';
 
 /** Which path each kind of data takes (`client.transport`). */
 export interface TransportInfo {
@@ -32,7 +34,8 @@ export interface TransportInfo {
   reliable: 'websocket';
   /**
    * The WebRTC path: `'off'` (option `webrtc: false`), `'unavailable'` (the server offers none, or
-   * this runtime has no `RTCPeerConnection`), `'connecting'`, `'open'`, or `'failed'`.
+   * this runtime has no `RTCPeerConnection`), `'idle'` (possible, but not negotiated: no
+   * `unreliable` session has been opened or announced yet), `'connecting'`, `'open'`, or `'failed'`.
    */
   webrtc: WebRtcState;
   /** Why `unreliable` does not travel over WebRTC, when it does not. */
@@ -48,7 +51,10 @@ export interface TransportStats {
   datagramsDropped: number;
   /** Fragmented messages dropped whole because a fragment was lost. */
   messagesIncomplete: number;
-  /** Time from the offer until the data channel opened, ms, of the last negotiation that opened. */
+  /**
+   * Time from the start of the last negotiation that opened (the first `unreliable` session, or a
+   * fresh negotiation after a failure or a resume) until its data channel opened, ms.
+   */
   negotiationMs: number | undefined;
 }
 
@@ -73,6 +79,9 @@ const DISCONNECTED_GRACE_MS = 2_000;
 /** Fresh negotiations after a failure, before staying on the WebSocket until the next reconnect. */
 const MAX_RETRIES = 3;
 
+/** The path before it is needed: possible, not negotiated (no `unreliable` session yet). */
+const IDLE: TransportInfo = Object.freeze({ unreliable: 'websocket', reliable: 'websocket', webrtc: 'idle' });
+
 /** The WebRTC path of one client; `onchange` is called on every change of {@link TransportInfo}. */
 export class WebRtcPath {
   readonly #enabled: boolean;
@@ -85,6 +94,8 @@ export class WebRtcPath {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #retries = 0;
+  /** An `unreliable` session was opened or announced: the path is wanted (kept across a resume). */
+  #wanted = false;
   #nextMessage = 0;
   #reassembler = new Reassembler();
   #offList: (() => void) | undefined;
@@ -95,7 +106,7 @@ export class WebRtcPath {
   constructor(enabled: boolean, onchange: (info: TransportInfo) => void) {
     this.#enabled = enabled;
     this.#onchange = onchange;
-    this.#info = enabled ? { unreliable: 'websocket', reliable: 'websocket', webrtc: 'connecting' } : this.#offInfo();
+    this.#info = enabled ? IDLE : this.#offInfo();
   }
 
   #offInfo(): TransportInfo {
@@ -107,23 +118,43 @@ export class WebRtcPath {
     return { ...this.#info };
   }
 
-  #set(info: TransportInfo): void {
+  #set(info: TransportInfo, force = false): void {
     const before = this.#info;
     this.#info = info;
-    if (before.unreliable !== info.unreliable || before.webrtc !== info.webrtc) this.#onchange({ ...info });
+    if (force || before.unreliable !== info.unreliable || before.webrtc !== info.webrtc) this.#onchange({ ...info });
   }
 
-  /** Negotiates the path over `link` (after a welcome or a resume), if both ends can. */
-  start(link: Link, grant: WebRtcGrant | undefined): void {
+  /**
+   * Takes `link` (after a welcome or a resume): says at once whether the path is possible, and
+   * negotiates it if it is wanted already (a resume of a client that had used it), else waits for
+   * {@link want}. `fresh`: a new participant (no session of the old one is left), so the path is
+   * not wanted until a session of the new one asks for it.
+   */
+  start(link: Link, grant: WebRtcGrant | undefined, fresh = false): void {
     this.stop();
     this.#link = link;
     this.#grant = grant;
     this.#retries = 0;
+    if (fresh) this.#wanted = false;
     if (!this.#enabled) return this.#set(this.#offInfo());
     const Impl = peerConnectionConstructor();
     if (!grant) return this.#set({ unreliable: 'websocket', reliable: 'websocket', webrtc: 'unavailable', reason: { code: ErrorCode.WebRtcUnavailable, message: 'the server offers no WebRTC' } });
     if (!Impl) return this.#set({ unreliable: 'websocket', reliable: 'websocket', webrtc: 'unavailable', reason: { code: ErrorCode.WebRtcUnavailable, message: 'this runtime has no RTCPeerConnection (in Node: install node-datachannel)' } });
-    void this.#negotiate(Impl, grant, link);
+    if (this.#wanted) void this.#negotiate(Impl, grant, link);
+    else this.#set(IDLE);
+  }
+
+  /**
+   * The client has an `unreliable` session (it opened one, or one toward it was announced): the
+   * first call negotiates the path, if it is possible and not negotiated yet. Until the channel
+   * opens, `unreliable` data goes over the WebSocket. Later calls change nothing (a failed path
+   * follows its own retry rules).
+   */
+  want(): void {
+    this.#wanted = true;
+    if (this.#info.webrtc !== 'idle' || !this.#link?.attached || !this.#grant) return;
+    const Impl = peerConnectionConstructor();
+    if (Impl) void this.#negotiate(Impl, this.#grant, this.#link);
   }
 
   /** Closes the path (the link was lost, or the client closed); `unreliable` goes over the WebSocket. */
@@ -131,7 +162,7 @@ export class WebRtcPath {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#teardown();
-    if (reason && this.#info.webrtc !== 'off' && this.#info.webrtc !== 'unavailable') this.#set({ unreliable: 'websocket', reliable: 'websocket', webrtc: 'failed', reason });
+    if (reason && this.#info.webrtc !== 'off' && this.#info.webrtc !== 'unavailable' && this.#info.webrtc !== 'idle') this.#set({ unreliable: 'websocket', reliable: 'websocket', webrtc: 'failed', reason });
   }
 
   async #negotiate(Impl: PeerConnectionConstructor, grant: WebRtcGrant, link: Link): Promise<void> {
@@ -223,7 +254,15 @@ export class WebRtcPath {
     if (this.#pc !== pc) return;
     const link = this.#link;
     this.#teardown();
-    if (link?.attached) link.request({ t: 'rtc.close' }).catch(() => undefined);
+    if (link?.attached) {
+      // The server may have closed the path first, its `rtc.closed` (with the reason: the client's
+      // datagram flood, say) still on its way behind the channel's close: it comes before the
+      // reply to this `rtc.close`, and its reason then replaces the local one.
+      const off = link.on('event', (ev) => {
+        if (ev.t === 'rtc.closed' && !this.#pc && this.#info.webrtc === 'failed' && this.#info.reason?.message !== ev.reason.message) this.#set({ ...this.#info, reason: ev.reason }, true);
+      });
+      link.request({ t: 'rtc.close' }).then(off, off);
+    }
     const unavailable = code === ErrorCode.WebRtcUnavailable;
     this.#set({ unreliable: 'websocket', reliable: 'websocket', webrtc: unavailable ? 'unavailable' : 'failed', reason: { code, message } });
     if (!unavailable && link && this.#grant && this.#retries < MAX_RETRIES) {
