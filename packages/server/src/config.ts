@@ -188,6 +188,12 @@ export interface ServerConfig {
    * peer connection and the client stays on the WebSocket (announced in the welcome), ms. Default 5 000.
    */
   webrtcNegotiationTimeoutMs: number;
+  /**
+   * Peer connections the server holds at once (each about 120 KiB and a UDP port); an offer beyond
+   * it is answered `webrtc-unavailable` and that client's unreliable data stays on the WebSocket.
+   * Default 2 000.
+   */
+  webrtcMaxPeerConnections: number;
 }
 
 /** Development API key; a server using it logs a warning. */
@@ -261,6 +267,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   webrtcAnnouncedAddress: '',
   webrtcIceServers: Object.freeze([]) as readonly IceServerInfo[],
   webrtcNegotiationTimeoutMs: 5_000,
+  webrtcMaxPeerConnections: 2_000,
 });
 
 type NumericKey = { [K in keyof ServerConfig]: ServerConfig[K] extends number ? K : never }[keyof ServerConfig];
@@ -316,6 +323,7 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   webrtcPortMin: [0, 65535],
   webrtcPortMax: [0, 65535],
   webrtcNegotiationTimeoutMs: [100, 600_000],
+  webrtcMaxPeerConnections: [0, 1_000_000],
 };
 
 /** Error codes of {@link ConfigError}. */

@@ -1,7 +1,8 @@
 /**
  * The server end of the WebRTC datagram path (docs/webrtc.md, SPEC §7): one peer connection per
- * client, negotiated over its session after the welcome (`rtc.offer` / `rtc.candidate`), with one
- * pre-negotiated data channel (id 0) that is unordered and never retransmits. While it is open the
+ * client, negotiated over its session (`rtc.offer` / `rtc.candidate`) when the client offers it —
+ * the SDK does on its first `unreliable` session, so clients that never use one cost nothing — with
+ * one pre-negotiated data channel (id 0) that is unordered and never retransmits. While it is open the
  * client's {@link Session} sends `unreliable` frames over it and takes the client's `unreliable`
  * frames from it; everything else (signalling, reliable data, resume) stays on the WebSocket, and
  * the core never knows which path a frame took.
@@ -266,7 +267,8 @@ export class WebRtcGateway {
    * Answers a client's offer: a new peer connection (replacing any earlier one of the session),
    * with the answer sent once the server's candidates are in it (or after {@link GATHER_WAIT_MS}).
    * Throws `webrtc-bad-sdp` for an offer it cannot use, `rate-limited` beyond
-   * {@link MAX_OFFERS_PER_MINUTE} offers of one client within a minute.
+   * {@link MAX_OFFERS_PER_MINUTE} offers of one client within a minute, `webrtc-unavailable` when
+   * the server already holds `webrtcMaxPeerConnections`.
    */
   async offer(session: Session, sdp: string): Promise<{ sdp: string }> {
     const now = Date.now();
@@ -283,6 +285,12 @@ export class WebRtcGateway {
     }
     this.close(session);
     const { config } = this;
+    if (this.#peers.size >= config.webrtcMaxPeerConnections) {
+      this.counters.failed++;
+      throw new BackchannelError(ErrorCode.WebRtcUnavailable, `the server holds its most peer connections (${config.webrtcMaxPeerConnections}); unreliable data stays on the WebSocket`, {
+        details: { limit: config.webrtcMaxPeerConnections },
+      });
+    }
     const bindAddress = config.host === '0.0.0.0' || config.host === '::' ? undefined : config.host;
     let pc: PeerConnection;
     try {
