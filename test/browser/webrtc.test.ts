@@ -1,9 +1,9 @@
 /**
  * The WebRTC datagram path from a real browser: the browser bundle in headless Chromium uses the
  * native RTCPeerConnection to reach a real server process, and exchanges `unreliable` data with a
- * Node client in the same room. The path is asserted (the browser's `client.transport` and
- * datagram counters, the server's metrics), in a room that mixes WebRTC and WebSocket-only
- * participants; the browser stays on (or falls back to) the WebSocket when it has WebRTC off, when
+ * Node client in the same room. The path is negotiated on first use (the browser's first
+ * `unreliable` session) and asserted (the browser's `client.transport` and datagram counters, the
+ * server's metrics), in a room that mixes WebRTC and WebSocket-only participants; the browser stays on (or falls back to) the WebSocket when it has WebRTC off, when
  * the server has, and when UDP to the server is blocked (nftables).
  * On loopback, Chromium needs two flags to use host candidates at all.
  */
@@ -21,6 +21,7 @@ const WEBRTC_ARGS = ['--allow-loopback-in-peer-connection', '--disable-features=
 interface PageState {
   client: BackchannelSdk.Client;
   conf: BackchannelSdk.Conference;
+  tx?: BackchannelSdk.SendDataSession;
   received: number;
   changes: string[];
 }
@@ -45,7 +46,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
 });
 
-/** Connects the page's client, waits for its WebRTC path to settle, joins `room` and counts data on stream 21. */
+/** Connects the page's client, joins `room` and counts data on stream 21 (no `unreliable` session yet). */
 async function pageJoin(s: ServerProcess, user: string, room: string, webrtc: boolean) {
   const token = await s.token(user);
   return sdk.page.evaluate(
@@ -54,9 +55,6 @@ async function pageJoin(s: ServerProcess, user: string, room: string, webrtc: bo
       const client = await B.Client.connect(url, token, { webrtc });
       const changes: string[] = [];
       client.on('transportChanged', (i) => changes.push(`${i.webrtc}/${i.unreliable}`));
-      if (client.transport.webrtc === 'connecting') {
-        await new Promise<void>((resolve) => client.on('transportChanged', (i) => i.webrtc !== 'connecting' && resolve()));
-      }
       const conf = await client.joinConference(room);
       const state: PageState = { client, conf, received: 0, changes };
       await conf.makeRecvDataSession(21, () => void state.received++);
@@ -67,11 +65,23 @@ async function pageJoin(s: ServerProcess, user: string, room: string, webrtc: bo
   );
 }
 
+/** Opens the page's `unreliable` session on stream 22, which negotiates the path; resolves once it has settled. */
+async function pageOpen() {
+  return sdk.page.evaluate(async () => {
+    const state = window.rtcTest!;
+    const { client } = state;
+    state.tx = await state.conf.makeSendDataSession(22, 'unreliable');
+    const pending = (i: BackchannelSdk.TransportInfo) => i.webrtc === 'idle' || i.webrtc === 'connecting';
+    if (pending(client.transport)) await new Promise<void>((resolve) => client.on('transportChanged', (i) => !pending(i) && resolve()));
+    return client.transport;
+  });
+}
+
 async function pageSend(count: number, size: number) {
   return sdk.page.evaluate(
     async ({ count, size }) => {
-      const { conf } = window.rtcTest!;
-      const tx = await conf.makeSendDataSession(22, 'unreliable');
+      const state = window.rtcTest!;
+      const tx = state.tx ?? (state.tx = await state.conf.makeSendDataSession(22, 'unreliable'));
       for (let i = 0; i < count; i++) {
         tx.send(new Uint8Array(size).fill(i & 0xff));
         if (i % 10 === 9) await new Promise((r) => setTimeout(r, 5));
@@ -93,7 +103,6 @@ const pageClose = () => sdk.page.evaluate(() => window.rtcTest?.client.close());
 async function nodePeer(s: ServerProcess, user: string, room: string, webrtc: boolean) {
   const c = await Client.connect(s.url, await s.token(user), { webrtc });
   clients.push(c);
-  if (c.transport.webrtc === 'connecting') await new Promise<void>((resolve) => c.on('transportChanged', (i) => i.webrtc !== 'connecting' && resolve()));
   const conf = await c.joinConference(room);
   let received = 0;
   const got = deferred();
@@ -110,6 +119,9 @@ async function nodePeer(s: ServerProcess, user: string, room: string, webrtc: bo
     },
     send: async (count: number, size: number) => {
       const tx = await conf.makeSendDataSession(21, 'unreliable');
+      // The session negotiates the path (if it is not yet): send once it has settled.
+      const pending = () => c.transport.webrtc === 'idle' || c.transport.webrtc === 'connecting';
+      if (pending()) await new Promise<void>((resolve) => c.on('transportChanged', () => !pending() && resolve()));
       for (let i = 0; i < count; i++) {
         tx.send(new Uint8Array(size).fill(i & 0xff));
         if (i % 10 === 9) await new Promise((r) => setTimeout(r, 5));
@@ -128,9 +140,12 @@ describe('WebRTC datagram path (Chromium)', () => {
     const s = await startServerProcess();
     servers.push(s);
     const joined = await pageJoin(s, 'chrome-rtc', 'chrome-mixed', true);
-    expect(joined.transport).toEqual({ unreliable: 'webrtc', reliable: 'websocket', webrtc: 'open' });
+    // Nothing negotiated until the browser uses unreliable.
+    expect(joined.transport).toEqual({ unreliable: 'websocket', reliable: 'websocket', webrtc: 'idle' });
+    expect((await scrape(`${s.httpUrl}/metrics`)).value('backchannel_webrtc_peer_connections')).toBe(0);
     const node = await nodePeer(s, 'node-ws', 'chrome-mixed', false);
     expect(node.client.transport.webrtc).toBe('off');
+    expect(await pageOpen()).toEqual({ unreliable: 'webrtc', reliable: 'websocket', webrtc: 'open' });
 
     // Browser → server over the data channel, server → Node over the WebSocket.
     await pageSend(40, 100);
@@ -143,10 +158,11 @@ describe('WebRTC datagram path (Chromium)', () => {
     expect(st.transport.unreliable).toBe('webrtc');
     expect(st.stats.datagramsOut).toBeGreaterThanOrEqual(40);
     expect(st.stats.datagramsIn).toBeGreaterThanOrEqual(20 * 3);
-    expect(st.changes).toEqual(['open/webrtc']); // one change event when it opened, none since
+    expect(st.changes).toEqual(['connecting/websocket', 'open/webrtc']); // on first use, then none since
     const m = await scrape(`${s.httpUrl}/metrics`);
     expect(m.value('backchannel_webrtc_datagrams_in_total')).toBeGreaterThanOrEqual(40);
     expect(m.value('backchannel_webrtc_datagrams_out_total')).toBeGreaterThanOrEqual(60);
+    expect(m.value('backchannel_webrtc_peer_connections')).toBe(1);
     await pageClose();
     expect(sdk.errors).toEqual([]);
   });
@@ -179,9 +195,9 @@ describe('WebRTC datagram path (Chromium)', () => {
     try {
       const s = await startServerProcess({ webrtcPortMin: min, webrtcPortMax: min + 19, webrtcNegotiationTimeoutMs: 1_500 });
       servers.push(s);
+      await pageJoin(s, 'chrome-blocked', 'chrome-blocked', true);
       const started = Date.now();
-      const joined = await pageJoin(s, 'chrome-blocked', 'chrome-blocked', true);
-      expect(joined.transport).toMatchObject({ unreliable: 'websocket', webrtc: 'failed', reason: { code: 'webrtc-failed' } });
+      expect(await pageOpen()).toMatchObject({ unreliable: 'websocket', webrtc: 'failed', reason: { code: 'webrtc-failed' } });
       expect(Date.now() - started).toBeLessThan(5_000);
       const node = await nodePeer(s, 'node-blocked', 'chrome-blocked', false);
       await pageSend(20, 100);
