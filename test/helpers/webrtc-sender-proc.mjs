@@ -11,8 +11,19 @@ const client = await Client.connect(o.url, o.token, { webrtc: o.webrtc, reconnec
 console.log(JSON.stringify({ ready: client.participantId, transport: client.transport }));
 const room = await client.joinConference(o.room);
 const tx = await room.makeSendDataSession(o.streamId, 'unreliable');
-const pending = (i) => i.webrtc === 'idle' || i.webrtc === 'connecting';
-if (pending(client.transport)) await new Promise((resolve) => client.on('transportChanged', (i) => !pending(i) && resolve()));
+// The sender waits for its path to settle: open, or off / unavailable for good. A failed
+// negotiation (under loss, say) is retried by the client, and sending meanwhile would go over the
+// WebSocket, so the sender waits through it.
+const ready = (i) => i.webrtc !== 'idle' && i.webrtc !== 'connecting' && i.webrtc !== 'failed';
+if (!ready(client.transport)) {
+  await new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      console.log(JSON.stringify({ error: `the WebRTC path has not settled after 30 s: ${JSON.stringify(client.transport)}` }));
+      process.exit(1);
+    }, 30_000);
+    client.on('transportChanged', (i) => ready(i) && (clearTimeout(timer), resolve()));
+  });
+}
 const interval = 1000 / o.hz;
 const start = now();
 for (let i = 0; i < o.count; i++) {
