@@ -118,23 +118,31 @@ export class Handshake {
 
   async #hello(msg: ClientMessage<'hello'>): Promise<void> {
     this.#busy = true;
-    let receive: (data: Uint8Array, binary: boolean) => void;
+    // The welcome and the replies to what was pipelined behind the hello leave in one write, so
+    // the client reads them together (the hello is handled within this turn).
+    const socket = this.#socket;
+    socket.cork();
     try {
-      receive = await this.#ctx.hello(this.#socket, msg);
-      this.#finish();
-    } catch (error) {
-      const err = asError(error);
-      this.#pipelined = []; // a client that is refused has no session for them
-      this.#refuse(msg.id, err, err.code === ErrorCode.ServerShutdown ? CloseCode.GoingAway : CloseCode.AuthFailed);
-      return;
+      let receive: (data: Uint8Array, binary: boolean) => void;
+      try {
+        receive = await this.#ctx.hello(socket, msg);
+        this.#finish();
+      } catch (error) {
+        const err = asError(error);
+        this.#pipelined = []; // a client that is refused has no session for them
+        this.#refuse(msg.id, err, err.code === ErrorCode.ServerShutdown ? CloseCode.GoingAway : CloseCode.AuthFailed);
+        return;
+      } finally {
+        this.#busy = false;
+      }
+      // The session is bound to the socket now; nothing has been read since these (no I/O ran in
+      // between), so they come first, in order, after the welcome.
+      const pipelined = this.#pipelined;
+      this.#pipelined = [];
+      for (const [data, binary] of pipelined) receive(data, binary);
     } finally {
-      this.#busy = false;
+      socket.uncork();
     }
-    // The session is bound to the socket now; nothing has been read since these (no I/O ran in
-    // between), so they come first, in order, after the welcome.
-    const pipelined = this.#pipelined;
-    this.#pipelined = [];
-    for (const [data, binary] of pipelined) receive(data, binary);
   }
 
   #resume(msg: ClientMessage<'resume'>): void {
