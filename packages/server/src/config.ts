@@ -33,7 +33,7 @@ export interface ServerConfig {
   maxParticipantsPerRoom: number;
   /**
    * Presence frames one room may send per second, over all its members that follow presence:
-   * after a batch the room waits members ÷ this (at most 1 s; not at all under 10 ms) and the
+   * after a batch the room waits members ÷ this (at most 1 s) and the
    * changes made meanwhile leave together. Default 5 000.
    */
   presenceEventsPerSecond: number;

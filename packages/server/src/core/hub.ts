@@ -38,9 +38,6 @@ export function requireGrant(allowed: boolean, what: string): void {
 /** Requests that start something new, and so need an unexpired token. */
 const EXPIRING: ReadonlySet<string> = new Set(['call.make', 'call.accept', 'conf.join', 'room.metadata', 'ds.open', 'ds.dest']);
 
-/** A room whose presence window would be shorter than this sends every change at once. */
-export const PRESENCE_BATCH_MIN_MS = 10;
-
 const LEAVE_MESSAGES: Readonly<Record<string, string>> = {
   [LeaveReason.ServerShutdown]: 'the server is shutting down',
   [LeaveReason.Left]: 'closed the connection',
@@ -358,17 +355,16 @@ export class Hub {
   }
 
   /**
-   * A room has presence changes to send. They leave at once if the room's budget allows: a room
-   * sends at most `presenceEventsPerSecond` presence frames a second over its members that follow
-   * presence, so it waits `members ÷ presenceEventsPerSecond` (at most 1 s) after each batch, and
-   * the changes made meanwhile leave together when the wait ends. A room whose wait would be
-   * under {@link PRESENCE_BATCH_MIN_MS} never waits: its joins are announced before the joiner's
-   * reply, one event each.
+   * A room has presence changes to send. A room sends at most `presenceEventsPerSecond` presence
+   * frames a second over its members that follow presence: after each batch it waits
+   * `members ÷ presenceEventsPerSecond` (at most 1 s). A change made after that window leaves at
+   * once — in a small room the window is a fraction of a millisecond, so a join is announced before
+   * the joiner's reply — and the changes made within it leave together when it ends.
    */
   readonly #presencePending = (room: Room): void => {
     const windowMs = Math.min(1000, (room.watchers.size * 1000) / this.config.presenceEventsPerSecond);
     const wait = room.lastPresenceFlush + windowMs - performance.now();
-    if (windowMs < PRESENCE_BATCH_MIN_MS || wait <= 0) return room.flushPresence();
+    if (wait <= 0) return room.flushPresence();
     room.presenceTimer ??= setTimeout(() => {
       room.presenceTimer = undefined;
       room.flushPresence();
