@@ -20,3 +20,7 @@ export function withSection(markdown, start, end, body) {
 
 export const LARGE_ROOM_START = '<!-- large-room: written by `node bench/large-room.mjs`; other runs keep this section -->';
 export const LARGE_ROOM_END = '<!-- large-room: end -->';
+
+/** Issue 17's before/after runs (light-load fan-out latency, 100 B flood memory, join), written by hand from their JSON. */
+export const ISSUE17_START = '<!-- issue-17: before/after runs, see PROFILE.md; other runs keep this section -->';
+export const ISSUE17_END = '<!-- issue-17: end -->';
