@@ -88,7 +88,9 @@ describe('resume after a lost connection', () => {
 
   it('a dead (half-open) connection is noticed by the heartbeat on both ends, and the client resumes', async () => {
     proxy = await startFaultProxy(server.port);
-    const a = await via('half-a', FAST_PING);
+    // The client's first attempt waits long enough for the server's own heartbeat (500 ms here)
+    // to notice the dead connection first; an immediate resume would replace it before that.
+    const a = await via('half-a', { ...FAST_PING, reconnect: { firstDelayMs: 2_000 } });
     const b = await direct('half-b');
     await a.joinConference('res-half');
     const rb = await b.joinConference('res-half');
