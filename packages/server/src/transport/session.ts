@@ -42,6 +42,13 @@ function flushAll(): void {
   for (const s of toFlush) s.flush(); // flush() takes it out of the set
 }
 
+/**
+ * A session that wrote less than this long ago (ms) is under load: its frames wait for the end of
+ * the turn and leave with what the turn's other reads add, even to an idle socket. At light load
+ * (messages further apart) a lone message leaves right after the read that brought it.
+ */
+const LIGHT_LOAD_GAP_MS = 0.5;
+
 /** Sessions whose socket was idle when frames were queued, written by one microtask for them all. */
 const toFlushSoon = new Set<Session>();
 let soonScheduled = false;
@@ -128,6 +135,8 @@ export class Session implements PeerLink {
   #paused = 0;
   #badFrames = 0;
   #pumping = false;
+  /** When this session last wrote (`performance.now()`): a busy session batches to the end of the turn. */
+  #lastFlushAt = -Infinity;
   /** Sessions whose queue emptying someone waits for (see `onDrained`). */
   readonly #drainWaiters = new Map<string, () => void>();
   /** Over for good (closed by either side or overflowed); no socket will be attached again. */
@@ -344,7 +353,8 @@ export class Session implements PeerLink {
   /**
    * Batches writes, so that frames leave in one system call instead of one each. To a socket that
    * has nothing buffered, the frames one read of a sender's socket produced (the frames queued in
-   * one callback) are written in a microtask right after it: a lone message is not held back until
+   * one callback) are written in a microtask right after it, unless the session wrote within the
+   * last {@link LIGHT_LOAD_GAP_MS} (then it is under load, and batching wins): a lone message is not held back until
    * the turn's other I/O is done (issue 17: that was most of what a light fan-out added to the
    * relay's latency). To a socket with output still buffered, frames wait for the end of the turn
    * (setImmediate) and leave with whatever the turn's other reads add. The queue keeps its
@@ -359,7 +369,7 @@ export class Session implements PeerLink {
       this.flush();
       return;
     }
-    if (buffered === 0 && !toFlush.has(this)) {
+    if (buffered === 0 && !toFlush.has(this) && performance.now() - this.#lastFlushAt >= LIGHT_LOAD_GAP_MS) {
       toFlushSoon.add(this);
       if (!soonScheduled) {
         soonScheduled = true;
@@ -387,6 +397,7 @@ export class Session implements PeerLink {
       if (this.#ackDue) this.#sendAck();
       return;
     }
+    this.#lastFlushAt = performance.now();
     socket.cork();
     try {
       if (this.#ackDue) this.#sendAck();
