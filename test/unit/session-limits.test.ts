@@ -197,13 +197,19 @@ describe('session layer: write batching', () => {
 describe('session layer: heartbeat', () => {
   const heartbeat = { pingIntervalMs: 1_000, pingTimeoutMs: 3_000 };
 
-  it('pings after pingIntervalMs of silence and gives up after pingTimeoutMs (heartbeat-timeout)', async () => {
+  /** A link with the heartbeat above, attached to a fake transport, past its first turn; `lost` collects why it was lost. */
+  async function attachedLink() {
     const link = new Link({ ...LINK_OPTIONS, ...heartbeat });
     const transport = new FakeTransport();
     const lost: Reason[] = [];
     link.on('lost', (reason) => lost.push(reason));
     attach(link, transport);
     await turn(); // the link holds frames for one turn after attaching
+    return { link, transport, lost };
+  }
+
+  it('pings after pingIntervalMs of silence and gives up after pingTimeoutMs (heartbeat-timeout)', async () => {
+    const { link, transport, lost } = await attachedLink();
     vi.advanceTimersByTime(999);
     expect(transport.written).toEqual([]);
     vi.advanceTimersByTime(1);
@@ -219,12 +225,7 @@ describe('session layer: heartbeat', () => {
   });
 
   it('counts anything received as a sign of life, and measures the round trip of a ping', async () => {
-    const link = new Link({ ...LINK_OPTIONS, ...heartbeat });
-    const transport = new FakeTransport();
-    const lost: Reason[] = [];
-    link.on('lost', (reason) => lost.push(reason));
-    attach(link, transport);
-    await turn(); // the link holds frames for one turn after attaching
+    const { link, transport, lost } = await attachedLink();
     vi.advanceTimersByTime(1_000);
     expect(transport.written).toEqual([PING_FRAME]);
     vi.advanceTimersByTime(500);
@@ -243,12 +244,7 @@ describe('session layer: heartbeat', () => {
   });
 
   it('counts quiet time from the last of a stream of frames, not the first', async () => {
-    const link = new Link({ ...LINK_OPTIONS, ...heartbeat });
-    const transport = new FakeTransport();
-    const lost: Reason[] = [];
-    link.on('lost', (reason) => lost.push(reason));
-    attach(link, transport);
-    await turn();
+    const { link, transport, lost } = await attachedLink();
     // A frame every 100 ms for 5 s (the last at 4 950 ms): never quiet, so no ping.
     vi.advanceTimersByTime(50);
     for (let i = 0; i < 50; i++) {
