@@ -29,9 +29,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { createRequire } from 'node:module';
 import { cpus, freemem, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { listeningUrl } from './lib/procs.mjs';
 import { builtAt as builtAtIn, nowMs, sleep, withTimeout } from './lib/util.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -315,19 +315,13 @@ async function startServer(build) {
   child.stderr.on('data', (d) => {
     if (stderr.length < 16_384) stderr += d;
   });
-  const url = new Promise((resolveUrl, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      let entry;
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (entry.msg === 'backchannel server listening') resolveUrl(entry.url);
-      else if (entry.msg !== 'server API request' && logs.length < 10_000) logs.push({ at: nowMs(), level: entry.level, msg: entry.msg, code: entry.code, participantId: entry.participantId });
-    });
-    child.once('exit', (code, signal) => reject(new Error(`server exited early (${code ?? signal}): ${stderr.slice(0, 2000)}`)));
-  });
+  const url = listeningUrl(
+    child,
+    (entry) => {
+      if (entry.msg !== 'server API request' && logs.length < 10_000) logs.push({ at: nowMs(), level: entry.level, msg: entry.msg, code: entry.code, participantId: entry.participantId });
+    },
+    (code, signal) => `server exited early (${code ?? signal}): ${stderr.slice(0, 2000)}`,
+  );
   return {
     pid: child.pid,
     child,

@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LARGE_ROOM_END, LARGE_ROOM_START, withSection } from './lib/kept-sections.mjs';
+import { listeningUrl } from './lib/procs.mjs';
 import { summarize } from './lib/util.mjs';
 
 const HERE = import.meta.dirname;
@@ -183,20 +184,13 @@ async function startServer(system) {
   } else if (system === 'ws') {
     proc = fork(join(HERE, 'peers/ws-relay.mjs'), [], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   } else throw new Error(`unknown system ${system} (backchannel or ws)`);
-  const url = await new Promise((res, rej) => {
-    let buf = '';
-    const onData = (d) => {
-      buf += d;
-      const m = buf.match(/"url":"(ws:\/\/[^"]+)"/);
-      if (!m) return;
-      proc.stdout.off('data', onData);
-      proc.stdout.resume(); // later output is not kept
-      res(m[1]);
-    };
-    proc.stdout.on('data', onData);
-    proc.on('message', (m) => m?.t === 'listening' && res(m.url));
-    proc.on('exit', (code) => rej(new Error(`${system} server exited with ${code}`)));
-  });
+  const url = await (system === 'backchannel'
+    ? listeningUrl(proc)
+    : new Promise((res, rej) => {
+        proc.stdout.resume();
+        proc.on('message', (m) => m?.t === 'listening' && res(m.url));
+        proc.on('exit', (code) => rej(new Error(`${system} server exited with ${code}`)));
+      }));
   return {
     url,
     pid: proc.pid,

@@ -147,19 +147,7 @@ export async function startServer(system, { cpuProfDir, config = {}, nodeFlags =
     const file = join(dir, 'config.json');
     writeFileSync(file, JSON.stringify({ ...BACKCHANNEL_BENCH_CONFIG, ...variantConfig(system), ...config }));
     child = track(fork(cli, ['serve', '--config', file], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
-    url = new Promise((resolvePromise, reject) => {
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        let entry;
-        try {
-          entry = JSON.parse(line);
-        } catch {
-          return;
-        }
-        if (entry.msg === 'backchannel server listening') resolvePromise(entry.url);
-        else if (entry.level >= 40) logs.push(entry);
-      });
-      child.once('exit', (code) => reject(new Error(`backchannel server exited early (${code})`)));
-    });
+    url = listeningUrl(child, (entry) => entry.level >= 40 && logs.push(entry));
   } else {
     child = track(fork(PEERS[system], [], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
     child.stdout.resume();
@@ -228,6 +216,27 @@ export async function startServer(system, { cpuProfDir, config = {}, nodeFlags =
 }
 
 const CLK_TCK = 100; // Linux USER_HZ
+
+/**
+ * Resolves with the URL a `backchannel serve` child process logs once it listens (its JSON log on
+ * stdout); every other log line goes to `onLog`. Rejects if the process exits first, with
+ * `describeExit(code, signal)` as the message.
+ */
+export function listeningUrl(child, onLog = () => {}, describeExit = (code) => `backchannel server exited early (${code})`) {
+  return new Promise((resolveUrl, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (entry.msg === 'backchannel server listening') resolveUrl(entry.url);
+      else onLog(entry);
+    });
+    child.once('exit', (code, signal) => reject(new Error(describeExit(code, signal))));
+  });
+}
 
 /** RSS, peak RSS (VmHWM), CPU time and read/write syscall counts of `pid` from /proc; undefined where /proc is missing. */
 export function procStats(pid) {
