@@ -24,6 +24,7 @@ const TITLES: Record<string, string> = {
   'not-found': 'The demo is not available on this server',
   'connection-lost': 'The connection to the server was lost',
   'server-shutdown': 'The server shut down',
+  'cluster-unavailable': 'The server cannot reach its cluster right now; try again',
   'request-timeout': 'The server did not answer in time',
 };
 

@@ -91,6 +91,8 @@ export const ErrorCode = {
   WebRtcBadCandidate: 'webrtc-bad-candidate',
   /** The peer connection did not open within the negotiation time, or failed later; data goes over the WebSocket. */
   WebRtcFailed: 'webrtc-failed',
+  /** Cluster mode: Redis cannot be reached, so the node cannot tell where a room lives or place a new one; retry. */
+  ClusterUnavailable: 'cluster-unavailable',
   ServerShutdown: 'server-shutdown',
   InternalError: 'internal-error',
   // Server API (HTTP).
