@@ -3,6 +3,7 @@
  * (CLI flags, environment, config file or the embedding API) and the result is typed and frozen.
  */
 
+import { createHmac, randomBytes } from 'node:crypto';
 import type { IceServerInfo } from '@backchannel/protocol';
 
 /** Every server setting, with units in the name or the TSDoc. */
@@ -194,6 +195,34 @@ export interface ServerConfig {
    * Default 2 000.
    */
   webrtcMaxPeerConnections: number;
+  /**
+   * Cluster mode: URL of the Redis server the nodes coordinate through (`redis://` or `rediss://`,
+   * with user, password and database number if needed). Empty = a single process, nothing shared.
+   * Default empty.
+   */
+  redis: string;
+  /**
+   * Cluster mode: the URL other nodes use to reach this node's port (`ws://` or `wss://`). Default:
+   * derived from `host` and `port` (and `wss` with TLS); a wildcard `host` (`0.0.0.0`, `::`) names
+   * no reachable address, so it must then be set. With `port` 0 it is derived from the port bound
+   * at start ({@link clusterAddressFor}) and stays empty here.
+   */
+  clusterAddress: string;
+  /** Cluster mode: this node's id in the registry (1–64 of `A–Z a–z 0–9 . _ -`). Default: random per start. */
+  clusterNodeId: string;
+  /** Cluster mode: interval at which this node refreshes its registration and reads the others', ms. Default 1 000. */
+  clusterHeartbeatMs: number;
+  /**
+   * Cluster mode: a node whose registration was not refreshed for this long counts as dead and a
+   * survivor ends its rooms; at least twice `clusterHeartbeatMs`, ms. Default 3 000.
+   */
+  clusterNodeTtlMs: number;
+  /**
+   * Cluster mode: shared secret the nodes authenticate each other with (≥ 16 characters). Default:
+   * derived from the secret of the first API key (HMAC-SHA256 over a fixed label), so nodes that
+   * share their API keys need no extra setting.
+   */
+  clusterSecret: string;
 }
 
 /** Development API key; a server using it logs a warning. */
@@ -268,6 +297,12 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   webrtcIceServers: Object.freeze([]) as readonly IceServerInfo[],
   webrtcNegotiationTimeoutMs: 5_000,
   webrtcMaxPeerConnections: 2_000,
+  redis: '',
+  clusterAddress: '',
+  clusterNodeId: '',
+  clusterHeartbeatMs: 1_000,
+  clusterNodeTtlMs: 3_000,
+  clusterSecret: '',
 });
 
 type NumericKey = { [K in keyof ServerConfig]: ServerConfig[K] extends number ? K : never }[keyof ServerConfig];
@@ -324,6 +359,8 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   webrtcPortMax: [0, 65535],
   webrtcNegotiationTimeoutMs: [100, 600_000],
   webrtcMaxPeerConnections: [0, 1_000_000],
+  clusterHeartbeatMs: [10, 60_000],
+  clusterNodeTtlMs: [20, 600_000],
 };
 
 /** Error codes of {@link ConfigError}. */
@@ -389,7 +426,67 @@ export function resolveConfig(input: Partial<ServerConfig> = {}): Readonly<Serve
   if (out.webhookRetryBaseMs > out.webhookRetryMaxMs) throw new ConfigError('setting "webhookRetryBaseMs" must not exceed "webhookRetryMaxMs"');
   checkOperations(out);
   checkWebRtc(out);
+  checkCluster(out);
   return Object.freeze(out);
+}
+
+/** Hosts that bind every interface: they name no address another node could connect to. */
+const WILDCARD_HOSTS: ReadonlySet<string> = new Set(['0.0.0.0', '::', '[::]', '::0', '0:0:0:0:0:0:0:0']);
+
+/** Label of the HMAC that derives the default `clusterSecret` from an API secret. */
+const CLUSTER_SECRET_LABEL = 'backchannel cluster secret v1';
+
+/**
+ * The `clusterAddress` of a node bound to `port`: the setting when it is set, else
+ * `ws://host:port` (`wss` with TLS). For a server configured with `port` 0, which can only know it
+ * once it listens. Throws {@link ConfigError} for a wildcard `host`.
+ */
+export function clusterAddressFor(config: Pick<ServerConfig, 'clusterAddress' | 'host' | 'tlsCertFile'>, port: number): string {
+  if (config.clusterAddress) return config.clusterAddress;
+  if (WILDCARD_HOSTS.has(config.host)) {
+    throw new ConfigError(`setting "clusterAddress" is needed in cluster mode when "host" is ${JSON.stringify(config.host)} (every interface): set the ws:// or wss:// URL other nodes reach this one at`);
+  }
+  const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
+  return `${config.tlsCertFile ? 'wss' : 'ws'}://${host}:${port}`;
+}
+
+/**
+ * Cluster settings: URLs of the right schemes, a node id usable in Redis keys, a TTL that survives
+ * one missed heartbeat. With `redis` set, fills in the derived defaults (node id, address, secret).
+ */
+function checkCluster(out: ServerConfig): void {
+  for (const key of ['redis', 'clusterAddress', 'clusterNodeId', 'clusterSecret'] as const) {
+    if (typeof out[key] !== 'string') throw new ConfigError(`setting "${key}" must be a string`);
+  }
+  if (out.redis && !hasScheme(out.redis, ['redis:', 'rediss:'])) {
+    throw new ConfigError(`setting "redis" must be a redis:// or rediss:// URL, or empty for a single process (got ${JSON.stringify(out.redis)})`);
+  }
+  if (out.clusterAddress && !hasScheme(out.clusterAddress, ['ws:', 'wss:'])) {
+    throw new ConfigError(`setting "clusterAddress" must be a ws:// or wss:// URL (got ${JSON.stringify(out.clusterAddress)})`);
+  }
+  if (out.clusterNodeId && !/^[A-Za-z0-9._-]{1,64}$/.test(out.clusterNodeId)) {
+    throw new ConfigError(`setting "clusterNodeId" must be 1 to 64 of A-Z a-z 0-9 . _ - (got ${JSON.stringify(out.clusterNodeId)})`);
+  }
+  if (out.clusterNodeTtlMs < 2 * out.clusterHeartbeatMs) {
+    throw new ConfigError(`setting "clusterNodeTtlMs" must be at least twice "clusterHeartbeatMs" (${2 * out.clusterHeartbeatMs}), so one late heartbeat does not end a node (got ${out.clusterNodeTtlMs})`);
+  }
+  if (out.clusterSecret && (out.clusterSecret.length < 16 || /\s/.test(out.clusterSecret))) {
+    throw new ConfigError('setting "clusterSecret" must be at least 16 characters without spaces (or empty to derive it from the first API key)');
+  }
+  if (!out.redis) return;
+  if (!out.clusterNodeId) out.clusterNodeId = randomBytes(8).toString('hex');
+  if (out.port !== 0) out.clusterAddress = clusterAddressFor(out, out.port);
+  else if (WILDCARD_HOSTS.has(out.host)) clusterAddressFor(out, 0);
+  if (!out.clusterSecret) out.clusterSecret = createHmac('sha256', Object.values(out.apiKeys)[0]!).update(CLUSTER_SECRET_LABEL).digest('base64url');
+}
+
+function hasScheme(url: string, schemes: readonly string[]): boolean {
+  try {
+    const parsed = new URL(url);
+    return schemes.includes(parsed.protocol) && Boolean(parsed.hostname);
+  } catch {
+    return false;
+  }
 }
 
 /** TLS, metrics and drain settings. */

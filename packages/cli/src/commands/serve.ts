@@ -22,6 +22,8 @@ interface ServeOptions {
   tlsKey?: string;
   demo?: boolean;
   webrtc?: boolean;
+  redis?: string;
+  clusterAddress?: string;
 }
 
 /** Reads a JSON config file holding any server settings. */
@@ -77,6 +79,9 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): Partial<ServerConfig> {
     out.webrtcPortMax = Number(m[2]);
   }
   if (env.BACKCHANNEL_WEBRTC_ANNOUNCED_ADDRESS) out.webrtcAnnouncedAddress = env.BACKCHANNEL_WEBRTC_ANNOUNCED_ADDRESS;
+  if (env.BACKCHANNEL_REDIS_URL) out.redis = env.BACKCHANNEL_REDIS_URL;
+  if (env.BACKCHANNEL_CLUSTER_ADDRESS) out.clusterAddress = env.BACKCHANNEL_CLUSTER_ADDRESS;
+  if (env.BACKCHANNEL_CLUSTER_SECRET) out.clusterSecret = env.BACKCHANNEL_CLUSTER_SECRET;
   return out;
 }
 
@@ -92,6 +97,8 @@ function resolveServeConfig(o: ServeOptions): Readonly<ServerConfig> {
   if (o.tlsKey) merged.tlsKeyFile = o.tlsKey;
   if (o.demo) merged.demo = true;
   if (o.webrtc === false) merged.webrtc = false;
+  if (o.redis) merged.redis = o.redis;
+  if (o.clusterAddress) merged.clusterAddress = o.clusterAddress;
   if (o.apiKey && o.apiSecret) merged.apiKeys = { [o.apiKey]: o.apiSecret };
   return resolveConfig(merged);
 }
@@ -125,6 +132,8 @@ export function registerServeCommand(program: Command): void {
     .option('--tls-key <file>', 'PEM private key of --tls-cert (env BACKCHANNEL_TLS_KEY)')
     .option('--demo', 'serve the demo web app and its token endpoint on a production API key (always on with the development key; see docs/demo.md)')
     .option('--no-webrtc', 'offer no WebRTC datagram path: unreliable data stays on the WebSocket (env BACKCHANNEL_WEBRTC=off; see docs/webrtc.md)')
+    .option('--redis <url>', 'cluster mode: redis:// or rediss:// URL of the Redis the nodes share (env BACKCHANNEL_REDIS_URL; default none: one process)')
+    .option('--cluster-address <url>', 'cluster mode: ws:// or wss:// URL other nodes reach this one at (env BACKCHANNEL_CLUSTER_ADDRESS; default from --host and --port, needed with a wildcard host)')
     .addHelpText(
       'after',
       '\nLogs are JSON lines on stdout. SIGTERM drains: no new clients, joins or calls, rooms go on for drainTimeoutMs, then the rest end\n' +
