@@ -196,6 +196,50 @@ describe('a node that stops heartbeating', () => {
   });
 });
 
+describe('dead nodes nobody watched', () => {
+  it('reports a registered node without a key that nobody claimed, with its last registration', async () => {
+    const prefix = freshPrefix();
+    const ghost: NodeInfo = { id: 'ghost', no: 7, url: 'ws://127.0.0.1:7999', participants: 1, rooms: 1, cpu: 0, draining: false, startedAt: 1 };
+    const room: RoomRecord = { kind: 'conference', name: 'haunted', num: (7 << 20) | 1, createdAt: 1 };
+    await raw
+      .multi()
+      .sadd(`${prefix}nodes`, ghost.id)
+      .set(`${prefix}nodeinfo:${ghost.id}`, JSON.stringify(ghost))
+      .hset(`${prefix}nodenos`, '7', ghost.id)
+      .hset(`${prefix}rooms:${ghost.id}`, String(room.num), JSON.stringify(room))
+      .set(`${prefix}conf:haunted`, ghost.id)
+      .sadd(`${prefix}confs:${ghost.id}`, 'haunted')
+      .exec();
+    const startedAt = Date.now();
+    const a = await startStore(prefix);
+    const down = await nodeEvent(a, 'nodeDown', ghost.id);
+    // Not before the grace that follows Redis becoming reachable (here: the start).
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(TTL_MS);
+    expect(down).toEqual(ghost);
+    expect(await a.claimDead(down)).toEqual({ node: ghost, rooms: [{ ...room, members: [] }] });
+    expect(await raw.exists(`${prefix}conf:haunted`, `${prefix}nodeinfo:${ghost.id}`)).toBe(0);
+    expect(await raw.hget(`${prefix}nodenos`, '7')).toBeNull();
+  });
+
+  it('tells a node that was claimed dead while it still runs, which registers again', async () => {
+    const prefix = freshPrefix();
+    const a = await startStore(prefix);
+    const b = await startStore(prefix);
+    await converge([a, b], 2);
+    const conf = conference(a, 'alive', 1);
+    a.roomOpened(conf);
+    await a.ringingFor('flush');
+    const evicted = next<string>(a, 'evicted');
+    const back = nodeEvent(b, 'nodeUp', a.self.id);
+    const claim = await b.claimDead(a.self);
+    expect(claim?.rooms.map((r) => r.name)).toEqual(['alive']);
+    expect(await evicted).toBe(b.self.id);
+    expect((await back).no).toBe(a.self.no);
+    await expect.poll(() => raw.hkeys(`${prefix}rooms:${a.self.id}`), { interval: 20, timeout: 2_000 }).toEqual([String(conf.num)]);
+    expect((await b.conferenceHost('alive')).id).toBe(a.self.id);
+  });
+});
+
 describe('Redis outage', () => {
   let own: RedisProcess;
   beforeAll(async () => {
