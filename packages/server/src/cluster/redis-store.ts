@@ -65,7 +65,8 @@ const LEFT_TTL_MS = 60_000;
 /**
  * {@link ClusterStore} on one Redis server. Fire-and-forget writes never throw: they update this
  * node's in-memory copy and write through while Redis is up. Commands that need an answer reject
- * with `cluster-unavailable` while it is not.
+ * with `cluster-unavailable` while it is not. `up` turns true as soon as the connection is ready;
+ * the `up` event follows once this node's records are written again, `down` as soon as it is lost.
  */
 export class RedisClusterStore extends Emitter<ClusterStoreEvents> implements ClusterStore {
   readonly #redis: Redis;
@@ -112,7 +113,9 @@ export class RedisClusterStore extends Emitter<ClusterStoreEvents> implements Cl
       // Commands in flight when the connection drops fail at once; the caller retries.
       maxRetriesPerRequest: 0,
       connectTimeout: Math.min(2_000, Math.max(500, options.ttlMs)),
-      commandTimeout: Math.max(1_000, options.ttlMs),
+      // A Redis that stops answering (frozen, or a partition that drops packets) counts as a lost
+      // connection: the socket is destroyed and ioredis reconnects, so `down` is emitted.
+      socketTimeout: Math.max(1_000, options.ttlMs),
       // At most a heartbeat apart (and 1 s): every node must be back well within the `ttlMs` grace.
       retryStrategy: (attempt) => Math.min(50 * attempt, options.heartbeatMs, 1_000),
       connectionName: `backchannel:${options.nodeId}`,
