@@ -31,8 +31,17 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `backchannel serve` with `config` (any ServerConfig fields) on a random free port. */
-export async function startServerProcess(config: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<ServerProcess> {
+/**
+ * Starts `backchannel serve` with `config` (any ServerConfig fields) on a random free port. With
+ * `BACKCHANNEL_TEST_CLUSTER=1` in the environment it starts a cluster of three nodes and Redis
+ * instead, seen as one server whose `url` names the nodes in turn (helpers/cluster.ts), so a test
+ * written for one server runs against a cluster; `{ cluster: false }` always starts one process.
+ */
+export async function startServerProcess(config: Record<string, unknown> = {}, env: Record<string, string> = {}, options: { cluster?: boolean } = {}): Promise<ServerProcess> {
+  if (process.env.BACKCHANNEL_TEST_CLUSTER === '1' && options.cluster !== false) {
+    const { startCluster, asOneServer } = await import('./cluster.js');
+    return asOneServer(await startCluster(3, config));
+  }
   const dir = mkdtempSync(join(tmpdir(), 'bc-test-'));
   const file = join(dir, 'config.json');
   // drainTimeoutMs 0: stop() (SIGTERM) ends rooms at once, as tests expect; drain tests set their own.

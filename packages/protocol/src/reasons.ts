@@ -13,6 +13,8 @@ export const CallEndReason = {
   ConnectionLost: 'connection-lost',
   EndedByServer: 'ended-by-server',
   ServerShutdown: 'server-shutdown',
+  /** Cluster mode: the node hosting the call stopped (or became unreachable). */
+  NodeLost: 'node-lost',
   Error: 'error',
 } as const;
 export type CallEndReason = (typeof CallEndReason)[keyof typeof CallEndReason];
@@ -34,6 +36,8 @@ export const LeaveReason = {
   RoomEnded: 'room-ended',
   CallEnded: 'call-ended',
   ServerShutdown: 'server-shutdown',
+  /** Cluster mode: the node hosting the room stopped (or became unreachable). */
+  NodeLost: 'node-lost',
 } as const;
 export type LeaveReason = (typeof LeaveReason)[keyof typeof LeaveReason];
 
@@ -43,6 +47,8 @@ export const RoomEndReason = {
   CallEnded: 'call-ended',
   EndedByServer: 'ended-by-server',
   ServerShutdown: 'server-shutdown',
+  /** Cluster mode: the node hosting the room stopped (or became unreachable). */
+  NodeLost: 'node-lost',
 } as const;
 export type RoomEndReason = (typeof RoomEndReason)[keyof typeof RoomEndReason];
 

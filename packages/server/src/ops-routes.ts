@@ -16,8 +16,8 @@ export interface OpsRoutesOptions {
   metrics: PrometheusMetrics | undefined;
   /** Bearer token `/metrics` requires; empty for none. */
   metricsToken: string;
-  /** `starting`, `ready`, `draining` or `stopping`. */
-  state(): 'starting' | 'ready' | 'draining' | 'stopping';
+  /** `starting`, `ready`, `draining`, `stopping`, or (cluster mode, Redis unreachable) `cluster-unavailable`. */
+  state(): 'starting' | 'ready' | 'draining' | 'stopping' | 'cluster-unavailable';
   log: Logger;
 }
 

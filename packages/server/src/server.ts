@@ -40,6 +40,10 @@ import { WebRtcGateway, type WebRtcCounters } from './transport/webrtc.js';
 import { registerWebRtcMetrics } from './metrics/webrtc.js';
 import { SERVER_VERSION } from './version.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { roomOf } from './webhooks/events.js';
+import { Cluster } from './cluster/cluster.js';
+import { LINK_PATH } from './cluster/links.js';
+import { RedisClusterStore } from './cluster/redis-store.js';
 
 /** Events of a running server. */
 export type ServerEvents = {
@@ -69,6 +73,9 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   #tls: TlsFiles | undefined;
   readonly #metrics: PrometheusMetrics | undefined;
   readonly #ops: OpsRoutes;
+  /** Cluster mode (setting `redis`): set once this node has registered. */
+  #cluster: Cluster | undefined;
+  #store: RedisClusterStore | undefined;
   /** Set once draining began (see `drain()`). */
   #draining: Promise<void> | undefined;
   /** Ends the drain's wait: rooms finished, time is up, or `close()` was called. */
@@ -151,7 +158,12 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     this.#http.prependListener('upgrade', started);
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false });
     this.#http.on('upgrade', (req, socket, head) => {
-      if (this.#closing) {
+      if ((req.url ?? '').split('?')[0] === LINK_PATH) {
+        if (this.#cluster) return this.#cluster.upgrade(req, socket, head);
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      if (this.#closing || (this.config.redis && !this.#cluster)) {
         socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n');
         return;
       }
@@ -194,10 +206,11 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   }
 
   /** Whether the server takes new participants (`/readyz`): `ready` only between `listen()` and drain or close. */
-  #state(): 'starting' | 'ready' | 'draining' | 'stopping' {
+  #state(): 'starting' | 'ready' | 'draining' | 'stopping' | 'cluster-unavailable' {
     if (this.#closing) return 'stopping';
     if (this.#draining) return 'draining';
-    return this.#ready ? 'ready' : 'starting';
+    if (!this.#ready) return 'starting';
+    return this.#store && !this.#store.up ? 'cluster-unavailable' : 'ready';
   }
 
   /** Delivery counters of each configured webhook URL (also served at `GET /api/v1/webhooks`). */
@@ -223,11 +236,57 @@ export class BackchannelServer extends Emitter<ServerEvents> {
         resolve();
       });
     });
+    if (this.config.redis) await this.#joinCluster();
     this.#pingTimer = setInterval(() => this.#pingAll(), this.config.pingIntervalMs);
     this.#pingTimer.unref();
     this.#ready = true;
     const tls = this.#tls && { subject: this.#tls.subject, validTo: this.#tls.validTo, fingerprint: this.#tls.fingerprint };
     this.log.info({ url: this.url, protocol: PROTOCOL_VERSION, version: SERVER_VERSION, ...(tls ? { tls } : {}) }, 'backchannel server listening');
+  }
+
+  /** Registers this node in Redis and opens it to the other nodes (cluster mode; docs/cluster.md). */
+  async #joinCluster(): Promise<void> {
+    const cpuAt = { at: performance.now(), usage: process.cpuUsage() };
+    const store = await RedisClusterStore.start({
+      redisUrl: this.config.redis,
+      nodeId: this.config.clusterNodeId,
+      url: this.config.clusterAddress || this.url,
+      heartbeatMs: this.config.clusterHeartbeatMs,
+      ttlMs: this.config.clusterNodeTtlMs,
+      log: this.log,
+      load: () => {
+        const now = performance.now();
+        const usage = process.cpuUsage();
+        const cpu = (usage.user - cpuAt.usage.user + usage.system - cpuAt.usage.system) / 1000 / Math.max(1, now - cpuAt.at);
+        cpuAt.at = now;
+        cpuAt.usage = usage;
+        return { participants: this.#peers.size, rooms: this.hub.rooms.size, cpu };
+      },
+    });
+    this.#store = store;
+    this.#cluster = new Cluster({
+      hub: this.hub,
+      config: this.config,
+      log: this.log,
+      store,
+      handleLocal: (peer, msg) => {
+        const session = peer.link as Session;
+        if (!session.closed) this.#handle(session, peer, msg);
+      },
+      reportError: (peer, error) => (peer.link as Session).reportError(error),
+      emitForeign: (event, after) => {
+        this.#webhooks.continueFrom(roomOf(event), after);
+        this.#webhooks.handle(event);
+        this.emit('event', event);
+      },
+      draining: () => this.#draining !== undefined,
+    });
+    this.log.info({ node: store.self.id, no: store.self.no, clusterAddress: store.self.url }, 'joined the cluster');
+  }
+
+  /** The cluster this node is part of, if any (cluster mode). */
+  get cluster(): Cluster | undefined {
+    return this.#cluster;
   }
 
   /**
@@ -245,6 +304,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
 
   async #drain(): Promise<void> {
     const { drainTimeoutMs } = this.config;
+    this.#store?.setDraining(true);
     this.log.info({ rooms: this.hub.rooms.size, participants: this.hub.peers.size, drainTimeoutMs }, 'draining: taking no new participants, joins or calls');
     let timer: ReturnType<typeof setTimeout> | undefined;
     await new Promise<void>((resolve) => {
@@ -286,6 +346,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     if (this.#pingTimer) clearInterval(this.#pingTimer);
     const httpClosed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.hub.shutdown();
+    await this.#cluster?.close().catch((error: unknown) => this.log.warn({ err: error }, 'leaving the cluster failed'));
     this.#webrtc?.closeAll();
     const webhooksFlushed = this.#webhooks.flush(this.config.webhookFlushTimeoutMs);
     // Sockets still in their handshake (sessions were closed by the hub).
@@ -303,6 +364,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
 
   #onHubEvent(event: HubEvent): void {
     this.log.debug({ event }, event.type);
+    this.#cluster?.onHubEvent(event);
     this.#webhooks.handle(event);
     this.emit('event', event);
     if (this.#drainWait && (event.type === 'participant.left' || event.type === 'call.ended' || event.type === 'conference.ended')) this.#checkDrained();
@@ -357,6 +419,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     this.#sessionOf.set(socket, session);
     const peer = this.hub.handleConnect(identity, { ...msg.capabilities, protocol: msg.protocol }, session);
     this.#peers.set(session, peer);
+    this.#cluster?.peerConnected(peer);
     const welcome: WelcomeResult = {
       participantId: peer.id,
       sid: peer.sid,
@@ -417,6 +480,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     try {
       const identity = await verifyAccessToken(msg.token, this.config.apiKeys);
       session.sendControl({ t: 'ok', re: msg.id, data: this.hub.handleTokenRefresh(peer, identity) });
+      this.#cluster?.peerRefreshed(peer);
     } catch (error) {
       session.sendControl({ t: 'err', re: msg.id, error: toBackchannelError(error, this.log).toJSON() });
     }
@@ -449,6 +513,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       const peer = this.#peers.get(session);
       if (!peer) return;
       try {
+        if (this.#cluster?.routeData(peer, frame.room, raw)) return;
         this.hub.handleData(peer, frame, raw);
       } catch (error) {
         session.reportError(toBackchannelError(error, this.log));
@@ -507,10 +572,19 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   }
 
   #request(session: Session, peer: Peer, msg: ClientMessage): void {
+    if (this.#draining && (msg.t === 'conf.join' || msg.t === 'call.make')) {
+      const err = new BackchannelError(ErrorCode.ServerShutdown, `the server is draining: it takes no new ${msg.t === 'call.make' ? 'calls' : 'joins'}`);
+      session.sendControl({ t: 'err', re: msg.id, error: err.toJSON() });
+      return;
+    }
+    // In a cluster, a request about a room or call hosted on another node goes there.
+    if (this.#cluster?.route(peer, msg)) return;
+    this.#handle(session, peer, msg);
+  }
+
+  /** Handles a request in this node's core and replies. */
+  #handle(session: Session, peer: Peer, msg: ClientMessage): void {
     try {
-      if (this.#draining && (msg.t === 'conf.join' || msg.t === 'call.make')) {
-        throw new BackchannelError(ErrorCode.ServerShutdown, `the server is draining: it takes no new ${msg.t === 'call.make' ? 'calls' : 'joins'}`);
-      }
       const timed = this.#metrics && (msg.t === 'conf.join' || msg.t === 'call.accept');
       const started = timed ? performance.now() : 0;
       const data = this.hub.handleRequest(peer, msg);

@@ -45,6 +45,12 @@ function party(p: Peer): CallParty {
   return { userId: p.userId, displayName: p.displayName, participantId: p.id };
 }
 
+/** The cluster node hosting call `callId` (0: a call id of a single server). */
+export function callNode(callId: string): number {
+  const m = /^CA_(\d{1,4})_/.exec(callId);
+  return m ? Number(m[1]) : 0;
+}
+
 export class CallManager {
   readonly calls = new Map<string, Call>();
 
@@ -56,7 +62,8 @@ export class CallManager {
     if (calleeUserId === peer.userId) throw new BackchannelError(ErrorCode.InvalidArgument, 'a user cannot call themselves');
     const limit = this.hub.config.maxRingingCallsPerParticipant;
     if (peer.ringing >= limit) throw new BackchannelError(ErrorCode.TooManyCalls, `a participant may have at most ${limit} outgoing calls ringing`, { details: { limit } });
-    const id = `CA_${randomId(16)}`;
+    // In a cluster a call id names the node hosting it (see callNode).
+    const id = this.hub.nodeNo ? `CA_${this.hub.nodeNo}_${randomId(16)}` : `CA_${randomId(16)}`;
     const room = this.hub.createRoom('call', id);
     const call = new Call(id, peer, calleeUserId, appParam, room);
     this.calls.set(id, call);
@@ -70,6 +77,7 @@ export class CallManager {
     }
     this.hub.emit({ type: 'call.incoming', at: call.createdAt, callId: id, caller: party(peer), callee: calleeUserId, ...(appParam !== undefined ? { appParam } : {}) });
     for (const p of this.hub.peersByUser.get(calleeUserId) ?? []) this.notify(call, p);
+    this.hub.cluster?.callRinging(call);
     call.ringTimer = setTimeout(() => this.end(call, reason(CallEndReason.NoAnswer, `no answer within ${this.hub.config.ringTimeoutMs} ms`)), this.hub.config.ringTimeoutMs);
     return reply;
   }
@@ -188,6 +196,12 @@ export class CallManager {
   /** Ends a call on behalf of the server API. */
   endByServer(callId: string, message = 'ended by the server'): void {
     this.end(this.find(callId), reason(CallEndReason.EndedByServer, message));
+  }
+
+  /** Shows ringing call `callId` to `peer`, a callee's client connected to another node. */
+  notifyRemote(callId: string, peer: Peer): void {
+    const call = this.calls.get(callId);
+    if (call?.state === 'ringing' && call.calleeUserId === peer.userId) this.notify(call, peer);
   }
 
   private notify(call: Call, peer: Peer): void {

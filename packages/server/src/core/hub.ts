@@ -16,7 +16,7 @@ import {
 import type { Identity } from '../auth.js';
 import type { ServerConfig } from '../config.js';
 import { AppMessenger } from './app-messages.js';
-import { CallManager } from './calls.js';
+import { CallManager, type Call } from './calls.js';
 import { ConferenceManager } from './conferences.js';
 import type { HubEvent } from './events.js';
 import { createMetricsSink, type MetricsSink } from './metrics.js';
@@ -45,6 +45,29 @@ const LEAVE_MESSAGES: Readonly<Record<string, string>> = {
   [LeaveReason.ResumeBufferOverflow]: 'too much was held for it while its connection was lost',
 };
 
+/**
+ * What cluster mode adds to the core (see cluster/cluster.ts): told of the connection life of this
+ * node's own peers (never of the stand-ins of peers connected elsewhere) and of calls that ring.
+ */
+export interface HubCluster {
+  /** A peer connected here changed connection state (`peer.connection`). */
+  connectionChanged(peer: Peer): void;
+  /** A peer connected here is gone, with `leaveCode`. */
+  peerGone(peer: Peer, leaveCode: string): void;
+  /** A call hosted here started ringing: its callee's clients on other nodes are rung too. */
+  callRinging(call: Call): void;
+}
+
+/** Room numbers and participant handles made on node `no` of a cluster carry it from this bit on. */
+export const NODE_SHIFT = 20;
+/** The largest local part of a room number or handle in cluster mode. */
+const LOCAL_MAX = (1 << NODE_SHIFT) - 1;
+
+/** The cluster node a room number or participant handle was made on (0 on a single server). */
+export function nodeOf(num: number): number {
+  return num >>> NODE_SHIFT;
+}
+
 export interface HubOptions {
   config: Readonly<ServerConfig>;
   /** Receives every internal event (webhooks, metrics, logs). Must not throw. */
@@ -72,6 +95,14 @@ export class Hub {
   readonly metrics: MetricsSink;
   #nextSid = 1;
   #nextRoom = 1;
+  #sidsWrapped = false;
+  /**
+   * This node's number in a cluster (0 on a single server): room numbers and participant handles
+   * made here carry it (see {@link nodeOf}). Set before the first connection.
+   */
+  nodeNo = 0;
+  /** Cluster mode's hooks; undefined on a single server. */
+  cluster: HubCluster | undefined;
   #shuttingDown = false;
   readonly #afterReply = new Map<Peer, (() => void)[]>();
   /** Bytes queued for all receivers together. */
@@ -97,11 +128,54 @@ export class Hub {
 
   /** Registers an authenticated connection and returns its peer. */
   handleConnect(identity: Identity, capabilities: Capabilities, link: PeerLink): Peer {
-    const sid = this.#nextSid;
-    this.#nextSid = this.#nextSid >= 0xffff_fffe ? 1 : this.#nextSid + 1;
-    const peer = new Peer(`PA_${randomId(12)}`, sid, identity.userId, identity.displayName, identity.grants, capabilities, link);
+    const peer = new Peer(`PA_${randomId(12)}`, this.#newSid(), identity.userId, identity.displayName, identity.grants, capabilities, link);
     peer.resumeCredential = randomSecret();
     peer.expiresAt = identity.expiresAt;
+    return this.#register(peer);
+  }
+
+  /**
+   * Registers the stand-in of a peer connected to another node of the cluster (its id and handle
+   * were made there), reached through `link`. It takes part in this node's rooms and calls like a
+   * peer of its own; its connection life is the other node's to tell.
+   */
+  attachRemote(id: string, sid: number, identity: Identity, capabilities: Capabilities, link: PeerLink): Peer {
+    const peer = new Peer(id, sid, identity.userId, identity.displayName, identity.grants, capabilities, link);
+    peer.expiresAt = identity.expiresAt;
+    peer.remote = true;
+    return this.#register(peer);
+  }
+
+  /** Sets the connection state of a peer connected elsewhere, and tells its rooms. */
+  setConnection(peer: Peer, connection: 'connected' | 'reconnecting'): void {
+    if (peer.gone || peer.connection === connection) return;
+    peer.connection = connection;
+    this.#announceConnection(peer);
+  }
+
+  #newSid(): number {
+    if (this.nodeNo === 0) {
+      const sid = this.#nextSid;
+      this.#nextSid = sid >= 0xffff_fffe ? 1 : sid + 1;
+      return sid;
+    }
+    // Handles are unique across the cluster: this node's number above a local part. Once the
+    // local part has wrapped, handles still in use are skipped.
+    let local = this.#nextSid;
+    if (local > LOCAL_MAX) {
+      local = 1;
+      this.#sidsWrapped = true;
+    }
+    if (this.#sidsWrapped) {
+      const inUse = new Set<number>();
+      for (const p of this.peers.values()) inUse.add(p.sid);
+      while (inUse.has(((this.nodeNo << NODE_SHIFT) | local) >>> 0)) local = local >= LOCAL_MAX ? 1 : local + 1;
+    }
+    this.#nextSid = local + 1;
+    return ((this.nodeNo << NODE_SHIFT) | local) >>> 0;
+  }
+
+  #register(peer: Peer): Peer {
     this.peers.set(peer.id, peer);
     let set = this.peersByUser.get(peer.userId);
     if (!set) this.peersByUser.set(peer.userId, (set = new Set()));
@@ -119,6 +193,7 @@ export class Hub {
     if (peer.gone || peer.connection === 'reconnecting') return;
     if (this.#shuttingDown) return this.handleDisconnect(peer);
     peer.connection = 'reconnecting';
+    this.cluster?.connectionChanged(peer);
     peer.resumeTimer = setTimeout(() => {
       peer.link.close(reason(LeaveReason.ConnectionLost, `not resumed within ${this.config.resumeWindowMs} ms`));
       this.handleDisconnect(peer, LeaveReason.ConnectionLost);
@@ -147,6 +222,7 @@ export class Hub {
     if (peer.connection === 'reconnecting') {
       peer.connection = 'connected';
       this.#announceConnection(peer);
+      this.cluster?.connectionChanged(peer);
     }
   }
 
@@ -186,6 +262,7 @@ export class Hub {
       const member = room.member(peer.id);
       if (member) this.exit(room, member, reason(leaveCode, LEAVE_MESSAGES[leaveCode] ?? 'the connection was lost'));
     }
+    if (!peer.remote) this.cluster?.peerGone(peer, leaveCode);
   }
 
   /**
@@ -277,9 +354,18 @@ export class Hub {
 
   /** Creates a room with a fresh server-wide number. */
   createRoom(kind: 'conference' | 'call', name: string): Room {
-    let num = this.#nextRoom;
-    while (this.rooms.has(num)) num = num >= 0xffff_fffe ? 1 : num + 1;
-    this.#nextRoom = num >= 0xffff_fffe ? 1 : num + 1;
+    let num: number;
+    if (this.nodeNo === 0) {
+      num = this.#nextRoom;
+      while (this.rooms.has(num)) num = num >= 0xffff_fffe ? 1 : num + 1;
+      this.#nextRoom = num >= 0xffff_fffe ? 1 : num + 1;
+    } else {
+      // Numbers are unique across the cluster and say which node hosts the room.
+      let local = this.#nextRoom > LOCAL_MAX ? 1 : this.#nextRoom;
+      while (this.rooms.has(((this.nodeNo << NODE_SHIFT) | local) >>> 0)) local = local >= LOCAL_MAX ? 1 : local + 1;
+      this.#nextRoom = local + 1;
+      num = ((this.nodeNo << NODE_SHIFT) | local) >>> 0;
+    }
     const room = new Room(num, kind, name, this.#presencePending);
     this.rooms.set(num, room);
     return room;
@@ -388,7 +474,8 @@ export class Hub {
     this.calls.endAll(reason('server-shutdown', 'the server is shutting down'));
     this.conferences.endAll(reason('server-shutdown', 'the server is shutting down'));
     for (const peer of [...this.peers.values()]) {
-      peer.link.close(reason(ErrorCode.ServerShutdown, 'the server is shutting down'));
+      // A client connected to another node of the cluster keeps its connection: only its rooms here ended.
+      if (!peer.remote) peer.link.close(reason(ErrorCode.ServerShutdown, 'the server is shutting down'));
       this.handleDisconnect(peer, LeaveReason.ServerShutdown);
     }
   }

@@ -63,6 +63,8 @@ export class Peer {
   resumeTimer: ReturnType<typeof setTimeout> | undefined;
   /** When its access token expires, ms since the epoch: new actions need a refreshed token then. */
   expiresAt = Infinity;
+  /** The stand-in of a peer connected to another node of the cluster (see Hub.attachRemote). */
+  remote = false;
   /** Conferences joined and outgoing calls ringing (per-participant limits). */
   conferences = 0;
   ringing = 0;

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { WebhookStats } from '@backchannel/server-sdk';
 import type { ServerConfig } from '../config.js';
-import type { HubEvent } from '../core/events.js';
+import type { HubEvent, RoomRef } from '../core/events.js';
 import type { WebhookCounters } from '../metrics/prometheus.js';
 import { WebhookSequencer, roomKey } from './events.js';
 import { postWebhook, type WebhookSigner } from './http.js';
@@ -78,6 +78,11 @@ export class WebhookDispatcher {
   /** Whether any webhook URL is configured. */
   get enabled(): boolean {
     return this.#endpoints.length > 0;
+  }
+
+  /** Continues the sequence of `room` after `last` (see WebhookSequencer.continueFrom). */
+  continueFrom(room: RoomRef, last: number): void {
+    this.#sequencer.continueFrom(room, last);
   }
 
   /** Queues `event` for every URL. Synchronous and cheap; never throws. */

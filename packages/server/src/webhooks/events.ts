@@ -41,6 +41,15 @@ export class WebhookSequencer {
     return this.#sequences.size;
   }
 
+  /**
+   * Continues room `room`'s sequence after `last` (cluster mode: a survivor ending the rooms of a
+   * dead node continues where their host stopped).
+   */
+  continueFrom(room: RoomRef, last: number): void {
+    const key = roomKey(room);
+    if ((this.#sequences.get(key) ?? 0) < last) this.#sequences.set(key, last);
+  }
+
   /** Builds the webhook event for `e`, advancing its room's sequence. */
   next(e: HubEvent): WebhookEvent {
     const room = roomOf(e);

@@ -1,0 +1,739 @@
+/**
+ * Cluster mode: several server processes (nodes) coordinated through Redis, any client on any
+ * node, each room on one node. See docs/cluster.md.
+ *
+ * A client's connection, session and resume stay on the node it connected to (its edge). A room
+ * lives on the node that created it (its host); a participant connected elsewhere takes part there
+ * through a stand-in peer (Hub.attachRemote) whose link (RemoteLink) turns what the core sends it
+ * into operations on the node link to its edge. The edge forwards the client's requests and data
+ * for rooms hosted elsewhere to their host, and applies the host's operations to the client's
+ * session. Room numbers, participant handles and call ids name their node, so routing needs no
+ * lookup; only where a conference lives is kept in Redis (with the node registry).
+ *
+ * Operations (field `s` is a participant handle):
+ *   edge → host  a attach a stand-in · q request · in data frame · st connection state ·
+ *                dt detach (gone) · rf refreshed token · pg queue progress · nt show a ringing call
+ *   host → edge  r reply · ev event · cf shared control frame (to: handles) · d data frame
+ *                (to: [handle, session, priority]…) · se session event · x discard · p pause
+ *                reading · c close
+ *   any          ring (a call rings for a user) · rpc / rpr (a call between nodes and its answer)
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import {
+  BackchannelError,
+  CallEndReason,
+  ErrorCode,
+  LeaveReason,
+  RoomEndReason,
+  decodeFrame,
+  encodeControlFrame,
+  FrameKind,
+  type ClientMessage,
+  type ParticipantInfo,
+  type PriorityClass,
+  type ServerEvent,
+} from '@backchannel/protocol';
+import type { ResolvedGrants } from '@backchannel/server-sdk';
+import type { ServerConfig } from '../config.js';
+import { callNode, type Call } from '../core/calls.js';
+import type { HubEvent } from '../core/events.js';
+import { nodeOf, type Hub, type HubCluster } from '../core/hub.js';
+import type { Peer } from '../core/peer.js';
+import { LinkAuth, LinkServer, NodeLink, type LinkHandler, type Op } from './links.js';
+import { RemoteLink } from './remote-link.js';
+import type { ClusterStore, DeadNode, NodeInfo, RoomRecord } from './store.js';
+
+/** How long a call between nodes may take before it fails with `cluster-unavailable`, ms. */
+const RPC_TIMEOUT_MS = 5_000;
+
+/** What the cluster needs from the server around it. */
+export interface ClusterOptions {
+  hub: Hub;
+  config: Readonly<ServerConfig>;
+  log: Logger;
+  store: ClusterStore;
+  /** Handles a request of a peer connected here in this node's core (and replies to it). */
+  handleLocal(peer: Peer, msg: ClientMessage): void;
+  /** Reports an error of the data path to a client connected here. */
+  reportError(peer: Peer, error: BackchannelError): void;
+  /**
+   * Emits an event of a dead node's room (webhooks), as its host would have; `after` is the
+   * number of events the room had (its sequence continues from there).
+   */
+  emitForeign(event: HubEvent, after: number): void;
+  /** Whether this node is draining (takes no new joins or calls). */
+  draining(): boolean;
+}
+
+/** What a peer connected here has on another node. */
+interface Attachment {
+  /** Rooms it is in there (conference rooms and call rooms). */
+  rooms: Set<number>;
+  /** Calls there it takes part in or is rung for: call id → room number (0 while ringing). */
+  calls: Map<string, number>;
+}
+
+/** Progress of one remote data session toward a client connected here. */
+interface Watch {
+  no: number;
+  peer: Peer;
+  key: string;
+  delivered: number;
+  reported: number;
+  waiting: boolean;
+}
+
+/** A room's record, with the number of webhook events it has had. */
+type Recorded = RoomRecord & { events: number };
+
+/** A remote procedure a node answers for the others. */
+export type RpcHandler = (args: unknown, from: number) => unknown;
+
+export class Cluster implements HubCluster, LinkHandler {
+  readonly #o: ClusterOptions;
+  readonly #hub: Hub;
+  readonly #store: ClusterStore;
+  readonly #auth: LinkAuth;
+  readonly #server: LinkServer;
+  /** Outgoing links, by node number. */
+  readonly #links = new Map<number, NodeLink>();
+  /** Peers connected here, by handle. */
+  readonly #locals = new Map<number, Peer>();
+  /** What each peer connected here has on other nodes, by node number. */
+  readonly #attached = new Map<Peer, Map<number, Attachment>>();
+  /** Stand-ins of peers connected to other nodes: edge node → handle → peer. */
+  readonly #remotes = new Map<number, Map<number, Peer>>();
+  /** Requests forwarded to each node and not answered yet: node → peer → request ids. */
+  readonly #pending = new Map<number, Map<Peer, Set<number>>>();
+  /** Remote data sessions toward clients connected here. */
+  readonly #watches = new Map<string, Watch>();
+  readonly #dirty = new Set<Watch>();
+  #reportScheduled = false;
+  readonly #rpcHandlers = new Map<string, RpcHandler>();
+  readonly #rpcPending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  #rpcSeq = 1;
+  /** Records of the rooms hosted here, by `kind:name`. */
+  readonly #records = new Map<string, Recorded>();
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+  #closed = false;
+
+  constructor(options: ClusterOptions) {
+    this.#o = options;
+    this.#hub = options.hub;
+    this.#store = options.store;
+    this.#auth = new LinkAuth(options.config.clusterSecret);
+    this.#server = new LinkServer(this.#auth, this, options.log);
+    this.#hub.nodeNo = options.store.self.no;
+    this.#hub.cluster = this;
+    this.#store.on('nodeDown', (node) => this.#nodeDown(node));
+    const probe = setInterval(() => {
+      for (const link of this.#links.values()) link.probe();
+      this.#reportAll();
+    }, Math.max(100, options.config.clusterHeartbeatMs));
+    probe.unref();
+    this.#timers.push(probe);
+  }
+
+  /** This node's number. */
+  get no(): number {
+    return this.#store.self.no;
+  }
+
+  /** Takes a node link's upgrade request. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#server.upgrade(req, socket, head);
+  }
+
+  // ---------------------------------------------------------------- edge: this node's clients
+
+  /** A client connected here: it is rung for calls ringing for its user on other nodes. */
+  peerConnected(peer: Peer): void {
+    this.#locals.set(peer.sid, peer);
+    if (!peer.grants.calls) return;
+    this.#store.ringingFor(peer.userId).then(
+      (calls) => {
+        for (const [callId, no] of calls) if (no !== this.no && !peer.gone) this.#ringPeer(peer, no, callId);
+      },
+      (error: unknown) => this.#o.log.warn({ err: error, participantId: peer.id }, 'could not look up calls ringing on other nodes'),
+    );
+  }
+
+  /** Routes a request of a client connected here; false if this node's core handles it. */
+  route(peer: Peer, msg: ClientMessage): boolean {
+    let no: number;
+    switch (msg.t) {
+      case 'conf.join': {
+        const known = this.#hub.conferences.byName.get(msg.name);
+        if (known && !known.ended) return false;
+        this.#store.conferenceHost(msg.name).then(
+          (node) => {
+            if (peer.gone) return;
+            if (node.no === this.no) this.#o.handleLocal(peer, msg);
+            else this.#forward(peer, node.no, msg);
+          },
+          (error: unknown) => this.#replyError(peer, msg.id, error),
+        );
+        return true;
+      }
+      case 'call.make':
+        no = this.#store.pickNode().no;
+        break;
+      case 'call.get':
+      case 'call.accept':
+      case 'call.decline':
+      case 'call.cancel':
+      case 'call.end':
+        no = callNode(msg.callId);
+        break;
+      case 'room.leave':
+      case 'room.metadata':
+      case 'room.participants':
+      case 'ds.open':
+      case 'ds.dest':
+      case 'ds.close':
+      case 'ds.unsupport':
+      case 'ds.support':
+        no = nodeOf(msg.room);
+        break;
+      default:
+        return false;
+    }
+    if (no === 0 || no === this.no) return false;
+    this.#forward(peer, no, msg);
+    return true;
+  }
+
+  /** Routes a data frame of a client connected here; false if it is for a room hosted here. */
+  routeData(peer: Peer, room: number, raw: Uint8Array): boolean {
+    const no = nodeOf(room);
+    if (no === this.no) return false;
+    const link = this.#attached.get(peer)?.has(no) ? this.#links.get(no) : undefined;
+    if (!link || link.closed) throw new BackchannelError(ErrorCode.NotInRoom, `not in room ${room}`);
+    link.send({ o: 'in', s: peer.sid }, raw);
+    return true;
+  }
+
+  /** A refreshed token of a client connected here applies on every node it is on. */
+  peerRefreshed(peer: Peer): void {
+    for (const no of this.#attached.get(peer)?.keys() ?? []) {
+      this.#links.get(no)?.send({ o: 'rf', s: peer.sid, g: peer.grants, x: peer.expiresAt });
+    }
+  }
+
+  connectionChanged(peer: Peer): void {
+    for (const no of this.#attached.get(peer)?.keys() ?? []) this.#links.get(no)?.send({ o: 'st', s: peer.sid, c: peer.connection });
+  }
+
+  peerGone(peer: Peer, leaveCode: string): void {
+    this.#locals.delete(peer.sid);
+    const attached = this.#attached.get(peer);
+    this.#attached.delete(peer);
+    for (const no of attached?.keys() ?? []) {
+      this.#links.get(no)?.send({ o: 'dt', s: peer.sid, code: leaveCode });
+      this.#dropWatches(no, peer);
+      this.#pending.get(no)?.delete(peer);
+    }
+  }
+
+  #forward(peer: Peer, no: number, msg: ClientMessage): void {
+    const link = this.#linkTo(no);
+    if (!link) {
+      const inRoom = 'room' in msg;
+      const code = msg.t.startsWith('call.') && msg.t !== 'call.make' ? ErrorCode.CallNotFound : inRoom ? ErrorCode.NotInRoom : ErrorCode.ClusterUnavailable;
+      return this.#replyError(peer, msg.id, new BackchannelError(code, `node ${no}, which hosts it, is not in the cluster (any more)`));
+    }
+    this.#attach(peer, no, link);
+    let waiting = this.#pending.get(no);
+    if (!waiting) this.#pending.set(no, (waiting = new Map()));
+    let ids = waiting.get(peer);
+    if (!ids) waiting.set(peer, (ids = new Set()));
+    ids.add(msg.id);
+    link.send({ o: 'q', s: peer.sid, m: msg });
+  }
+
+  /** Makes sure `peer` has a stand-in on node `no`. */
+  #attach(peer: Peer, no: number, link: NodeLink): Attachment {
+    let nodes = this.#attached.get(peer);
+    if (!nodes) this.#attached.set(peer, (nodes = new Map()));
+    let a = nodes.get(no);
+    if (!a) {
+      nodes.set(no, (a = { rooms: new Set(), calls: new Map() }));
+      link.send({ o: 'a', s: peer.sid, id: peer.id, u: peer.userId, n: peer.displayName, g: peer.grants, x: peer.expiresAt, cap: peer.capabilities, st: peer.connection });
+    }
+    return a;
+  }
+
+  #ringPeer(peer: Peer, no: number, callId: string): void {
+    const link = this.#linkTo(no);
+    if (!link) return;
+    this.#attach(peer, no, link).calls.set(callId, 0);
+    link.send({ o: 'nt', s: peer.sid, call: callId });
+  }
+
+  #replyError(peer: Peer, re: number, error: unknown): void {
+    const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.InternalError, 'internal server error', { cause: error });
+    if (!(error instanceof BackchannelError)) this.#o.log.error({ err: error }, 'internal error');
+    if (!peer.gone) peer.link.sendControlFrame(encodeControlFrame(JSON.stringify({ t: 'err', re, error: err.toJSON() })));
+  }
+
+  /** Operations from host `no` for clients connected here. */
+  #edgeOp(no: number, op: Op, blobs: Uint8Array[]): void {
+    switch (op.o) {
+      case 'd': {
+        const wire = blobs[op.b as number]!;
+        const size = op.n as number;
+        const cap = op.c as number | undefined;
+        for (const [sid, key, priority] of op.to as [number, string, PriorityClass][]) {
+          const peer = this.#locals.get(sid);
+          if (!peer) continue;
+          if (cap !== undefined) {
+            peer.link.sendDroppable(key, priority, { size, droppable: true, wire }, cap);
+            continue;
+          }
+          peer.link.sendData(key, priority, { size, droppable: false, wire });
+          this.#delivered(no, peer, key, size);
+        }
+        return;
+      }
+      case 'cf': {
+        const frame = blobs[op.b as number]!;
+        for (const sid of op.to as number[]) this.#locals.get(sid)?.link.sendControlFrame(frame);
+        return;
+      }
+    }
+    const peer = this.#locals.get(op.s as number);
+    if (!peer) return;
+    switch (op.o) {
+      case 'r': {
+        this.#pending.get(no)?.get(peer)?.delete(op.re as number);
+        const ok = op.e === undefined;
+        if (ok) this.#track(peer, no, op.d);
+        peer.link.sendControlFrame(encodeControlFrame(JSON.stringify(ok ? { t: 'ok', re: op.re, data: op.d } : { t: 'err', re: op.re, error: op.e })));
+        return;
+      }
+      case 'ev': {
+        const event = op.e as ServerEvent;
+        this.#trackEvent(peer, no, event);
+        peer.link.sendEvent(event);
+        return;
+      }
+      case 'se':
+        peer.link.sendSessionEvent(op.k as string, op.p as PriorityClass, op.e as ServerEvent);
+        return;
+      case 'x':
+        peer.link.discard(op.k as string);
+        this.#watches.delete(`${no}|${peer.sid}|${op.k as string}`);
+        return;
+      case 'p':
+        peer.link.pauseInbound(op.ms as number);
+        return;
+      case 'c':
+        peer.link.close(op.r as { code: string; message: string });
+        return;
+      case 'de':
+        this.#o.reportError(peer, new BackchannelError(String((op.e as { code: string }).code) as never, String((op.e as { message: string }).message)));
+        return;
+    }
+  }
+
+  /** Notes rooms and calls a reply from host `no` put the client in. */
+  #track(peer: Peer, no: number, data: unknown): void {
+    if (!data || typeof data !== 'object') return;
+    const d = data as { room?: unknown; call?: { callId?: string } };
+    const a = this.#attached.get(peer)?.get(no);
+    if (!a) return;
+    const room = typeof d.room === 'number' ? d.room : (d.room as { room?: number } | undefined)?.room;
+    if (typeof room === 'number') a.rooms.add(room);
+    if (d.call?.callId) a.calls.set(d.call.callId, typeof room === 'number' ? room : 0);
+  }
+
+  #trackEvent(peer: Peer, no: number, event: ServerEvent): void {
+    const a = this.#attached.get(peer)?.get(no);
+    if (!a) return;
+    switch (event.t) {
+      case 'room.ended':
+        a.rooms.delete(event.room);
+        return;
+      case 'call.incoming':
+        a.calls.set(event.call.callId, 0);
+        return;
+      case 'call.connected':
+        a.calls.set(event.callId, event.room.room);
+        a.rooms.add(event.room.room);
+        return;
+      case 'call.ended':
+      case 'call.revoked': {
+        const room = a.calls.get(event.callId);
+        if (room) a.rooms.delete(room);
+        a.calls.delete(event.callId);
+        return;
+      }
+      default:
+    }
+  }
+
+  /** Counts bytes of a remote session handed to a client's queue here; its host hears how they leave it. */
+  #delivered(no: number, peer: Peer, key: string, size: number): void {
+    const id = `${no}|${peer.sid}|${key}`;
+    let w = this.#watches.get(id);
+    if (!w) this.#watches.set(id, (w = { no, peer, key, delivered: 0, reported: 0, waiting: false }));
+    w.delivered += size;
+    this.#dirty.add(w);
+    if (this.#reportScheduled) return;
+    this.#reportScheduled = true;
+    setImmediate(() => this.#report());
+  }
+
+  #report(): void {
+    this.#reportScheduled = false;
+    for (const w of this.#dirty) this.#reportOne(w);
+    this.#dirty.clear();
+  }
+
+  /** Reports the progress of every session still queued (slow receivers make progress slowly). */
+  #reportAll(): void {
+    for (const w of this.#watches.values()) if (w.delivered !== w.reported) this.#reportOne(w);
+  }
+
+  #reportOne(w: Watch): void {
+    if (w.peer.gone) return void this.#watches.delete(`${w.no}|${w.peer.sid}|${w.key}`);
+    const queued = w.peer.link.queuedBytes(w.key);
+    const written = w.delivered - queued;
+    if (written !== w.reported) {
+      w.reported = written;
+      this.#links.get(w.no)?.send({ o: 'pg', s: w.peer.sid, k: w.key, w: written });
+    }
+    if (queued > 0 && !w.waiting) {
+      w.waiting = true;
+      w.peer.link.onDrained(w.key, () => {
+        w.waiting = false;
+        this.#dirty.add(w);
+        if (this.#reportScheduled) return;
+        this.#reportScheduled = true;
+        setImmediate(() => this.#report());
+      });
+    }
+  }
+
+  #dropWatches(no: number, peer: Peer): void {
+    for (const [id, w] of this.#watches) if (w.no === no && w.peer === peer) this.#watches.delete(id);
+  }
+
+  // ---------------------------------------------------------------- host: stand-ins of others' clients
+
+  /** Operations from edge `no` about its clients in rooms hosted here. */
+  #hostOp(no: number, op: Op, blobs: Uint8Array[]): void {
+    let remotes = this.#remotes.get(no);
+    const sid = op.s as number;
+    if (op.o === 'a') {
+      if (!remotes) this.#remotes.set(no, (remotes = new Map()));
+      const old = remotes.get(sid);
+      if (old && !old.gone) this.#hub.handleDisconnect(old, LeaveReason.ConnectionLost);
+      const link = new RemoteLink(() => this.#linkTo(no), sid, this.#o.config.socketHighWaterBytes);
+      const identity = { userId: op.u as string, displayName: op.n as string, grants: op.g as ResolvedGrants, apiKey: '', expiresAt: op.x as number };
+      const peer = this.#hub.attachRemote(op.id as string, sid, identity, op.cap as Peer['capabilities'], link);
+      if (op.st === 'reconnecting') peer.connection = 'reconnecting';
+      remotes.set(sid, peer);
+      return;
+    }
+    const peer = remotes?.get(sid);
+    if (!peer || peer.gone) return;
+    switch (op.o) {
+      case 'q':
+        return this.#hostRequest(no, peer, op.m as ClientMessage);
+      case 'in': {
+        const raw = blobs[op.b as number]!;
+        try {
+          const frame = decodeFrame(raw);
+          if (frame.kind !== FrameKind.Data) throw new BackchannelError(ErrorCode.BadFrame, 'not a data frame');
+          this.#hub.handleData(peer, frame, raw);
+        } catch (error) {
+          const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.InternalError, 'internal server error');
+          this.#linkTo(no)?.send({ o: 'de', s: sid, e: err.toJSON() });
+        }
+        return;
+      }
+      case 'st':
+        return this.#hub.setConnection(peer, op.c as 'connected' | 'reconnecting');
+      case 'dt':
+        remotes!.delete(sid);
+        return this.#hub.handleDisconnect(peer, op.code as string);
+      case 'rf':
+        peer.grants = op.g as ResolvedGrants;
+        peer.expiresAt = op.x as number;
+        return;
+      case 'pg':
+        return (peer.link as RemoteLink).progress(op.k as string, op.w as number);
+      case 'nt':
+        return this.#hub.calls.notifyRemote(op.call as string, peer);
+    }
+  }
+
+  #hostRequest(no: number, peer: Peer, msg: ClientMessage): void {
+    let reply: Op;
+    try {
+      if (this.#o.draining() && (msg.t === 'conf.join' || msg.t === 'call.make')) {
+        throw new BackchannelError(ErrorCode.ServerShutdown, `the node hosting it is draining: it takes no new ${msg.t === 'call.make' ? 'calls' : 'joins'}`);
+      }
+      reply = { o: 'r', s: peer.sid, re: msg.id, d: this.#hub.handleRequest(peer, msg) };
+    } catch (error) {
+      const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.InternalError, 'internal server error', { cause: error });
+      if (!(error instanceof BackchannelError)) this.#o.log.error({ err: error }, 'internal error');
+      reply = { o: 'r', s: peer.sid, re: msg.id, e: err.toJSON() };
+    }
+    this.#linkTo(no)?.send(reply);
+    this.#hub.flushAfterReply(peer);
+  }
+
+  callRinging(call: Call): void {
+    this.#store.ringing(call.calleeUserId, call.id, this.no, this.#o.config.ringTimeoutMs);
+    for (const node of this.#store.nodes()) {
+      if (node.no !== this.no) this.#linkTo(node.no)?.send({ o: 'ring', call: call.id, u: call.calleeUserId });
+    }
+  }
+
+  // ---------------------------------------------------------------- links and node loss
+
+  ops(from: number, ops: Op[], blobs: Uint8Array[]): void {
+    for (const op of ops) {
+      try {
+        switch (op.o) {
+          case 'a':
+          case 'q':
+          case 'in':
+          case 'st':
+          case 'dt':
+          case 'rf':
+          case 'pg':
+          case 'nt':
+            this.#hostOp(from, op, blobs);
+            break;
+          case 'ring':
+            for (const peer of this.#hub.peersByUser.get(op.u as string) ?? []) {
+              if (!peer.remote && peer.grants.calls) this.#ringPeer(peer, from, op.call as string);
+            }
+            break;
+          case 'rpc':
+            this.#answerRpc(from, op);
+            break;
+          case 'rpr': {
+            const pending = this.#rpcPending.get(op.id as number);
+            if (!pending) break;
+            this.#rpcPending.delete(op.id as number);
+            clearTimeout(pending.timer);
+            if (op.e) {
+              const e = op.e as { code: string; message: string; details?: Record<string, unknown> };
+              pending.reject(new BackchannelError(e.code as never, e.message, e.details ? { details: e.details } : {}));
+            } else pending.resolve(op.d);
+            break;
+          }
+          default:
+            this.#edgeOp(from, op, blobs);
+        }
+      } catch (error) {
+        this.#o.log.error({ err: error, op: op.o, node: from }, 'failed to apply an operation from another node');
+      }
+    }
+  }
+
+  /** The outgoing link to node `no`, opened if needed; undefined if no such live node. */
+  #linkTo(no: number): NodeLink | undefined {
+    const link = this.#links.get(no);
+    if (link && !link.closed) return link;
+    if (this.#closed) return undefined;
+    const node = this.#store.nodeByNo(no);
+    if (!node || node.no === this.no) return undefined;
+    const fresh = new NodeLink(no, node.url, this.#auth.credential(this.no), (why) => this.down(no, why));
+    this.#links.set(no, fresh);
+    return fresh;
+  }
+
+  /**
+   * The link from or to node `no` closed: whatever went between the two nodes is over. Stand-ins
+   * of its clients leave this node's rooms (connection lost); clients here are told their rooms and
+   * calls there ended (`node-lost`). A client may join again: a new link is opened on demand.
+   */
+  down(no: number, why: string): void {
+    if (this.#closed) return;
+    const link = this.#links.get(no);
+    this.#links.delete(no);
+    link?.close();
+    const remotes = this.#remotes.get(no);
+    this.#remotes.delete(no);
+    const lost = remotes?.size ?? 0;
+    for (const peer of remotes?.values() ?? []) this.#hub.handleDisconnect(peer, LeaveReason.ConnectionLost);
+    // Requests it did not answer fail, retryably.
+    const waiting = this.#pending.get(no);
+    this.#pending.delete(no);
+    for (const [peer, ids] of waiting ?? []) {
+      for (const id of ids) this.#replyError(peer, id, new BackchannelError(ErrorCode.ClusterUnavailable, `node ${no} did not answer before its link closed (${why}); retry`));
+    }
+    let rooms = 0;
+    for (const [peer, nodes] of this.#attached) {
+      const a = nodes.get(no);
+      if (!a) continue;
+      nodes.delete(no);
+      this.#dropWatches(no, peer);
+      const roomReason = { code: RoomEndReason.NodeLost, message: `node ${no}, which hosted it, is gone (${why})` };
+      const callRooms = new Set(a.calls.values());
+      for (const [callId, room] of a.calls) {
+        peer.link.sendEvent({ t: 'call.ended', callId, reason: { code: CallEndReason.NodeLost, message: roomReason.message }, durationMs: 0 });
+        if (room) rooms++;
+      }
+      for (const room of a.rooms) {
+        if (callRooms.has(room)) continue;
+        peer.link.sendEvent({ t: 'room.ended', room, reason: roomReason });
+        rooms++;
+      }
+    }
+    for (const [id, pending] of this.#rpcPending) {
+      if ((pending as { no?: number }).no !== no) continue;
+      this.#rpcPending.delete(id);
+      clearTimeout(pending.timer);
+      pending.reject(new BackchannelError(ErrorCode.ClusterUnavailable, `node ${no} is gone (${why})`));
+    }
+    this.#o.log.warn({ node: no, why, standIns: lost, roomsEnded: rooms }, 'lost the link to a node');
+  }
+
+  /** A node's registration expired: its links are over, and one survivor ends its rooms for the webhooks. */
+  #nodeDown(node: NodeInfo): void {
+    if (node.no !== this.no) this.down(node.no, 'its registration expired');
+    this.#store.claimDead(node).then(
+      (dead) => dead && this.#endDeadRooms(dead),
+      (error: unknown) => this.#o.log.warn({ err: error, node: node.id }, 'could not claim the cleanup of a dead node; another node or a later poll will'),
+    );
+  }
+
+  /** Emits what the dead node's rooms would have: members leaving, conferences and calls ending. */
+  #endDeadRooms(dead: DeadNode): void {
+    const at = Date.now();
+    const message = `node ${dead.node.no} (${dead.node.id}), which hosted it, is gone`;
+    for (const room of dead.rooms) {
+      const ref = { kind: room.kind, name: room.name };
+      let after = (room as Partial<Recorded>).events ?? 0;
+      const emit = (event: HubEvent) => this.#o.emitForeign(event, after++);
+      if (room.kind === 'conference') {
+        for (const member of room.members) {
+          emit({ type: 'participant.left', at, room: ref, participant: member, reason: { code: LeaveReason.NodeLost, message } });
+        }
+        emit({ type: 'conference.ended', at, room: ref, reason: { code: RoomEndReason.NodeLost, message }, durationMs: at - room.createdAt });
+      } else if (room.caller) {
+        emit({
+          type: 'call.ended',
+          at,
+          callId: room.name,
+          caller: room.caller,
+          callee: room.callee ?? '',
+          reason: { code: CallEndReason.NodeLost, message },
+          durationMs: room.connectedAt ? at - room.connectedAt : 0,
+        });
+      }
+    }
+    this.#o.log.warn({ node: dead.node.id, rooms: dead.rooms.length }, 'ended the rooms of a dead node');
+  }
+
+  // ---------------------------------------------------------------- calls between nodes
+
+  /** Registers what this node answers to `rpc(…, method, …)`. */
+  handleRpc(method: string, handler: RpcHandler): void {
+    this.#rpcHandlers.set(method, handler);
+  }
+
+  /** Calls `method` on node `no` (this one included); rejects with `cluster-unavailable` if it does not answer. */
+  async rpc(no: number, method: string, args: unknown): Promise<unknown> {
+    if (no === this.no) return this.#rpcHandlers.get(method)?.(args, this.no);
+    const link = this.#linkTo(no);
+    if (!link) throw new BackchannelError(ErrorCode.ClusterUnavailable, `node ${no} is not in the cluster`);
+    const id = this.#rpcSeq++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#rpcPending.delete(id);
+        reject(new BackchannelError(ErrorCode.ClusterUnavailable, `node ${no} did not answer ${method} within ${RPC_TIMEOUT_MS} ms`));
+      }, RPC_TIMEOUT_MS);
+      this.#rpcPending.set(id, Object.assign({ resolve, reject, timer }, { no }));
+      link.send({ o: 'rpc', id, m: method, a: args });
+    });
+  }
+
+  /** Calls `method` on every live node; resolves with each node's answer. */
+  rpcAll(method: string, args: unknown): Promise<{ node: NodeInfo; result: unknown }[]> {
+    return Promise.all(this.#store.nodes().map(async (node) => ({ node, result: await this.rpc(node.no, method, args) })));
+  }
+
+  #answerRpc(from: number, op: Op): void {
+    const reply = (r: Op) => this.#linkTo(from)?.send(r);
+    const handler = this.#rpcHandlers.get(op.m as string);
+    if (!handler) return reply({ o: 'rpr', id: op.id, e: { code: ErrorCode.NotFound, message: `no remote procedure ${String(op.m)}` } });
+    Promise.resolve()
+      .then(() => handler(op.a, from))
+      .then(
+        (d) => reply({ o: 'rpr', id: op.id, d: d ?? null }),
+        (error: unknown) => {
+          const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.InternalError, 'internal server error');
+          reply({ o: 'rpr', id: op.id, e: err.toJSON() });
+        },
+      );
+  }
+
+  // ---------------------------------------------------------------- records of this node's rooms
+
+  /**
+   * Keeps Redis's copy of this node's rooms and members (for the cleanup if this node dies),
+   * with the number of webhook events each room has had, so a survivor's events continue its
+   * sequence.
+   */
+  onHubEvent(e: HubEvent): void {
+    const s = this.#store;
+    const key = 'room' in e ? `${e.room.kind}:${e.room.name}` : `call:${e.callId}`;
+    switch (e.type) {
+      case 'conference.started': {
+        const room = this.#hub.conferences.byName.get(e.room.name);
+        if (!room) return;
+        const record: Recorded = { kind: 'conference', name: e.room.name, num: room.num, createdAt: room.createdAt, events: 1 };
+        this.#records.set(key, record);
+        s.roomOpened(record);
+        return;
+      }
+      case 'call.incoming': {
+        const call = this.#hub.calls.calls.get(e.callId);
+        if (!call) return;
+        const record: Recorded = { kind: 'call', name: e.callId, num: call.room.num, createdAt: call.createdAt, caller: e.caller, callee: e.callee, connectedAt: 0, events: 1 };
+        this.#records.set(key, record);
+        s.roomOpened(record);
+        return;
+      }
+      case 'conference.ended':
+      case 'call.ended': {
+        const record = this.#records.get(key);
+        this.#records.delete(key);
+        if (record) s.roomClosed(record.num);
+        if (e.type === 'conference.ended') s.releaseConference(e.room.name);
+        else s.ringEnded(e.callee, e.callId);
+        return;
+      }
+      default:
+    }
+    const record = this.#records.get(key);
+    if (!record) return;
+    record.events++;
+    if (e.type === 'call.started') {
+      record.connectedAt = e.at;
+      s.ringEnded(e.callee.userId, e.callId);
+    }
+    s.roomUpdated(record);
+    if (e.type === 'participant.joined') s.memberAdded(record.num, e.participant);
+    else if (e.type === 'participant.left') s.memberRemoved(record.num, e.participant.id);
+  }
+
+  /** Closes every link (the node is stopping; its rooms were ended first). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    for (const link of this.#links.values()) link.close();
+    this.#links.clear();
+    this.#server.close();
+    await this.#store.close();
+  }
+}
