@@ -98,14 +98,14 @@ describe('destinations and sequence numbers', () => {
     const dRoom = await d.joinConference('dest');
     await dRoom.makeRecvDataSession(100, (_d, i) => seen.d!.push(i.seq));
     tx.send('3'); // everyone, including the later joiner
-    const fence = deferred();
-    // A final marker on a second session proves every earlier message has been delivered.
-    await Promise.all([b, c].map((x) => x!.room.makeRecvDataSession(101, () => undefined)));
-    await dRoom.makeRecvDataSession(101, () => fence.resolve());
+    // A final marker on a second session, received by everyone, proves every earlier message has
+    // been delivered (each receiver may be on another node of a cluster: each has its own fence).
+    const fences = [deferred(), deferred(), deferred()];
+    await Promise.all([b!.room, c!.room, dRoom].map((r, i) => r.makeRecvDataSession(101, () => fences[i]!.resolve())));
     const marker = await a!.room.makeSendDataSession(101);
     await tx.drained();
     marker.send('fence');
-    await fence.promise;
+    await Promise.all(fences.map((f) => f.promise));
     expect(seen.d).toEqual([3]);
     expect(seen.c).toEqual([1, 2, 3]);
     expect(seen.b).toEqual([0, 1, 3]); // seq 2 is a gap: b was not a destination

@@ -23,7 +23,7 @@ import {
 import type { WebhookStats } from '@backchannel/server-sdk';
 import { ApiRouter } from './api/router.js';
 import { verifyAccessToken } from './auth.js';
-import { ConfigError, ConfigErrorCode, resolveConfig, type ServerConfig } from './config.js';
+import { ConfigError, ConfigErrorCode, clusterAddressFor, resolveConfig, type ServerConfig } from './config.js';
 import { DemoRoutes } from './demo.js';
 import type { HubEvent } from './core/events.js';
 import { createMetricsSink } from './core/metrics.js';
@@ -250,7 +250,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     const store = await RedisClusterStore.start({
       redisUrl: this.config.redis,
       nodeId: this.config.clusterNodeId,
-      url: this.config.clusterAddress || this.url,
+      url: this.config.clusterAddress || clusterAddressFor(this.config, this.port),
       heartbeatMs: this.config.clusterHeartbeatMs,
       ttlMs: this.config.clusterNodeTtlMs,
       log: this.log,
@@ -281,6 +281,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       },
       draining: () => this.#draining !== undefined,
     });
+    this.#api.joinCluster(this.#cluster);
     this.log.info({ node: store.self.id, no: store.self.no, clusterAddress: store.self.url }, 'joined the cluster');
   }
 

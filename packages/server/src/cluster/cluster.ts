@@ -12,7 +12,8 @@
  *
  * Operations (field `s` is a participant handle):
  *   edge → host  a attach a stand-in · q request · in data frame · st connection state ·
- *                dt detach (gone) · rf refreshed token · pg queue progress · nt show a ringing call
+ *                dt detach (gone) · rf refreshed token · pg queue progress · nt show a ringing call ·
+ *                dr unreliable frames dropped for the client
  *   host → edge  r reply · ev event · cf shared control frame (to: handles) · d data frame
  *                (to: [handle, session, priority]…) · se session event · x discard · p pause
  *                reading · c close
@@ -81,7 +82,9 @@ interface Watch {
   peer: Peer;
   key: string;
   delivered: number;
+  /** Written and queued as last reported. */
   reported: number;
+  reportedQueued: number;
   waiting: boolean;
 }
 
@@ -97,6 +100,8 @@ export class Cluster implements HubCluster, LinkHandler {
   readonly #store: ClusterStore;
   readonly #auth: LinkAuth;
   readonly #server: LinkServer;
+  /** Addresses nodes gave when they opened a link here, by node number. */
+  readonly #heardFrom = new Map<number, string>();
   /** Outgoing links, by node number. */
   readonly #links = new Map<number, NodeLink>();
   /** Peers connected here, by handle. */
@@ -128,8 +133,16 @@ export class Cluster implements HubCluster, LinkHandler {
     this.#hub.nodeNo = options.store.self.no;
     this.#hub.cluster = this;
     this.#store.on('nodeDown', (node) => this.#nodeDown(node));
+    this.#store.on('nodeLeft', (node) => this.#heardFrom.delete(node.no));
+    this.#store.on('evicted', (by) => {
+      // Frozen for longer than its registration lived: the others have ended this node's rooms.
+      // Its links are reset so that no stand-in or room outlives what they were told.
+      this.#o.log.error({ by }, 'this node was taken for dead by the cluster (missed heartbeats); resetting its links');
+      for (const no of [...this.#links.keys(), ...this.#remotes.keys()]) this.down(no, 'this node was taken for dead');
+    });
     const probe = setInterval(() => {
-      for (const link of this.#links.values()) link.probe();
+      // A link silent for as long as a node's registration lives is as dead as the node.
+      for (const link of this.#links.values()) link.probe(options.config.clusterNodeTtlMs);
       this.#reportAll();
     }, Math.max(100, options.config.clusterHeartbeatMs));
     probe.unref();
@@ -289,7 +302,8 @@ export class Cluster implements HubCluster, LinkHandler {
           const peer = this.#locals.get(sid);
           if (!peer) continue;
           if (cap !== undefined) {
-            peer.link.sendDroppable(key, priority, { size, droppable: true, wire }, cap);
+            const dropped = peer.link.sendDroppable(key, priority, { size, droppable: true, wire }, cap);
+            if (dropped > 0) this.#links.get(no)?.send({ o: 'dr', s: sid, k: key, n: dropped });
             continue;
           }
           peer.link.sendData(key, priority, { size, droppable: false, wire });
@@ -378,7 +392,7 @@ export class Cluster implements HubCluster, LinkHandler {
   #delivered(no: number, peer: Peer, key: string, size: number): void {
     const id = `${no}|${peer.sid}|${key}`;
     let w = this.#watches.get(id);
-    if (!w) this.#watches.set(id, (w = { no, peer, key, delivered: 0, reported: 0, waiting: false }));
+    if (!w) this.#watches.set(id, (w = { no, peer, key, delivered: 0, reported: 0, reportedQueued: 0, waiting: false }));
     w.delivered += size;
     this.#dirty.add(w);
     if (this.#reportScheduled) return;
@@ -394,16 +408,17 @@ export class Cluster implements HubCluster, LinkHandler {
 
   /** Reports the progress of every session still queued (slow receivers make progress slowly). */
   #reportAll(): void {
-    for (const w of this.#watches.values()) if (w.delivered !== w.reported) this.#reportOne(w);
+    for (const w of this.#watches.values()) if (w.delivered !== w.reported || w.reportedQueued !== 0) this.#reportOne(w);
   }
 
   #reportOne(w: Watch): void {
     if (w.peer.gone) return void this.#watches.delete(`${w.no}|${w.peer.sid}|${w.key}`);
     const queued = w.peer.link.queuedBytes(w.key);
     const written = w.delivered - queued;
-    if (written !== w.reported) {
+    if (written !== w.reported || queued !== w.reportedQueued) {
       w.reported = written;
-      this.#links.get(w.no)?.send({ o: 'pg', s: w.peer.sid, k: w.key, w: written });
+      w.reportedQueued = queued;
+      this.#links.get(w.no)?.send({ o: 'pg', s: w.peer.sid, k: w.key, w: written, q: queued });
     }
     if (queued > 0 && !w.waiting) {
       w.waiting = true;
@@ -431,7 +446,7 @@ export class Cluster implements HubCluster, LinkHandler {
       if (!remotes) this.#remotes.set(no, (remotes = new Map()));
       const old = remotes.get(sid);
       if (old && !old.gone) this.#hub.handleDisconnect(old, LeaveReason.ConnectionLost);
-      const link = new RemoteLink(() => this.#linkTo(no), sid, this.#o.config.socketHighWaterBytes);
+      const link = new RemoteLink(() => this.#linkTo(no), sid, (key) => this.#hub.sessions.queueChanged(key));
       const identity = { userId: op.u as string, displayName: op.n as string, grants: op.g as ResolvedGrants, apiKey: '', expiresAt: op.x as number };
       const peer = this.#hub.attachRemote(op.id as string, sid, identity, op.cap as Peer['capabilities'], link);
       if (op.st === 'reconnecting') peer.connection = 'reconnecting';
@@ -465,9 +480,11 @@ export class Cluster implements HubCluster, LinkHandler {
         peer.expiresAt = op.x as number;
         return;
       case 'pg':
-        return (peer.link as RemoteLink).progress(op.k as string, op.w as number);
+        return (peer.link as RemoteLink).progress(op.k as string, op.w as number, op.q as number);
       case 'nt':
         return this.#hub.calls.notifyRemote(op.call as string, peer);
+      case 'dr':
+        return this.#hub.sessions.droppedFor(op.k as string, peer, op.n as number);
     }
   }
 
@@ -496,6 +513,10 @@ export class Cluster implements HubCluster, LinkHandler {
 
   // ---------------------------------------------------------------- links and node loss
 
+  opened(no: number, url: string): void {
+    this.#heardFrom.set(no, url);
+  }
+
   ops(from: number, ops: Op[], blobs: Uint8Array[]): void {
     for (const op of ops) {
       try {
@@ -508,6 +529,7 @@ export class Cluster implements HubCluster, LinkHandler {
           case 'rf':
           case 'pg':
           case 'nt':
+          case 'dr':
             this.#hostOp(from, op, blobs);
             break;
           case 'ring':
@@ -543,9 +565,11 @@ export class Cluster implements HubCluster, LinkHandler {
     const link = this.#links.get(no);
     if (link && !link.closed) return link;
     if (this.#closed) return undefined;
-    const node = this.#store.nodeByNo(no);
-    if (!node || node.no === this.no) return undefined;
-    const fresh = new NodeLink(no, node.url, this.#auth.credential(this.no), (why) => this.down(no, why));
+    if (no === this.no) return undefined;
+    // A node that just started may not be in this node's registry poll yet, but it said where it is.
+    const url = this.#store.nodeByNo(no)?.url ?? this.#heardFrom.get(no);
+    if (!url) return undefined;
+    const fresh = new NodeLink(no, url, this.#auth.credential(this.no), this.#store.self.url, (why) => this.down(no, why));
     this.#links.set(no, fresh);
     return fresh;
   }
@@ -599,6 +623,7 @@ export class Cluster implements HubCluster, LinkHandler {
 
   /** A node's registration expired: its links are over, and one survivor ends its rooms for the webhooks. */
   #nodeDown(node: NodeInfo): void {
+    this.#heardFrom.delete(node.no);
     if (node.no !== this.no) this.down(node.no, 'its registration expired');
     this.#store.claimDead(node).then(
       (dead) => dead && this.#endDeadRooms(dead),

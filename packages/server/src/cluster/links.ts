@@ -19,6 +19,8 @@ import { WebSocket, WebSocketServer } from 'ws';
 export const LINK_PATH = '/cluster/v1';
 /** Header carrying a link's credential. */
 const AUTH_HEADER = 'x-backchannel-node';
+/** Header carrying the address of the node opening a link (so the other can answer before its registry lists it). */
+const URL_HEADER = 'x-backchannel-node-url';
 /** A credential older than this is refused, ms. */
 const AUTH_MAX_AGE_MS = 60_000;
 /** Largest batch a node accepts, bytes. */
@@ -31,6 +33,8 @@ export type Op = { o: string } & Record<string, unknown>;
 export interface LinkHandler {
   /** A batch from node `from`; `blobs[i]` is blob i. */
   ops(from: number, ops: Op[], blobs: Uint8Array[]): void;
+  /** Node `no` opened a link and says it is reachable at `url`. */
+  opened(no: number, url: string): void;
   /** The link from or to node `no` closed (the node died, or the network between failed). */
   down(no: number, why: string): void;
 }
@@ -87,22 +91,29 @@ export class NodeLink {
   #scheduled = false;
   /** Batches made before the socket opened. */
   #early: Uint8Array[] = [];
-  #alive = true;
+  /** When the other node last answered a ping (or the link opened), ms. */
+  #lastPong = Date.now();
 
   constructor(
     readonly no: number,
     url: string,
     credential: string,
+    selfUrl: string,
     private readonly onDown: (why: string) => void,
   ) {
-    this.#ws = new WebSocket(`${url.replace(/\/$/, '')}${LINK_PATH}`, { headers: { [AUTH_HEADER]: credential }, perMessageDeflate: false, maxPayload: MAX_BATCH_BYTES });
+    this.#ws = new WebSocket(`${url.replace(/\/$/, '')}${LINK_PATH}`, {
+      headers: { [AUTH_HEADER]: credential, [URL_HEADER]: selfUrl },
+      perMessageDeflate: false,
+      maxPayload: MAX_BATCH_BYTES,
+    });
     this.#ws.binaryType = 'nodebuffer';
     this.#ws.on('open', () => {
       this.#open = true;
+      this.#lastPong = Date.now();
       for (const b of this.#early) this.#ws.send(b);
       this.#early = [];
     });
-    this.#ws.on('pong', () => (this.#alive = true));
+    this.#ws.on('pong', () => (this.#lastPong = Date.now()));
     this.#ws.on('error', () => undefined); // 'close' follows
     this.#ws.on('close', (code, reason) => this.#down(`link closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
   }
@@ -146,11 +157,10 @@ export class NodeLink {
     else this.#early.push(data);
   }
 
-  /** Pings; a link that did not answer the previous ping is closed. */
-  probe(): void {
+  /** Pings; a link that answered no ping for `deadAfterMs` is closed. */
+  probe(deadAfterMs: number): void {
     if (!this.#open || this.#closed) return;
-    if (!this.#alive) return void this.#ws.terminate();
-    this.#alive = false;
+    if (Date.now() - this.#lastPong > deadAfterMs) return void this.#ws.terminate();
     this.#ws.ping();
   }
 
@@ -216,7 +226,9 @@ export class LinkServer {
       socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\n');
       return;
     }
+    const url = req.headers[URL_HEADER];
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      if (typeof url === 'string' && /^wss?:\/\//.test(url)) this.handler.opened(no, url);
       const before = this.#incoming.get(no);
       if (before) {
         // The node reconnected: what the old link carried is over.

@@ -2,17 +2,19 @@
  * The {@link PeerLink} of a stand-in: a peer connected to another node (its edge) taking part in
  * rooms hosted here. What the core asks of it becomes operations on the link to the edge, which
  * applies them to the client's session there. Queue sizes are mirrored: the edge reports, per data
- * session, how many bytes have left its queue for the client, so backpressure (`ds.backlog`), the
- * slow-receiver detach and the queue bounds see remote receivers as they see local ones.
+ * session, how many bytes wait in its queue for the client and how many have left it, so
+ * backpressure (`ds.backlog`), the slow-receiver detach and the queue bounds see remote receivers as
+ * they see local ones. Bytes still crossing between the nodes are not the receiver's backlog.
  */
 import type { PriorityClass, Reason, ServerEvent } from '@backchannel/protocol';
 import type { OutboundFrame, PeerLink } from '../core/peer.js';
 import type { NodeLink, Op } from './links.js';
 
-/** Per data session: bytes sent to the edge, and bytes its queue has written out (reported). */
+/** Per data session: bytes sent to the edge; bytes waiting in its queue and written out of it (reported). */
 interface Flow {
   sent: number;
   written: number;
+  queued: number;
   drained: (() => void) | undefined;
 }
 
@@ -25,8 +27,8 @@ export class RemoteLink implements PeerLink {
     private readonly out: () => NodeLink | undefined,
     /** The peer's handle. */
     readonly sid: number,
-    /** Bytes in transit to the edge that do not count as a backlog (the socket's high-water mark). */
-    private readonly inTransitBytes: number,
+    /** Called when the edge reports a new queue size for session `key`. */
+    private readonly onQueue: (key: string) => void,
   ) {}
 
   sendEvent(event: ServerEvent): void {
@@ -47,11 +49,9 @@ export class RemoteLink implements PeerLink {
     if (!link) return 0;
     this.#add(link, key, priority, frame, undefined);
     let flow = this.#flows.get(key);
-    if (!flow) this.#flows.set(key, (flow = { sent: 0, written: 0, drained: undefined }));
+    if (!flow) this.#flows.set(key, (flow = { sent: 0, written: 0, queued: 0, drained: undefined }));
     flow.sent += frame.size;
-    this.#queued += frame.size;
-    const queued = flow.sent - flow.written;
-    return queued > this.inTransitBytes ? queued : 0;
+    return flow.queued;
   }
 
   sendDroppable(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap: number): number {
@@ -81,13 +81,12 @@ export class RemoteLink implements PeerLink {
     const flow = this.#flows.get(key);
     if (!flow) return;
     // The edge forgets the session's count too (the link is ordered): both start again from 0.
-    this.progress(key, flow.sent);
+    this.progress(key, flow.sent, 0);
     this.#flows.delete(key);
   }
 
   queuedBytes(key: string): number {
-    const flow = this.#flows.get(key);
-    return flow ? flow.sent - flow.written : 0;
+    return this.#flows.get(key)?.queued ?? 0;
   }
 
   progressOf(key: string): number {
@@ -112,13 +111,16 @@ export class RemoteLink implements PeerLink {
     this.out()?.send({ o: 'c', s: this.sid, r: reason });
   }
 
-  /** The edge reports that `written` bytes of session `key` have left its queue in all. */
-  progress(key: string, written: number): void {
+  /** The edge reports that `written` bytes of session `key` have left its queue in all, and `queued` wait in it. */
+  progress(key: string, written: number, queued: number): void {
     const flow = this.#flows.get(key);
-    if (!flow || written <= flow.written) return;
-    const w = Math.min(written, flow.sent);
-    this.#queued -= w - flow.written;
-    flow.written = w;
+    if (!flow) return;
+    if (queued !== flow.queued) {
+      this.#queued += queued - flow.queued;
+      flow.queued = queued;
+      this.onQueue(key);
+    }
+    if (written > flow.written) flow.written = Math.min(written, flow.sent);
     if (flow.written < flow.sent) return;
     const cb = flow.drained;
     flow.drained = undefined;

@@ -195,12 +195,7 @@ export class SessionRouter {
     const cfg = this.hub.config;
     if (out.droppable) {
       const dropped = m.peer.link.sendDroppable(s.key, s.priority, out, cfg.unreliableQueueMaxBytes);
-      if (dropped > 0) {
-        // A hidden receiver's drops are not reported to the sender (nothing may reveal it).
-        if (!m.hidden) s.dropped += dropped;
-        s.counts.dropped += dropped;
-        s.recvDrops.set(m.peer.id, (s.recvDrops.get(m.peer.id) ?? 0) + dropped);
-      }
+      if (dropped > 0) this.#dropped(s, m, dropped);
       return 1;
     }
     const queued = m.peer.link.sendData(s.key, s.priority, out);
@@ -464,6 +459,36 @@ export class SessionRouter {
   #eachReceiver(s: SendSession, visit: (m: Member) => void): void {
     if (typeof s.destination === 'string') for (const m of s.room.members.values()) visit(m);
     else for (const id of s.destination) { const m = s.room.members.get(id); if (m) visit(m); }
+  }
+
+  /** Counts `n` unreliable frames of `s` dropped for receiver `m`. */
+  #dropped(s: SendSession, m: Member, n: number): void {
+    // A hidden receiver's drops are not reported to the sender (nothing may reveal it).
+    if (!m.hidden) s.dropped += n;
+    s.counts.dropped += n;
+    s.recvDrops.set(m.peer.id, (s.recvDrops.get(m.peer.id) ?? 0) + n);
+    this.#activate(s);
+  }
+
+  /** Cluster mode: the edge of `receiver` dropped `n` unreliable frames of session `key` for it. */
+  droppedFor(key: string, receiver: Peer, n: number): void {
+    const s = this.#byKey(key);
+    const m = s?.room.members.get(receiver.id);
+    if (s && m) this.#dropped(s, m, n);
+  }
+
+  #byKey(key: string): SendSession | undefined {
+    const [room, sid, streamId] = key.split(':').map(Number) as [number, number, number];
+    return this.#byRoom.get(room)?.get(sessionId(sid, streamId));
+  }
+
+  /**
+   * The queue of session `key` toward a receiver changed outside the data path (cluster mode: a
+   * remote receiver's edge reported it): the session's backlog is reported again at the next tick.
+   */
+  queueChanged(key: string): void {
+    const s = this.#byKey(key);
+    if (s) this.#activate(s);
   }
 
   #activate(s: SendSession): void {
