@@ -1,7 +1,11 @@
-/** Pages of the server API's lists: order, cursors, limits and the participant budget of a page. */
+/**
+ * Pages of the server API's lists: order, cursors, limits and the participant budget of a page,
+ * and pages merged from the nodes of a cluster.
+ */
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { BackchannelError } from '@backchannel/protocol';
-import { encodeCursor, paginate, readPageRequest, type PageKey } from '../../packages/server/dist/api/pagination.js';
+import { encodeCursor, mergePages, paginate, readPageRequest, type PageKey } from '../../packages/server/dist/api/pagination.js';
 
 const item = (t: number, name: string, weight = 1) => ({ t, name, weight });
 type Item = ReturnType<typeof item>;
@@ -42,5 +46,34 @@ describe('paginate', () => {
         expect((e as BackchannelError).code).toBe('invalid-argument');
       }
     }
+  });
+});
+
+describe('mergePages', () => {
+  /** Every page of a walk with `limit` and `budget`, each page made by `pageOf`. */
+  function walk(pageOf: (after: PageKey | undefined) => { items: Item[]; next?: string }): string[][] {
+    const pages: string[][] = [];
+    let after: PageKey | undefined;
+    for (;;) {
+      const page = pageOf(after);
+      pages.push(page.items.map((i) => i.name));
+      if (!page.next) return pages;
+      after = readPageRequest(new URLSearchParams({ cursor: page.next })).after;
+    }
+  }
+
+  it('walks items spread over several nodes page by page exactly as if one node held them all', () => {
+    const arbItem = fc.record({ t: fc.integer({ min: 0, max: 20 }), weight: fc.integer({ min: 0, max: 50 }), node: fc.integer({ min: 0, max: 3 }) });
+    fc.assert(
+      fc.property(fc.array(arbItem, { maxLength: 40 }), fc.integer({ min: 1, max: 6 }), fc.option(fc.integer({ min: 1, max: 120 })), (raw, limit, max) => {
+        const all = raw.map((r, i) => ({ ...item(r.t, `n${i}`, r.weight), node: r.node }));
+        const budget = max === null ? undefined : { of: (i: Item) => i.weight, max };
+        const nodes = [0, 1, 2, 3].map((n) => all.filter((i) => i.node === n));
+        const single = walk((after) => paginate(all, key, { limit, after }, budget));
+        const merged = walk((after) => mergePages(nodes.map((own) => paginate(own, key, { limit, after }, budget)), key, { limit, after }, budget));
+        expect(merged).toEqual(single);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -25,6 +25,7 @@ export function httpStatusOf(code: string): number {
     case ErrorCode.InternalError:
       return 500;
     case ErrorCode.ServerShutdown:
+    case ErrorCode.ClusterUnavailable:
       return 503;
     default:
       return 400;

@@ -37,7 +37,7 @@ const STATUS_TEXT: Record<number, string> = {
   404: 'Unknown room, call or participant (`room-not-found`, `call-not-found`, `participant-not-found`).',
   413: 'Body or message too large (`message-too-large`).',
   429: 'Rate limit of the API key exceeded (`rate-limited`); retry after `Retry-After` seconds.',
-  503: 'The server is shutting down (`server-shutdown`).',
+  503: 'The server is shutting down (`server-shutdown`), or in a cluster a node the request needs did not answer (`cluster-unavailable`; retry).',
 };
 
 /** Builds the document; `version` is the server version. */

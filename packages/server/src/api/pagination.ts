@@ -3,7 +3,9 @@
  * `?cursor=` taken from the previous page's `next`. Items are ordered by a key (creation or join
  * time, then name or id) and a cursor is the key of the last item served, so a walk through the
  * pages sees every item that exists throughout it exactly once, however items come and go
- * meanwhile; items created during the walk appear if they sort after the cursor.
+ * meanwhile; items created during the walk appear if they sort after the cursor. In a cluster each
+ * node serves its own page for the same request and {@link mergePages} makes the page one server
+ * holding every node's items would have served, so the cursors work across nodes unchanged.
  */
 import { BackchannelError, ErrorCode } from '@backchannel/protocol';
 import { API_PAGE_LIMIT_DEFAULT, API_PAGE_LIMIT_MAX } from '@backchannel/server-sdk';
@@ -87,4 +89,23 @@ export function paginate<T>(
   }
   if (page.length === candidates.length) return { items: page };
   return { items: page, next: encodeCursor(candidates[page.length - 1]!.key) };
+}
+
+/**
+ * The page of `req` over the items of several sources (cluster nodes), given the page each source
+ * served for the same `req` (with the same `weight`). Every item of the combined page is on its
+ * source's own page: it sorts no later, and neither its rank nor its source's share of the weight
+ * before it can exceed what the combined page allows. So paginating the union of the pages gives
+ * the combined page; it is followed by more if any source had more.
+ */
+export function mergePages<T>(
+  pages: readonly { items: T[]; next?: string }[],
+  keyOf: (item: T) => PageKey,
+  req: PageRequest,
+  weight?: { of: (item: T) => number; max: number },
+): { items: T[]; next?: string } {
+  const page = paginate(pages.flatMap((p) => p.items), keyOf, req, weight);
+  const last = page.items.at(-1);
+  if (page.next || last === undefined || !pages.some((p) => p.next)) return page;
+  return { items: page.items, next: encodeCursor(keyOf(last)) };
 }

@@ -1,7 +1,8 @@
 /**
  * The server API edge (`/api/v1/…` on the server's HTTP port): routing, Bearer-token auth with the
  * admin grant, the per-API-key rate limit, body validation against the route's schema, and error
- * answers `{ code, message }` with the matching HTTP status. See docs/server-api.md.
+ * answers `{ code, message }` with the matching HTTP status. In a cluster any node answers for the
+ * whole cluster (cluster.ts). See docs/server-api.md.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Value } from '@sinclair/typebox/value';
@@ -12,6 +13,7 @@ import { verifyAccessToken, type Identity } from '../auth.js';
 import type { ServerConfig } from '../config.js';
 import type { Hub } from '../core/hub.js';
 import { SERVER_VERSION } from '../version.js';
+import { runInCluster, serveApi, type ApiClusterPort } from './cluster.js';
 import { readJsonBody, sendError, sendJson } from './http.js';
 import { buildOpenApi } from './openapi.js';
 import { RateLimiter } from './rate-limit.js';
@@ -43,12 +45,24 @@ export class ApiRouter {
   readonly #routes: { route: Route; segments: string[] }[];
   #openapi: string | undefined;
   #indexBody: string | undefined;
+  /** The cluster this node is part of (cluster mode; see {@link joinCluster}). */
+  #cluster: ApiClusterPort | undefined;
 
   constructor(options: ApiRouterOptions) {
     this.#opts = options;
     this.#ctx = { hub: options.hub, webhookStats: options.webhookStats };
     this.#limiter = new RateLimiter(options.config.apiRateLimit, options.config.apiRateBurst);
     this.#routes = ROUTES.map((route) => ({ route, segments: route.path.split('/').slice(1) }));
+  }
+
+  /**
+   * Cluster mode, once this node joined: from then on every request is answered for the whole
+   * cluster, and this node runs the requests other nodes received for what it holds (which is why
+   * this is called at once, not on this node's first request).
+   */
+  joinCluster(cluster: ApiClusterPort): void {
+    this.#cluster = cluster;
+    serveApi(cluster, ROUTES, this.#ctx, this.#opts.log);
   }
 
   /** Whether `path` (without query) belongs to the server API. */
@@ -104,7 +118,9 @@ export class ApiRouter {
       if (body === undefined && route.bodyOptional) body = {};
       validate(route.body, body);
     }
-    const result = route.handler(this.#ctx, { params, query, body });
+    const request = { params, query, body };
+    const cluster = this.#cluster;
+    const result = await (cluster && route.cluster ? runInCluster(cluster, route, route.cluster, this.#ctx, request) : route.handler(this.#ctx, request));
     // Changes are logged at info (an audit trail of who ended, kicked or updated what); reads at debug.
     const entry = { apiKey: identity.apiKey, op: route.operationId, params, ...route.audit?.({ params, query, body }) };
     if (route.method === 'GET') this.#opts.log.debug(entry, 'server API request');

@@ -1,6 +1,7 @@
 /**
  * The server API's routes: one table that the router dispatches from, validates with, and
- * generates the OpenAPI document from. Handlers are synchronous calls into the core.
+ * generates the OpenAPI document from. Handlers are calls into this node's core; in a cluster each
+ * route also says where it runs (its {@link Placement}, carried out by cluster.ts).
  */
 import type { TSchema } from '@sinclair/typebox';
 import { BackchannelError, ErrorCode, RoomEndReason } from '@backchannel/protocol';
@@ -20,17 +21,24 @@ import {
   UpdateParticipantRequestSchema,
   UpdateParticipantResponseSchema,
   WebhookStatsSchema,
+  parseRoomId,
+  type ApiCall,
+  type ApiConference,
+  type CallList,
+  type ConferenceList,
   type KickRequest,
   type RevokeRequest,
   type SendDataRequest,
   type SendDataResponse,
   type UpdateParticipantRequest,
+  type RoomRef,
   type WebhookStats,
 } from '@backchannel/server-sdk';
 import type { Call } from '../core/calls.js';
 import { reason, type Hub } from '../core/hub.js';
 import type { Member, Room } from '../core/room.js';
-import { paginate, readPageRequest, type PageKey } from './pagination.js';
+import type { Peer } from '../core/peer.js';
+import { mergePages, paginate, readPageRequest, type PageKey } from './pagination.js';
 import { callView, conferenceView, findCall, findConference, findMember, findPeer, findRoom, participantView } from './views.js';
 
 /** What handlers work with. */
@@ -45,6 +53,19 @@ export interface ApiRequest {
   query: URLSearchParams;
   body: unknown;
 }
+
+/**
+ * Where a request runs in a cluster (docs/cluster.md#server-api). Authentication, the rate limit
+ * and validation stay on the node that received it; the handler runs where the state is:
+ * - `every-node`: on each live node over its own rooms; `merge` makes one answer of theirs;
+ * - `room-host`: on the node hosting the room (a call id names it; a conference is looked for);
+ * - `edge`: on the node the participant is connected to, after each node holding a stand-in of it
+ *   (in a room hosted there) ran `standIn` with it.
+ */
+export type Placement =
+  | { on: 'every-node'; merge(results: unknown[], req: ApiRequest): unknown }
+  | { on: 'room-host'; room(req: ApiRequest): RoomRef }
+  | { on: 'edge'; participant(req: ApiRequest): string; standIn(ctx: ApiContext, peer: Peer, req: ApiRequest): void };
 
 /** One endpoint. `response` undefined means `204 No Content`. */
 export interface Route {
@@ -65,6 +86,9 @@ export interface Route {
   errors?: number[];
   /** Extra fields for the audit log line of a successful call. */
   audit?(req: ApiRequest): Record<string, unknown>;
+  /** Where it runs in a cluster; absent: on the node that received it. */
+  cluster?: Placement;
+  /** Answers on this node (may return a promise); throws a BackchannelError to answer an error. */
   handler(ctx: ApiContext, req: ApiRequest): unknown;
 }
 
@@ -84,6 +108,10 @@ const conferenceKey = (room: Room): PageKey => [room.createdAt, room.name];
 const callKey = (call: Call): PageKey => [call.createdAt, call.id];
 const memberKey = (member: Member): PageKey => [member.joinedAt, member.peer.id];
 
+const inRoom = (roomId: string): Placement => ({ on: 'room-host', room: ({ params }) => parseRoomId(params[roomId]!) });
+const conferenceNamed: Placement = { on: 'room-host', room: ({ params }) => ({ kind: 'conference', name: params.name! }) };
+const callNamed: Placement = { on: 'room-host', room: ({ params }) => ({ kind: 'call', name: params.callId! }) };
+
 /** Every authenticated route of the server API. */
 export const ROUTES: readonly Route[] = [
   {
@@ -95,6 +123,14 @@ export const ROUTES: readonly Route[] = [
       `A page also ends after the conference that brings it to ${API_PAGE_MAX_PARTICIPANTS} participants.`,
     query: PAGE_QUERY,
     response: ConferenceListSchema,
+    cluster: {
+      on: 'every-node',
+      merge: (results, { query }) => {
+        const pages = (results as ConferenceList[]).map((r) => ({ items: r.conferences, next: r.next }));
+        const page = mergePages(pages, (c: ApiConference) => [c.createdAt, c.name], readPageRequest(query), { of: (c) => c.participantCount, max: API_PAGE_MAX_PARTICIPANTS });
+        return { conferences: page.items, ...(page.next ? { next: page.next } : {}) };
+      },
+    },
     handler: ({ hub }, { query }) => {
       const live = [...hub.conferences.byName.values()].filter((r) => !r.ended);
       const page = paginate(live, conferenceKey, readPageRequest(query), { of: (r) => r.size, max: API_PAGE_MAX_PARTICIPANTS });
@@ -109,6 +145,7 @@ export const ROUTES: readonly Route[] = [
     params: { name: 'Conference name.' },
     response: ConferenceSchema,
     errors: [404],
+    cluster: conferenceNamed,
     handler: ({ hub }, { params }) => conferenceView(findConference(hub, params.name!)),
   },
   {
@@ -118,6 +155,7 @@ export const ROUTES: readonly Route[] = [
     summary: 'End a conference: every participant sees it end with reason `ended-by-server`.',
     params: { name: 'Conference name.' },
     errors: [404],
+    cluster: conferenceNamed,
     handler: ({ hub }, { params }) => {
       hub.conferences.end(findConference(hub, params.name!), reason(RoomEndReason.EndedByServer, 'ended by the server'));
     },
@@ -129,6 +167,14 @@ export const ROUTES: readonly Route[] = [
     summary: 'List ringing and connected 1:1 calls, oldest first, one page at a time: follow `next` until it is absent.',
     query: PAGE_QUERY,
     response: CallListSchema,
+    cluster: {
+      on: 'every-node',
+      merge: (results, { query }) => {
+        const pages = (results as CallList[]).map((r) => ({ items: r.calls, next: r.next }));
+        const page = mergePages(pages, (c: ApiCall) => [c.createdAt, c.callId], readPageRequest(query));
+        return { calls: page.items, ...(page.next ? { next: page.next } : {}) };
+      },
+    },
     handler: ({ hub }, { query }) => {
       const live = [...hub.calls.calls.values()].filter((c) => c.state !== 'ended');
       const page = paginate(live, callKey, readPageRequest(query));
@@ -143,6 +189,7 @@ export const ROUTES: readonly Route[] = [
     params: { callId: 'Call id.' },
     response: CallSchema,
     errors: [404],
+    cluster: callNamed,
     handler: ({ hub }, { params }) => callView(findCall(hub, params.callId!)),
   },
   {
@@ -152,6 +199,7 @@ export const ROUTES: readonly Route[] = [
     summary: 'End a call: both sides and the `call.ended` webhook see reason `ended-by-server`.',
     params: { callId: 'Call id.' },
     errors: [404],
+    cluster: callNamed,
     handler: ({ hub }, { params }) => {
       findCall(hub, params.callId!);
       hub.calls.endByServer(params.callId!);
@@ -166,6 +214,7 @@ export const ROUTES: readonly Route[] = [
     query: PAGE_QUERY,
     response: ParticipantListSchema,
     errors: [404],
+    cluster: inRoom('roomId'),
     handler: ({ hub }, { params, query }) => {
       const request = readPageRequest(query);
       const room = findRoom(hub, params.roomId!);
@@ -185,6 +234,7 @@ export const ROUTES: readonly Route[] = [
     bodyOptional: true,
     errors: [404],
     audit: ({ body }) => ({ reason: (body as KickRequest).reason }),
+    cluster: inRoom('roomId'),
     handler: ({ hub }, { params, body }) => {
       const room = findRoom(hub, params.roomId!);
       const member = findMember(room, params.participantId!);
@@ -200,6 +250,7 @@ export const ROUTES: readonly Route[] = [
     body: UpdateParticipantRequestSchema,
     response: UpdateParticipantResponseSchema,
     errors: [404],
+    cluster: inRoom('roomId'),
     handler: ({ hub }, { params, body }) => {
       const room = findRoom(hub, params.roomId!);
       const member = findMember(room, params.participantId!);
@@ -218,6 +269,7 @@ export const ROUTES: readonly Route[] = [
     body: SendDataRequestSchema,
     response: SendDataResponseSchema,
     errors: [404, 413],
+    cluster: inRoom('roomId'),
     handler: ({ hub }, { params, body }): SendDataResponse => {
       const req = body as SendDataRequest;
       const room = findRoom(hub, params.roomId!);
@@ -245,6 +297,18 @@ export const ROUTES: readonly Route[] = [
     bodyOptional: true,
     errors: [404],
     audit: ({ body }) => ({ reason: (body as RevokeRequest).reason }),
+    cluster: {
+      on: 'edge',
+      participant: ({ params }) => params.participantId!,
+      // Its rooms on other nodes end as they would on one server (webhook `participant.kicked`, the
+      // others see it leave with the reason given) before its edge closes the connection.
+      standIn: ({ hub }, peer, { body }) => {
+        for (const room of [...peer.rooms.values()]) {
+          const member = room.member(peer.id);
+          if (member) hub.kick(room, member, (body as RevokeRequest).reason || 'revoked by the server');
+        }
+      },
+    },
     handler: ({ hub }, { params, body }) => {
       hub.revoke(findPeer(hub, params.participantId!), (body as RevokeRequest).reason || 'revoked by the server');
     },
@@ -255,12 +319,34 @@ export const ROUTES: readonly Route[] = [
     operationId: 'webhookStats',
     summary: 'Delivery counters of each configured webhook URL, with what was dropped by reason and by event type (one entry per URL: not paginated).',
     response: WebhookStatsSchema,
+    cluster: { on: 'every-node', merge: (results) => sumWebhookStats(results as WebhookStats[]) },
     handler: ({ webhookStats }) => webhookStats(),
   },
 ];
 
 /** Path of the OpenAPI document (served without authentication). */
 export const OPENAPI_PATH = '/openapi.json';
+
+/** The counters of every node, summed per URL (in the order the URLs first appear). */
+function sumWebhookStats(all: WebhookStats[]): WebhookStats {
+  const byUrl = new Map<string, WebhookStats['endpoints'][number]>();
+  for (const e of all.flatMap((s) => s.endpoints)) {
+    const sum = byUrl.get(e.url);
+    if (!sum) {
+      byUrl.set(e.url, { ...e, droppedByReason: { ...e.droppedByReason }, droppedByType: { ...e.droppedByType } });
+      continue;
+    }
+    sum.pending += e.pending;
+    sum.delivered += e.delivered;
+    sum.failedAttempts += e.failedAttempts;
+    sum.dropped += e.dropped;
+    sum.droppedByReason.attempts += e.droppedByReason.attempts;
+    sum.droppedByReason.queueFull += e.droppedByReason.queueFull;
+    sum.droppedByReason.shutdown += e.droppedByReason.shutdown;
+    for (const [type, n] of Object.entries(e.droppedByType)) sum.droppedByType[type] = (sum.droppedByType[type] ?? 0) + n;
+  }
+  return { endpoints: [...byUrl.values()] };
+}
 
 function decodeData(data: string, encoding: 'utf8' | 'base64'): Uint8Array {
   if (encoding === 'utf8') return Buffer.from(data, 'utf8');

@@ -67,10 +67,13 @@ export function findRoom(hub: Hub, roomId: string): Room {
   throw new BackchannelError(ErrorCode.RoomNotFound, `no call "${ref.name}"`, { details: { room: roomId } });
 }
 
-/** The connected (or reconnecting) participant `participantId`, or `participant-not-found`. */
+/**
+ * The participant `participantId` connected (or reconnecting) here, or `participant-not-found`. A
+ * stand-in of a participant connected to another node of a cluster is not it.
+ */
 export function findPeer(hub: Hub, participantId: string): Peer {
   const peer = hub.peers.get(participantId);
-  if (!peer || peer.gone) throw new BackchannelError(ErrorCode.ParticipantNotFound, `no participant ${participantId} on this server`, { details: { participantId } });
+  if (!peer || peer.gone || peer.remote) throw new BackchannelError(ErrorCode.ParticipantNotFound, `no participant ${participantId} on this server`, { details: { participantId } });
   return peer;
 }
 
