@@ -58,20 +58,22 @@ const ops = {
   },
 
   /**
-   * Join latency: `n` sequential joins (connect + join, each closed before the next), timed from
-   * before connecting to the join resolving. Tokens are minted before the clock starts.
+   * Join latency: `warmup` sequential joins, then `n` more (connect + join, each closed before the
+   * next), each timed from before connecting to the join resolving. Tokens are minted before the
+   * clock starts. Returns the summaries of both passes: `cold` (the first joins of the process
+   * and of the server, uncounted in `warm`) and `warm`.
    */
-  async joinSeq({ system, url, room, n }) {
-    const names = Array.from({ length: n }, (_, i) => `seq-${process.pid}-${i}`);
+  async joinSeq({ system, url, room, n, warmup = 0 }) {
+    const names = Array.from({ length: warmup + n }, (_, i) => `seq-${process.pid}-${i}`);
     const prepared = await Promise.all(names.map((nm) => prepare(system, nm)));
     const ms = [];
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < names.length; i++) {
       const t0 = nowNs();
       const p = await join(system, url, room, names[i], prepared[i]);
       ms.push(Number(nowNs() - t0) / 1e6);
       await p.close();
     }
-    return summarize(ms);
+    return { cold: warmup > 0 ? summarize(ms.slice(0, warmup)) : undefined, warm: summarize(ms.slice(warmup)) };
   },
 
   /** Counts what each participant (or those in `which`) receives. */
