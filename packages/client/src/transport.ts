@@ -126,8 +126,12 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
       };
       // Node's `ws`: its own 'message' event, without building a MessageEvent per frame.
       const emitter = ws as unknown as { on?: (event: 'message', listener: (data: unknown) => void) => void };
-      if (options.nodeBuffers && typeof emitter.on === 'function') emitter.on('message', onMessage);
-      else ws.addEventListener('message', (ev: { data: unknown }) => onMessage(ev.data));
+      if (options.nodeBuffers && typeof emitter.on === 'function') {
+        // With 'nodebuffer' every message is a Buffer: one check, no second dispatch.
+        emitter.on('message', (data) => {
+          if (data instanceof Uint8Array) transport.onframe(data);
+        });
+      } else ws.addEventListener('message', (ev: { data: unknown }) => onMessage(ev.data));
       ws.addEventListener('close', (ev: { code: number; reason: string }) => {
         if (!opened) reject(new BackchannelError(ErrorCode.ConnectFailed, `the WebSocket closed before opening (code ${ev.code})`));
         else transport.onclose(ev.code, ev.reason);

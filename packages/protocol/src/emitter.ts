@@ -16,17 +16,25 @@ const defaultOnError: ListenerErrorHandler = (error, event) => {
   console.error(`[backchannel] listener for "${event}" failed:`, error);
 };
 
+/** The listeners of one event, and the array `emit` iterates (rebuilt after a change). */
+interface Listeners {
+  set: Set<Listener<never>>;
+  /** `[...set]` as of the last change: emits in between share it (none is made per emit). */
+  list: Listener<never>[] | undefined;
+}
+
 /** Typed emitter; `safeEmit` semantics on every `emit`. */
 export class Emitter<E extends EventMap> {
-  #listeners = new Map<keyof E, Set<Listener<never>>>();
+  #listeners = new Map<keyof E, Listeners>();
   /** Where listener failures go. */
   protected onListenerError: ListenerErrorHandler = defaultOnError;
 
   /** Adds a listener; returns a function that removes it. */
   on<K extends keyof E>(event: K, listener: Listener<E[K]>): () => void {
-    let set = this.#listeners.get(event);
-    if (!set) this.#listeners.set(event, (set = new Set()));
-    set.add(listener as Listener<never>);
+    let entry = this.#listeners.get(event);
+    if (!entry) this.#listeners.set(event, (entry = { set: new Set(), list: undefined }));
+    entry.set.add(listener as Listener<never>);
+    entry.list = undefined;
     return () => this.off(event, listener);
   }
 
@@ -41,21 +49,27 @@ export class Emitter<E extends EventMap> {
 
   /** Removes a listener added with `on`. */
   off<K extends keyof E>(event: K, listener: Listener<E[K]>): void {
-    this.#listeners.get(event)?.delete(listener as Listener<never>);
+    const entry = this.#listeners.get(event);
+    if (entry?.set.delete(listener as Listener<never>)) entry.list = undefined;
   }
 
   /** Number of listeners for `event`. */
   listenerCount<K extends keyof E>(event: K): number {
-    return this.#listeners.get(event)?.size ?? 0;
+    return this.#listeners.get(event)?.set.size ?? 0;
   }
 
-  /** Calls every listener of `event`; returns whether there was any. */
+  /**
+   * Calls every listener of `event`; returns whether there was any. The listeners called are those
+   * registered when the emit began: one added or removed by a listener takes effect from the next
+   * emit (the array iterated here is never changed, only replaced).
+   */
   emit<K extends keyof E>(event: K, ...args: E[K]): boolean {
-    const set = this.#listeners.get(event);
-    if (!set || set.size === 0) return false;
-    for (const listener of [...set]) {
+    const entry = this.#listeners.get(event);
+    if (!entry || entry.set.size === 0) return false;
+    const list = (entry.list ??= [...entry.set]);
+    for (let i = 0; i < list.length; i++) {
       try {
-        const result = (listener as Listener<E[K]>)(...args);
+        const result = (list[i] as Listener<E[K]>)(...args);
         if (result && typeof (result as Promise<unknown>).then === 'function') {
           (result as Promise<unknown>).then(undefined, (error) => this.onListenerError(error, String(event)));
         }
