@@ -45,6 +45,7 @@ export interface FrameSocket {
 interface Corkable {
   cork(): void;
   uncork(): void;
+  readonly writableCorked: number;
   remoteAddress?: string;
 }
 
@@ -121,6 +122,9 @@ export class WsFrameSocket implements FrameSocket {
 
   terminate(): void {
     this.#closed = true;
+    // Frames held by a cork (see Session) are written first, as they would have been without it.
+    const socket = this.#socket;
+    if (socket) while (socket.writableCorked > 0) socket.uncork();
     this.#ws.terminate();
   }
 }

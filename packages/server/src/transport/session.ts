@@ -57,6 +57,24 @@ function flushSoon(): void {
   for (const s of toFlushSoon) s.flush(); // flush() takes it out of the set
 }
 
+/**
+ * Sockets that control frames were sent to in this synchronous run: corked at the first, and
+ * uncorked by one microtask for them all, in the order they were first written to. The frames of a
+ * run (a reply and the events it causes, the presence batch a join sends to a room's members)
+ * leave in one write per socket, after the code that sent them has finished; the socket being
+ * handled then writes before the others (issue 17, `join`: the room's presence write to the
+ * member already there no longer comes before the joiner's reply).
+ */
+const corkedRun = new Set<FrameSocket>();
+let uncorkScheduled = false;
+function uncorkRun(): void {
+  uncorkScheduled = false;
+  for (const socket of corkedRun) {
+    corkedRun.delete(socket);
+    socket.uncork();
+  }
+}
+
 /** A queued marker: a control event that must follow the data queued before it. */
 interface EventMarker extends QueueItem {
   event: ServerEvent;
@@ -220,7 +238,22 @@ export class Session implements PeerLink {
     if (socket) {
       this.stats.framesOut++;
       this.stats.bytesOut += frame.byteLength;
-      socket.send(frame, this.#afterWrite);
+      if (frame.byteLength < WRITE_BATCH_BYTES) {
+        if (!corkedRun.has(socket)) {
+          socket.cork();
+          corkedRun.add(socket);
+          if (!uncorkScheduled) {
+            uncorkScheduled = true;
+            queueMicrotask(uncorkRun);
+          }
+        }
+        socket.send(frame, this.#afterWrite);
+      } else {
+        // A large frame (a long member list) is written at once, with what the run held before it,
+        // so that the bounds below see what the socket did not take.
+        socket.send(frame, this.#afterWrite);
+        if (corkedRun.delete(socket)) socket.uncork();
+      }
       // Replies and events count against the same bounds as data: a client that does not read
       // stops being read from, and is dropped long before its output matters for memory.
       const buffered = socket.bufferedAmount;
