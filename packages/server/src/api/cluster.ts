@@ -121,7 +121,9 @@ export async function runInCluster(cluster: ApiClusterPort, route: Route, placem
       const found = await locate(cluster, { participant: placement.participant(req) });
       const edge = found.find((l) => l.found.participant === 'edge')?.no;
       if (edge === undefined) return route.handler(ctx, req);
-      await Promise.all(found.filter((l) => l.found.participant === 'stand-in').map((l) => cluster.rpc(l.no, RPC_STAND_IN, wire)));
+      // A node that fails to run `standIn` does not stop the request at the edge: the edge's
+      // disconnect (or the loss of the link to it) removes the stand-ins it left there anyway.
+      await Promise.allSettled(found.filter((l) => l.found.participant === 'stand-in').map((l) => cluster.rpc(l.no, RPC_STAND_IN, wire)));
       return cluster.rpc(edge, RPC_API, wire);
     }
   }

@@ -59,8 +59,8 @@ export interface ApiRequest {
  * and validation stay on the node that received it; the handler runs where the state is:
  * - `every-node`: on each live node over its own rooms; `merge` makes one answer of theirs;
  * - `room-host`: on the node hosting the room (a call id names it; a conference is looked for);
- * - `edge`: on the node the participant is connected to, after each node holding a stand-in of it
- *   (in a room hosted there) ran `standIn` with it.
+ * - `edge`: on the node the participant is connected to, once each node holding a stand-in of it
+ *   (in a room hosted there) ran `standIn` with it (best effort: a node that fails does not stop it).
  */
 export type Placement =
   | { on: 'every-node'; merge(results: unknown[], req: ApiRequest): unknown }
