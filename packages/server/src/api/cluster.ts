@@ -99,10 +99,9 @@ export function serveApi(cluster: ApiClusterPort, routes: readonly Route[], ctx:
 }
 
 /**
- * Answers `req` of `route` for the whole cluster, running its handler where `placement` (its own)
- * says.
- * When nothing in the cluster has what the request names, this node's handler answers it, so the
- * 404 is the one a single server gives.
+ * Answers `req` of `route` for the whole cluster, running its handler where `placement` (the
+ * route's own) says. When nothing in the cluster has what the request names, this node's handler
+ * answers it, so the 404 is the one a single server gives.
  */
 export async function runInCluster(cluster: ApiClusterPort, route: Route, placement: Placement, ctx: ApiContext, req: ApiRequest): Promise<unknown> {
   const wire: WireRequest = { op: route.operationId, params: req.params, query: req.query.toString(), body: req.body };
