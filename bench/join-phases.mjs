@@ -6,7 +6,7 @@
  * upgrade), `hello` → welcome, the `conf.join` round trip (`Client.connect` then
  * `joinConference`), and `Client.connectAndJoin` (the join pipelined behind the hello: open, then
  * hello and join together). A first pass of as many joins, not counted, warms both processes up
- * (the bench's `join` scenario has none). Prints medians in ms. Build first (`npm run build`).
+ * (as the bench's `join` scenario does now). Prints medians in ms. Build first (`npm run build`).
  */
 import WebSocket from 'ws';
 import { Client, webSocketTransport } from '@backchannel/client';
