@@ -1,11 +1,33 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Suites that also run against a cluster: three nodes and Redis seen as one server whose URL names
+ * the nodes in turn (test/helpers/cluster.ts), so their clients are spread over the nodes.
+ */
+const CLUSTER_SUITES = [
+  'test/integration/conference.test.ts',
+  'test/integration/calls.test.ts',
+  'test/integration/data-sessions.test.ts',
+  'test/integration/data-flow.test.ts',
+  'test/integration/receive-backpressure.test.ts',
+  'test/integration/recv-sessions.test.ts',
+  'test/integration/presence.test.ts',
+  'test/integration/streams.test.ts',
+  'test/integration/stream-delivery.test.ts',
+  'test/integration/rpc.test.ts',
+  'test/integration/file-transfer.test.ts',
+  'test/integration/whole-messages.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
     reporters: ['default', './test/summary-reporter.ts'],
+    projects: [
+      { extends: true, test: { name: 'main', include: ['test/**/*.test.ts', 'packages/*/test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'cluster', include: CLUSTER_SUITES, env: { BACKCHANNEL_TEST_CLUSTER: '1' } } },
+    ],
   },
 });

@@ -20,6 +20,25 @@ export interface TestCluster {
  */
 export const TEST_CLUSTER_TIMINGS = { clusterHeartbeatMs: 200, clusterNodeTtlMs: 1500 };
 
+/** Resolves once `done()` holds, re-checked on each log line of `node`. */
+function untilLogged(node: ServerProcess, done: () => boolean, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (done()) return resolve();
+    const timer = setTimeout(() => {
+      node.proc.stdout!.off('data', check);
+      reject(new Error('timed out waiting for the nodes to see each other'));
+    }, timeoutMs);
+    const check = () =>
+      setImmediate(() => {
+        if (!done()) return;
+        clearTimeout(timer);
+        node.proc.stdout!.off('data', check);
+        resolve();
+      });
+    node.proc.stdout!.on('data', check);
+  });
+}
+
 /** Starts Redis and `n` nodes with `config` (each node may add its own through `perNode`). */
 export async function startCluster(n: number, config: Record<string, unknown> = {}, perNode: (i: number) => Record<string, unknown> = () => ({})): Promise<TestCluster> {
   const redis = await startRedis();
@@ -27,6 +46,8 @@ export async function startCluster(n: number, config: Record<string, unknown> = 
   try {
     // One after the other: each takes the next free node number, so node i is number i + 1.
     for (let i = 0; i < n; i++) nodes.push(await startServerProcess({ ...TEST_CLUSTER_TIMINGS, ...config, ...perNode(i), redis: redis.url }, {}, { cluster: false }));
+    // Every node has seen every other (a node is known to the others one heartbeat after it starts).
+    await Promise.all(nodes.map((node) => untilLogged(node, () => node.logs.filter((l) => l.msg === 'a node joined the cluster').length >= n - 1)));
   } catch (error) {
     await Promise.all(nodes.map((s) => s.stop()));
     await redis.stop();

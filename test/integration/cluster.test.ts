@@ -69,8 +69,10 @@ describe('cluster', () => {
     const b = await ben.joinConference('across');
     expect((await benSeen).userId).toBe('x-ben');
     const c = await cat.joinConference('across');
-    expect(a.room).toBe(b.room);
-    expect(c.room).toBe(a.room);
+    // One room, on one node: its number names the node hosting it.
+    expect(b.roomNum).toBe(a.roomNum);
+    expect(c.roomNum).toBe(a.roomNum);
+    expect(a.roomNum >>> 20).toBeGreaterThan(0);
     await until(a, 'participantJoined', () => a.participants.size === 2);
     expect([...c.participants.values()].map((p) => p.userId).sort()).toEqual(['x-ann', 'x-ben']);
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, ErrorCode, RPC_MAX_PAYLOAD_BYTES, type Call, type RpcInvocation } from '@backchannel/client';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
-import { deferred } from '../helpers/events.js';
+import { deferred, until } from '../helpers/events.js';
 
 let server: ServerProcess;
 beforeAll(async () => {
@@ -18,6 +18,8 @@ async function pair() {
   const b = await Client.connect(server.url, await server.token(`rb${n}`));
   const ra = await a.joinConference(`rpc-${n}`);
   const rb = await b.joinConference(`rpc-${n}`);
+  // In a cluster, b's join can return before a, connected to another node, has heard of b.
+  await until(ra, 'participantJoined', () => ra.participants.has(b.participantId));
   return { a, b, ra, rb, close: () => Promise.all([a.close(), b.close()]) };
 }
 

@@ -110,6 +110,8 @@ export class Cluster implements HubCluster, LinkHandler {
   readonly #attached = new Map<Peer, Map<number, Attachment>>();
   /** Stand-ins of peers connected to other nodes: edge node → handle → peer. */
   readonly #remotes = new Map<number, Map<number, Peer>>();
+  /** Requests of a client waiting behind its join (see route). */
+  readonly #held = new Map<Peer, ClientMessage[]>();
   /** Requests forwarded to each node and not answered yet: node → peer → request ids. */
   readonly #pending = new Map<number, Map<Peer, Set<number>>>();
   /** Remote data sessions toward clients connected here. */
@@ -133,7 +135,13 @@ export class Cluster implements HubCluster, LinkHandler {
     this.#hub.nodeNo = options.store.self.no;
     this.#hub.cluster = this;
     this.#store.on('nodeDown', (node) => this.#nodeDown(node));
-    this.#store.on('nodeLeft', (node) => this.#heardFrom.delete(node.no));
+    this.#store.on('nodeLeft', (node) => {
+      this.#heardFrom.delete(node.no);
+      options.log.info({ node: node.id, no: node.no }, 'a node left the cluster');
+    });
+    const joined = (node: NodeInfo) => options.log.info({ node: node.id, no: node.no, url: node.url }, 'a node joined the cluster');
+    this.#store.on('nodeUp', joined);
+    for (const node of this.#store.nodes()) if (node.no !== this.no) joined(node); // known before this subscribed
     this.#store.on('evicted', (by) => {
       // Frozen for longer than its registration lived: the others have ended this node's rooms.
       // Its links are reset so that no stand-in or room outlives what they were told.
@@ -173,20 +181,38 @@ export class Cluster implements HubCluster, LinkHandler {
     );
   }
 
-  /** Routes a request of a client connected here; false if this node's core handles it. */
+  /**
+   * Routes a request of a client connected here; false if this node's core handles it. A
+   * client's requests are taken in order: while a join waits for Redis to say where its
+   * conference lives, the requests that follow it wait too.
+   */
   route(peer: Peer, msg: ClientMessage): boolean {
+    const waiting = this.#held.get(peer);
+    if (waiting) {
+      waiting.push(msg);
+      return true;
+    }
+    return this.#route(peer, msg);
+  }
+
+  #route(peer: Peer, msg: ClientMessage): boolean {
     let no: number;
     switch (msg.t) {
       case 'conf.join': {
         const known = this.#hub.conferences.byName.get(msg.name);
         if (known && !known.ended) return false;
+        this.#held.set(peer, []);
         this.#store.conferenceHost(msg.name).then(
           (node) => {
             if (peer.gone) return;
             if (node.no === this.no) this.#o.handleLocal(peer, msg);
             else this.#forward(peer, node.no, msg);
+            this.#release(peer);
           },
-          (error: unknown) => this.#replyError(peer, msg.id, error),
+          (error: unknown) => {
+            this.#replyError(peer, msg.id, error);
+            this.#release(peer);
+          },
         );
         return true;
       }
@@ -218,6 +244,21 @@ export class Cluster implements HubCluster, LinkHandler {
     return true;
   }
 
+  /** Takes the requests that waited behind a join, in order, until one has to wait again. */
+  #release(peer: Peer): void {
+    const waiting = this.#held.get(peer);
+    this.#held.delete(peer);
+    while (waiting?.length && !peer.gone) {
+      const msg = waiting.shift()!;
+      if (!this.#route(peer, msg)) this.#o.handleLocal(peer, msg);
+      const again = this.#held.get(peer);
+      if (again) {
+        again.push(...waiting);
+        return;
+      }
+    }
+  }
+
   /** Routes a data frame of a client connected here; false if it is for a room hosted here. */
   routeData(peer: Peer, room: number, raw: Uint8Array): boolean {
     const no = nodeOf(room);
@@ -241,6 +282,7 @@ export class Cluster implements HubCluster, LinkHandler {
 
   peerGone(peer: Peer, leaveCode: string): void {
     this.#locals.delete(peer.sid);
+    this.#held.delete(peer);
     const attached = this.#attached.get(peer);
     this.#attached.delete(peer);
     for (const no of attached?.keys() ?? []) {
@@ -506,8 +548,10 @@ export class Cluster implements HubCluster, LinkHandler {
 
   callRinging(call: Call): void {
     this.#store.ringing(call.calleeUserId, call.id, this.no, this.#o.config.ringTimeoutMs);
-    for (const node of this.#store.nodes()) {
-      if (node.no !== this.no) this.#linkTo(node.no)?.send({ o: 'ring', call: call.id, u: call.calleeUserId });
+    // Every node the registry lists, and any that opened a link here before the registry listed it.
+    const nodes = new Set([...this.#store.nodes().map((n) => n.no), ...this.#heardFrom.keys()]);
+    for (const no of nodes) {
+      if (no !== this.no) this.#linkTo(no)?.send({ o: 'ring', call: call.id, u: call.calleeUserId });
     }
   }
 
