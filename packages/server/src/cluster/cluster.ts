@@ -110,6 +110,8 @@ export class Cluster implements HubCluster, LinkHandler {
   readonly #attached = new Map<Peer, Map<number, Attachment>>();
   /** Stand-ins of peers connected to other nodes: edge node → handle → peer. */
   readonly #remotes = new Map<number, Map<number, Peer>>();
+  /** New conferences and calls forwarded to the node placed for them, by `node|handle|request id`. */
+  readonly #joins = new Map<string, ClientMessage>();
   /** Requests of a client waiting behind its join (see route). */
   readonly #held = new Map<Peer, ClientMessage[]>();
   /** Requests forwarded to each node and not answered yet: node → peer → request ids. */
@@ -206,7 +208,10 @@ export class Cluster implements HubCluster, LinkHandler {
           (node) => {
             if (peer.gone) return;
             if (node.no === this.no) this.#o.handleLocal(peer, msg);
-            else this.#forward(peer, node.no, msg);
+            else {
+              this.#joins.set(`${node.no}|${peer.sid}|${msg.id}`, msg);
+              this.#forward(peer, node.no, msg);
+            }
             this.#release(peer);
           },
           (error: unknown) => {
@@ -218,6 +223,7 @@ export class Cluster implements HubCluster, LinkHandler {
       }
       case 'call.make':
         no = this.#store.pickNode().no;
+        if (no !== this.no) this.#joins.set(`${no}|${peer.sid}|${msg.id}`, msg);
         break;
       case 'call.get':
       case 'call.accept':
@@ -242,6 +248,19 @@ export class Cluster implements HubCluster, LinkHandler {
     if (no === 0 || no === this.no) return false;
     this.#forward(peer, no, msg);
     return true;
+  }
+
+  /** Places a new conference or call (`msg`) again, avoiding node `avoid`. */
+  #replace(peer: Peer, msg: ClientMessage<'conf.join' | 'call.make'>, avoid: number): void {
+    const placed = msg.t === 'conf.join' ? this.#store.conferenceHost(msg.name, avoid) : Promise.resolve(this.#store.pickNode(avoid));
+    placed.then(
+      (node) => {
+        if (peer.gone) return;
+        if (node.no === this.no) this.#o.handleLocal(peer, msg);
+        else this.#forward(peer, node.no, msg);
+      },
+      (error: unknown) => this.#replyError(peer, msg.id, error),
+    );
   }
 
   /** Takes the requests that waited behind a join, in order, until one has to wait again. */
@@ -364,6 +383,14 @@ export class Cluster implements HubCluster, LinkHandler {
     switch (op.o) {
       case 'r': {
         this.#pending.get(no)?.get(peer)?.delete(op.re as number);
+        const joinKey = `${no}|${peer.sid}|${op.re as number}`;
+        const join = this.#joins.get(joinKey);
+        if (join) {
+          this.#joins.delete(joinKey);
+          // The node placed for a new conference is draining (the registry had not said so yet):
+          // placed again, elsewhere.
+          if ((op.e as { details?: { draining?: boolean } } | undefined)?.details?.draining) return this.#replace(peer, join as ClientMessage<'conf.join' | 'call.make'>, no);
+        }
         const ok = op.e === undefined;
         if (ok) this.#track(peer, no, op.d);
         peer.link.sendControlFrame(encodeControlFrame(JSON.stringify(ok ? { t: 'ok', re: op.re, data: op.d } : { t: 'err', re: op.re, error: op.e })));
@@ -534,7 +561,9 @@ export class Cluster implements HubCluster, LinkHandler {
     let reply: Op;
     try {
       if (this.#o.draining() && (msg.t === 'conf.join' || msg.t === 'call.make')) {
-        throw new BackchannelError(ErrorCode.ServerShutdown, `the node hosting it is draining: it takes no new ${msg.t === 'call.make' ? 'calls' : 'joins'}`);
+        // A new call, or a conference it does not have, is placed elsewhere by the edge (details.draining).
+        const absent = msg.t === 'call.make' || !this.#hub.conferences.byName.has(msg.name);
+        throw new BackchannelError(ErrorCode.ServerShutdown, `the node hosting it is draining: it takes no new ${msg.t === 'call.make' ? 'calls' : 'joins'}`, absent ? { details: { draining: true } } : {});
       }
       reply = { o: 'r', s: peer.sid, re: msg.id, d: this.#hub.handleRequest(peer, msg) };
     } catch (error) {
@@ -635,6 +664,7 @@ export class Cluster implements HubCluster, LinkHandler {
     // Requests it did not answer fail, retryably.
     const waiting = this.#pending.get(no);
     this.#pending.delete(no);
+    for (const key of [...this.#joins.keys()]) if (key.startsWith(`${no}|`)) this.#joins.delete(key);
     for (const [peer, ids] of waiting ?? []) {
       for (const id of ids) this.#replyError(peer, id, new BackchannelError(ErrorCode.ClusterUnavailable, `node ${no} did not answer before its link closed (${why}); retry`));
     }

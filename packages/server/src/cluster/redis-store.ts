@@ -172,25 +172,29 @@ export class RedisClusterStore extends Emitter<ClusterStoreEvents> implements Cl
   }
 
   /** Least loaded live node that is not draining (participants + rooms, then cpu, then `no`); this one if none. */
-  pickNode(): NodeInfo {
+  pickNode(avoid?: number): NodeInfo {
     let best: NodeInfo | undefined;
     for (const n of this.#sorted) {
-      if (n.draining) continue;
+      if (n.draining || n.no === avoid) continue;
       if (!best || n.participants + n.rooms < best.participants + best.rooms || (n.participants + n.rooms === best.participants + best.rooms && n.cpu < best.cpu)) best = n;
     }
-    return best ?? this.#self;
+    const chosen = best ?? this.#self;
+    // Counted at once: a burst of placements between two polls spreads instead of piling onto
+    // the node that was least loaded at the last poll (the next poll brings the real figures).
+    chosen.rooms++;
+    return chosen;
   }
 
   /** The node hosting conference `name`, placed now (atomically) if it has no live host. Rejects with `cluster-unavailable` while Redis is down. */
-  async conferenceHost(name: string): Promise<NodeInfo> {
+  async conferenceHost(name: string, avoid?: number): Promise<NodeInfo> {
     this.#requireUp();
     try {
       let owner = await this.#redis.get(this.#key('conf:', name));
       // A few rounds: the owner another node recorded just now may have died since our poll.
       for (let round = 0; round < 3; round++) {
         const live = owner ? await this.#liveNode(owner) : undefined;
-        if (live) return this.#owned(name, live);
-        const choice = this.pickNode();
+        if (live && live.no !== avoid) return this.#owned(name, live);
+        const choice = this.pickNode(avoid);
         owner = (await this.#redis.eval(PLACE_CONFERENCE, 0, this.#p, name, choice.id, owner ?? '')) as string;
         const placed = owner === choice.id ? choice : await this.#liveNode(owner);
         if (placed) return this.#owned(name, placed);

@@ -78,14 +78,16 @@ export interface ClusterStore extends Emitter<ClusterStoreEvents> {
   nodes(): NodeInfo[];
   /** The live node with number `no`. */
   nodeByNo(no: number): NodeInfo | undefined;
-  /** The least-loaded live node that is not draining (this one if alone). */
-  pickNode(): NodeInfo;
+  /** The least-loaded live node that is not draining (this one if alone), for a room about to be placed: it counts that room at once. */
+  pickNode(avoid?: number): NodeInfo;
   /**
    * The node that hosts conference `name`: its live owner, else a node placed now (least loaded,
    * not draining) and recorded atomically (two nodes placing at once agree). Throws
-   * `BackchannelError` `cluster-unavailable` (retryable) while Redis is unreachable.
+   * `BackchannelError` `cluster-unavailable` (retryable) while Redis is unreachable. With `avoid`,
+   * node number `avoid` is not chosen, and a conference recorded there is placed anew (its node
+   * refused it: it is draining).
    */
-  conferenceHost(name: string): Promise<NodeInfo>;
+  conferenceHost(name: string, avoid?: number): Promise<NodeInfo>;
   /** Forgets that this node hosts conference `name` (only if it still does). Never throws. */
   releaseConference(name: string): void;
   /** Records a room of this node (kept until `roomClosed`). Never throws; rewritten after a Redis restart. */
