@@ -17,7 +17,7 @@ import { ALL_SYSTEMS, DURATIONS, SYSTEMS, SYSTEM_LABELS, combineRounds, scenario
 import { benchTls } from './lib/tls.mjs';
 import { builtAt as builtAtIn, nowNs } from './lib/util.mjs';
 import { keptWebRtc } from './lib/webrtc-section.mjs';
-import { ISSUE17_END, ISSUE17_START, LARGE_ROOM_END, LARGE_ROOM_START, keptBetween } from './lib/kept-sections.mjs';
+import { CLUSTER_END, CLUSTER_START, ISSUE17_END, ISSUE17_START, LARGE_ROOM_END, LARGE_ROOM_START, keptBetween } from './lib/kept-sections.mjs';
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -97,7 +97,7 @@ function refreshResultsMd(run) {
   if (run.meta.variants) writeFileSync(file, withVariants(old, variantsMarkdown(run)));
   else if (run.meta.baseline) writeFileSync(file, withSection(old, comparisonMarkdown(run)));
   else {
-    const kept = [keptSection(old), keptVariants(old), keptAttacks(old), keptWebRtc(old), keptBetween(old, LARGE_ROOM_START, LARGE_ROOM_END), keptBetween(old, ISSUE17_START, ISSUE17_END)].filter(Boolean).join('\n\n');
+    const kept = [keptSection(old), keptVariants(old), keptAttacks(old), keptWebRtc(old), keptBetween(old, LARGE_ROOM_START, LARGE_ROOM_END), keptBetween(old, CLUSTER_START, CLUSTER_END), keptBetween(old, ISSUE17_START, ISSUE17_END)].filter(Boolean).join('\n\n');
     writeFileSync(file, kept ? `${resultsMarkdown(run).trimEnd()}\n\n${kept}\n` : resultsMarkdown(run));
   }
   console.log(`Refreshed ${file}${run.meta.variants ? ' (metrics and TLS section)' : run.meta.baseline ? ' (before/after section)' : ''}`);

@@ -1,6 +1,6 @@
 /**
  * Sections of bench/RESULTS.md written by the stand-alone benchmark scripts (webrtc.mjs,
- * large-room.mjs), between markers; a run of run.mjs keeps them as they are.
+ * large-room.mjs, cluster.mjs), between markers; a run of run.mjs keeps them as they are.
  */
 
 /** The text from `start` to `end` (markers included) in `markdown`, or ''. */
@@ -20,6 +20,9 @@ export function withSection(markdown, start, end, body) {
 
 export const LARGE_ROOM_START = '<!-- large-room: written by `node bench/large-room.mjs`; other runs keep this section -->';
 export const LARGE_ROOM_END = '<!-- large-room: end -->';
+
+export const CLUSTER_START = '<!-- cluster: written by node bench/cluster.mjs; other runs keep this section -->';
+export const CLUSTER_END = '<!-- cluster: end -->';
 
 /** Issue 17's before/after runs (light-load fan-out latency, 100 B flood memory, join), written by hand from their JSON. */
 export const ISSUE17_START = '<!-- issue-17: before/after runs, see PROFILE.md; other runs keep this section -->';

@@ -48,7 +48,8 @@ export const NODE_FLAGS = Object.freeze(process.env.BENCH_NODE_FLAGS === undefin
 
 const children = new Set();
 
-function track(child) {
+/** Registers a child process of the run: it is killed with the others (see {@link killAll}). */
+export function trackChild(child) {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -67,11 +68,15 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
-/** A worker process with a request/response channel; `nodeFlags` replaces {@link NODE_FLAGS}. */
-export async function startWorker(label = 'worker', { cpuProfDir, nodeFlags = NODE_FLAGS } = {}) {
+/**
+ * A worker process with a request/response channel; `nodeFlags` replaces {@link NODE_FLAGS};
+ * `script` replaces bench/worker.mjs (it must answer the same `{ id, op, args }` messages, `ready`
+ * and `closeAll` included).
+ */
+export async function startWorker(label = 'worker', { cpuProfDir, nodeFlags = NODE_FLAGS, script = WORKER } = {}) {
   const execArgv = [...nodeFlags, '--max-old-space-size=6144'];
   if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
-  const child = track(fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }));
+  const child = trackChild(fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }));
   const pending = new Map();
   let nextId = 1;
   let exited = false;
@@ -131,9 +136,10 @@ function variantConfig(system) {
  * free 127.0.0.1 port; the baseline runs the server CLI of the baseline worktree (baseline.mjs).
  * Every server runs with `--expose-gc` and the same preloaded hook (see server-hook.mjs); with
  * `cpuProfDir`, also with `--cpu-prof` (the profile is written when it exits). `nodeFlags` replaces
- * {@link NODE_FLAGS} (`[]`: Node's defaults, as a user runs it).
+ * {@link NODE_FLAGS} (`[]`: Node's defaults, as a user runs it). `onLog` sees every log line of a
+ * Backchannel server (parsed) but the one saying it listens.
  */
-export async function startServer(system, { cpuProfDir, config = {}, nodeFlags = NODE_FLAGS } = {}) {
+export async function startServer(system, { cpuProfDir, config = {}, nodeFlags = NODE_FLAGS, onLog } = {}) {
   const execArgv = [...nodeFlags, '--expose-gc', '--import', HOOK];
   if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
   let child;
@@ -146,10 +152,13 @@ export async function startServer(system, { cpuProfDir, config = {}, nodeFlags =
     dir = mkdtempSync(join(tmpdir(), 'bc-bench-'));
     const file = join(dir, 'config.json');
     writeFileSync(file, JSON.stringify({ ...BACKCHANNEL_BENCH_CONFIG, ...variantConfig(system), ...config }));
-    child = track(fork(cli, ['serve', '--config', file], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
-    url = listeningUrl(child, (entry) => entry.level >= 40 && logs.push(entry));
+    child = trackChild(fork(cli, ['serve', '--config', file], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
+    url = listeningUrl(child, (entry) => {
+      onLog?.(entry);
+      if (entry.level >= 40) logs.push(entry);
+    });
   } else {
-    child = track(fork(PEERS[system], [], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
+    child = trackChild(fork(PEERS[system], [], { execArgv, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }));
     child.stdout.resume();
     url = new Promise((resolvePromise, reject) => {
       child.on('message', (m) => m?.t === 'listening' && resolvePromise(m.url));
