@@ -17,6 +17,7 @@ const CLUSTER_SUITES = [
   'test/integration/rpc.test.ts',
   'test/integration/file-transfer.test.ts',
   'test/integration/whole-messages.test.ts',
+  'test/integration/api.test.ts',
 ];
 
 export default defineConfig({

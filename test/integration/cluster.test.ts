@@ -135,6 +135,29 @@ describe('cluster', () => {
     expect(ends).toHaveLength(1);
   });
 
+  it('a callee already in a call hosted on another node is busy', async () => {
+    const [n1, n2, n3] = cluster.nodes as [ServerProcess, ServerProcess, ServerProcess];
+    const busy = await connect(n1, 'b-busy', { calls: true });
+    const first = await connect(n2, 'b-first', { calls: true });
+    const second = await connect(n3, 'b-second', { calls: true });
+    busy.on('incomingCall', (inv) => void inv.accept());
+    const call1 = await first.makeCall('b-busy');
+    if (call1.state !== 'connected') await next(call1, 'connected');
+    // Calls are placed by load, and each placement counts at once: within a few calls one lands on
+    // another node than the first call. Every one of them ends as busy.
+    const nodeOf = (callId: string) => callId.split('_')[1];
+    const hosts = new Set<string>();
+    for (let i = 0; i < 4 && (hosts.size === 0 || hosts.has(nodeOf(call1.callId))); i++) {
+      const call2 = await second.makeCall('b-busy');
+      const ended = call2.state === 'ended' ? call2.endReason : (await next<{ reason: { code: string } }>(call2, 'ended')).reason;
+      expect(ended?.code).toBe('busy');
+      hosts.clear();
+      hosts.add(nodeOf(call2.callId));
+    }
+    expect(hosts.has(nodeOf(call1.callId))).toBe(false);
+    await call1.end();
+  });
+
   it('sends each webhook of a room once, in order, whichever node its participants are on', async () => {
     const [n1, n2, n3] = cluster.nodes as [ServerProcess, ServerProcess, ServerProcess];
     const users = [await connect(n1, 'w-1'), await connect(n2, 'w-2'), await connect(n3, 'w-3')];

@@ -157,6 +157,7 @@ export class Cluster implements HubCluster, LinkHandler {
     }, Math.max(100, options.config.clusterHeartbeatMs));
     probe.unref();
     this.#timers.push(probe);
+    this.handleRpc('calls.inConnectedCall', (userId) => this.#hub.calls.userInConnectedCall(String(userId)));
   }
 
   /** This node's number. */
@@ -582,6 +583,17 @@ export class Cluster implements HubCluster, LinkHandler {
     for (const no of nodes) {
       if (no !== this.no) this.#linkTo(no)?.send({ o: 'ring', call: call.id, u: call.calleeUserId });
     }
+  }
+
+  async inConnectedCall(userId: string): Promise<boolean> {
+    if (this.#hub.calls.userInConnectedCall(userId)) return true;
+    const answers = await Promise.all(
+      this.#store
+        .nodes()
+        .filter((n) => n.no !== this.no)
+        .map((n) => this.rpc(n.no, 'calls.inConnectedCall', userId).catch(() => false)),
+    );
+    return answers.some((a) => a === true);
   }
 
   // ---------------------------------------------------------------- links and node loss

@@ -75,11 +75,35 @@ export class CallManager {
       this.hub.afterReply(peer, () => this.end(call, reason(CallEndReason.Busy, `${calleeUserId} is in another call`)));
       return reply;
     }
-    this.hub.emit({ type: 'call.incoming', at: call.createdAt, callId: id, caller: party(peer), callee: calleeUserId, ...(appParam !== undefined ? { appParam } : {}) });
+    const cluster = this.hub.cluster;
+    if (cluster && this.hub.config.busyWhenInCall) {
+      // In a cluster the callee may be in a call hosted on another node: asked before it rings.
+      cluster.inConnectedCall(calleeUserId).then((busy) => {
+        if (call.state !== 'ringing') return;
+        if (busy) this.end(call, reason(CallEndReason.Busy, `${calleeUserId} is in another call`));
+        else this.#ring(call);
+      });
+      return reply;
+    }
+    this.#ring(call);
+    return reply;
+  }
+
+  /** Rings every connected client of the callee (on every node of a cluster) until the ring timeout. */
+  #ring(call: Call): void {
+    const { caller, calleeUserId, appParam } = call;
+    this.hub.emit({ type: 'call.incoming', at: call.createdAt, callId: call.id, caller: party(caller), callee: calleeUserId, ...(appParam !== undefined ? { appParam } : {}) });
     for (const p of this.hub.peersByUser.get(calleeUserId) ?? []) this.notify(call, p);
     this.hub.cluster?.callRinging(call);
     call.ringTimer = setTimeout(() => this.end(call, reason(CallEndReason.NoAnswer, `no answer within ${this.hub.config.ringTimeoutMs} ms`)), this.hub.config.ringTimeoutMs);
-    return reply;
+  }
+
+  /** Whether user `userId` is in a connected call hosted here. */
+  userInConnectedCall(userId: string): boolean {
+    for (const call of this.calls.values()) {
+      if (call.state === 'connected' && (call.caller.userId === userId || call.callee?.userId === userId)) return true;
+    }
+    return false;
   }
 
   /** `call.get`: a call the peer takes part in (a callee that connected late uses this to accept). */
@@ -216,10 +240,4 @@ export class CallManager {
     return call;
   }
 
-  private userInConnectedCall(userId: string): boolean {
-    for (const call of this.calls.values()) {
-      if (call.state === 'connected' && (call.caller.userId === userId || call.callee?.userId === userId)) return true;
-    }
-    return false;
-  }
 }

@@ -56,6 +56,8 @@ export interface HubCluster {
   peerGone(peer: Peer, leaveCode: string): void;
   /** A call hosted here started ringing: its callee's clients on other nodes are rung too. */
   callRinging(call: Call): void;
+  /** Whether `userId` is in a connected call on any node (false if a node does not answer). */
+  inConnectedCall(userId: string): Promise<boolean>;
 }
 
 /** Room numbers and participant handles made on node `no` of a cluster carry it from this bit on. */
