@@ -6,6 +6,8 @@
  * `{ re, ok, result | error }`); exits when the orchestrator goes away.
  */
 import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { HIGH_WATER_BYTES, LOW_WATER_BYTES, prepare } from './lib/clients.mjs';
 import { nowNs, sleep, yieldLoop } from './lib/util.mjs';
 
@@ -69,17 +71,18 @@ const ops = {
   ready: () => ({ pid: process.pid }),
 
   /**
-   * Connects and joins conference `room` through `url` once per name, one after another; records
+   * Connects and joins conference `room` through `url` once per name, one after another, with the
+   * client SDK of `system` ('backchannel', or 'backchannel-baseline': from BENCH_BASELINE_DIR); records
    * each member's `ended` event. `reconnect: false` for members whose node is to be killed;
    * `watch: false` for members `endedWait` does not wait for. Returns the members' indexes and the
    * room number each sees (its node number is `roomNum >>> 20`).
    */
-  async joinWatch({ url, room, names, reconnect = true, watch = true }) {
-    const { Client } = await import('@backchannel/client');
+  async joinWatch({ system, url, room, names, reconnect = true, watch = true }) {
+    const { Client } = await (system === 'backchannel-baseline' ? import(pathToFileURL(join(process.env.BENCH_BASELINE_DIR ?? '', 'packages/client/dist/index.node.js')).href) : import('@backchannel/client'));
     const roomNums = [];
     const indexes = [];
     for (const name of names) {
-      const token = await prepare('backchannel', name);
+      const token = await prepare(system, name);
       const { client, conference } = await Client.connectAndJoin(url, token, room, { displayName: name }, { reconnect });
       const m = { client, conference, watch, endedNs: 0n, reason: undefined, errors: [] };
       client.on('error', (e) => m.errors.push(`client error: ${e.code} ${e.message}`));

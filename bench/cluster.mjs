@@ -34,21 +34,58 @@
  *   node bench/cluster.mjs --only=throughput,latency,fanout,join,failover,path   # some (nothing written)
  *   node bench/cluster.mjs --help
  *
- * Build first (`npm run build`): servers run packages/cli/dist.
+ * Build first (`npm run build`): the run copies every package's dist directory at its start and runs
+ * that copy, so a rebuild of the working tree meanwhile changes nothing under test.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createConnection, createServer as createTcpServer } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLUSTER_END, CLUSTER_START, withSection } from './lib/kept-sections.mjs';
-import { WorkerPool, killAll, procStats, startServer, startWorker, trackChild } from './lib/procs.mjs';
-import { machineLine } from './lib/report.mjs';
-import { median, nowNs, sleep, summarize, withTimeout } from './lib/util.mjs';
+import { builtAt, median, nowNs, sleep, summarize, withTimeout } from './lib/util.mjs';
 
 const HERE = import.meta.dirname;
+const REPO = resolve(HERE, '..');
+
+/**
+ * A copy of the build (every package's dist directory) taken at the start, so that a rebuild of the working tree
+ * during the run changes nothing under test: laid out like a checkout, with node_modules linking to
+ * this checkout's dependencies and to the copied packages. It runs through the benchmark's
+ * `backchannel-baseline` system (servers' CLI and clients' SDK from BENCH_BASELINE_DIR, see
+ * lib/baseline.mjs), so BENCH_BASELINE_DIR is set before procs.mjs is loaded.
+ */
+function snapshotBuild() {
+  const dir = mkdtempSync(join(tmpdir(), 'bc-cluster-build-'));
+  for (const pkg of readdirSync(join(REPO, 'packages'))) {
+    const src = join(REPO, 'packages', pkg);
+    if (!existsSync(join(src, 'dist'))) continue;
+    cpSync(join(src, 'dist'), join(dir, 'packages', pkg, 'dist'), { recursive: true });
+    cpSync(join(src, 'package.json'), join(dir, 'packages', pkg, 'package.json'));
+  }
+  const modules = join(REPO, 'node_modules');
+  mkdirSync(join(dir, 'node_modules', '@backchannel'), { recursive: true });
+  for (const e of readdirSync(modules)) if (e !== '@backchannel') symlinkSync(join(modules, e), join(dir, 'node_modules', e));
+  for (const e of readdirSync(join(modules, '@backchannel'))) {
+    const copied = join(dir, relative(REPO, realpathSync(join(modules, '@backchannel', e))));
+    symlinkSync(existsSync(copied) ? copied : realpathSync(join(modules, '@backchannel', e)), join(dir, 'node_modules', '@backchannel', e));
+  }
+  return dir;
+}
+
+const BUILT_AT_COPY = builtAt(REPO);
+const SNAPSHOT = process.argv.includes('--help') || process.argv.includes('-h') ? undefined : snapshotBuild();
+if (SNAPSHOT) process.env.BENCH_BASELINE_DIR = SNAPSHOT;
+process.once('exit', () => SNAPSHOT && rmSync(SNAPSHOT, { recursive: true, force: true }));
+/** The system the servers and clients run as: this build, from the copy. */
+const SYSTEM = 'backchannel-baseline';
+const { WorkerPool, killAll, procStats, startServer, startWorker, trackChild } = await import('./lib/procs.mjs');
+const { machineLine } = await import('./lib/report.mjs');
+const { baselineEntries } = await import('./lib/baseline.mjs');
+if (SNAPSHOT && !baselineEntries()?.cli.startsWith(SNAPSHOT)) throw new Error(`the copy of the build at ${SNAPSHOT} has no server CLI (build first: npm run build)`);
+
 const REDIS_SERVER = '/usr/bin/redis-server';
 /** Node's default flags for every process: the servers and the clients of both systems. */
 const NODE_FLAGS = [];
@@ -135,7 +172,7 @@ async function startNode(redis, config) {
     else if (entry.msg === 'a node joined the cluster') seen.set(entry.no, nowNs());
     for (const w of waiters) w();
   };
-  const server = await startServer('backchannel', { nodeFlags: NODE_FLAGS, config: { ...config, redis: redis.url }, onLog });
+  const server = await startServer(SYSTEM, { nodeFlags: NODE_FLAGS, config: { ...config, redis: redis.url }, onLog });
   const node = {
     server,
     get no() {
@@ -174,7 +211,7 @@ async function allSeen(nodes, sinceNs = 0n) {
  */
 async function startRig(kind, { n = 3, config = {} } = {}) {
   if (kind === 'single') {
-    const server = await startServer('backchannel', { nodeFlags: NODE_FLAGS, config });
+    const server = await startServer(SYSTEM, { nodeFlags: NODE_FLAGS, config });
     return { kind, urls: Array(n).fill(server.url), servers: [server], nodes: [], stop: () => server.kill() };
   }
   const redis = await startRedis();
@@ -218,7 +255,7 @@ const cpuMs = (pid) => procStats(pid)?.cpuMs ?? NaN;
  * the URL of the k-th node counting from the host). `leave()` takes the probe out of the room.
  */
 async function placeRoom(rig, probe, room) {
-  const { indexes, roomNums } = await probe.call('joinWatch', { url: rig.urls[0], room, names: [`${room}-probe`], watch: false, reconnect: false });
+  const { indexes, roomNums } = await probe.call('joinWatch', { system: SYSTEM, url: rig.urls[0], room, names: [`${room}-probe`], watch: false, reconnect: false });
   const no = roomNums[0] >>> 20;
   const host = rig.kind === 'single' ? 0 : rig.nodes.findIndex((n) => n.no === no);
   if (host < 0) throw new Error(`conference ${room} is hosted on node ${no}, which is none of this cluster's (${rig.nodes.map((n) => n.no).join(', ')})`);
@@ -267,7 +304,7 @@ async function flood(rig, pool, probe, d, layout, room) {
   try {
     const place = await placeRoom(rig, probe, room);
     for (const [i, l] of layout.entries()) {
-      await workers[i].call('join', { system: 'backchannel', url: place.at(l.node), room, names: Array.from({ length: l.n }, (_, k) => `${room}-w${i}-${k}`), concurrency: 1 });
+      await workers[i].call('join', { system: SYSTEM, url: place.at(l.node), room, names: Array.from({ length: l.n }, (_, k) => `${room}-w${i}-${k}`), concurrency: 1 });
     }
     await place.leave();
     const total = layout.reduce((a, l) => a + l.n, 0);
@@ -310,8 +347,8 @@ async function latencyRun(rig, pool, probe, d, room) {
   const workers = await pool.take(2);
   try {
     const place = await placeRoom(rig, probe, room);
-    await workers[0].call('join', { system: 'backchannel', url: place.at(0), room, names: [`${room}-tx`], concurrency: 1 });
-    await workers[1].call('join', { system: 'backchannel', url: place.at(1), room, names: [`${room}-rx`], concurrency: 1 });
+    await workers[0].call('join', { system: SYSTEM, url: place.at(0), room, names: [`${room}-tx`], concurrency: 1 });
+    await workers[1].call('join', { system: SYSTEM, url: place.at(1), room, names: [`${room}-rx`], concurrency: 1 });
     await place.leave();
     const rate = 1000;
     const warmupMs = (d.latencyWarmupMessages / rate) * 1000;
@@ -336,7 +373,7 @@ async function joinRun(rig, pool, probe, d, room) {
   try {
     const place = await placeRoom(rig, probe, room);
     const cpu0 = rig.servers.map((s) => cpuMs(s.pid));
-    const { cold, warm } = await workers[0].call('joinSeq', { system: 'backchannel', url: place.at(1), room, n: d.joins, warmup: d.joins }, 300_000);
+    const { cold, warm } = await workers[0].call('joinSeq', { system: SYSTEM, url: place.at(1), room, n: d.joins, warmup: d.joins }, 300_000);
     const cpu1 = rig.servers.map((s) => cpuMs(s.pid));
     const cpuPerJoin = cpu1.reduce((a, c, i) => a + c - cpu0[i], 0) / (2 * d.joins);
     return { p50Ms: warm.p50, p99Ms: warm.p99, maxMs: warm.max, coldP50Ms: cold.p50, coldP99Ms: cold.p99, joins: warm.count, cpuMsPerJoin: cpuPerJoin };
@@ -394,9 +431,9 @@ async function failover(d, watcher, timings, log) {
       const place = await placeRoom(rig, watcher, room);
       const host = rig.nodes[place.host];
       const nums = [
-        ...(await watcher.call('joinWatch', { url: place.at(0), room, names: [`${room}-host`], reconnect: false, watch: false })).roomNums,
-        ...(await watcher.call('joinWatch', { url: place.at(1), room, names: [`${room}-b0`, `${room}-b1`] })).roomNums,
-        ...(await watcher.call('joinWatch', { url: place.at(2), room, names: [`${room}-c0`, `${room}-c1`] })).roomNums,
+        ...(await watcher.call('joinWatch', { system: SYSTEM, url: place.at(0), room, names: [`${room}-host`], reconnect: false, watch: false })).roomNums,
+        ...(await watcher.call('joinWatch', { system: SYSTEM, url: place.at(1), room, names: [`${room}-b0`, `${room}-b1`] })).roomNums,
+        ...(await watcher.call('joinWatch', { system: SYSTEM, url: place.at(2), room, names: [`${room}-c0`, `${room}-c1`] })).roomNums,
       ];
       if (nums.some((r) => r !== place.roomNum)) throw new Error(`members of ${room} see different rooms: ${place.roomNum} / ${nums.join(', ')}`);
       await place.leave();
@@ -481,11 +518,21 @@ const f = (v, digits = 0) => (Number.isFinite(v) ? v.toLocaleString('en-US', { m
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '—');
 const mid = (runs, key) => median(runs.map((r) => r[key]));
 
+/** The commit checked out, and the files under packages/ that differ from it. */
+function codeVersion() {
+  try {
+    const git = (...a) => execFileSync('git', ['-C', REPO, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return { commit: git('rev-parse', '--short=12', 'HEAD').trim(), modified: git('status', '--porcelain', '--', 'packages').split('\n').filter(Boolean).map((l) => l.slice(3)) };
+  } catch {
+    return { commit: 'unknown', modified: [] };
+  }
+}
+
 function markdown(meta, res) {
   const lines = [
     '## Cluster: three nodes against one server',
     '',
-    `From [cluster.mjs](cluster.mjs) (\`${meta.command}\`), ${meta.date}, on ${meta.machine}; load average ${meta.load.toFixed(2)} at the start.`,
+    `From [cluster.mjs](cluster.mjs) (\`${meta.command}\`), ${meta.date}, on ${meta.machine}; load average ${meta.load.toFixed(2)} at the start. Code: the build of commit ${meta.code.commit}${meta.code.modified.length ? ` with uncommitted changes to ${meta.code.modified.join(', ')}` : ''}, copied at the start of the run${meta.builtAtStart === meta.builtAtEnd ? '' : ' (the working tree was rebuilt during the run; the copy was not)'}.`,
     `A real redis-server ${meta.redisVersion} and three \`backchannel serve\` nodes (A, B, C: heartbeat ${DEFAULT_TIMINGS.clusterHeartbeatMs} ms, TTL ${DEFAULT_TIMINGS.clusterNodeTtlMs} ms, the defaults) against one \`backchannel serve\` without Redis; the benchmark's server settings otherwise, every process with Node's default flags, clients in worker processes. All of it shares the machine's ${meta.cpus} CPUs, so the cluster's nodes compete with each other and with the clients; ${meta.rounds} round(s) per scenario, cluster and single server alternating, medians reported.`,
     '',
   ];
@@ -608,8 +655,10 @@ async function main() {
     load: loadavg()[0],
     rounds: d.rounds,
     latencyWarmupMessages: d.latencyWarmupMessages,
-    redisVersion: /v=(\S+)/.exec(String((await import('node:child_process')).spawnSync(REDIS_SERVER, ['--version']).stdout))?.[1] ?? '',
+    code: codeVersion(),
+    redisVersion: /v=(\S+)/.exec(String(spawnSync(REDIS_SERVER, ['--version']).stdout))?.[1] ?? '',
   };
+  meta.builtAtStart = BUILT_AT_COPY;
   const pool = new WorkerPool({ nodeFlags: NODE_FLAGS });
   // Two workers of bench/cluster-worker.mjs: the probe member (placeRoom) and failure watcher, and
   // both ends of the bare paths.
@@ -699,6 +748,7 @@ async function main() {
   } finally {
     await Promise.all([pool.close(), ...cw.map((w) => w.close())]);
   }
+  meta.builtAtEnd = builtAt(REPO);
   for (const k of Object.keys(res.throughput ?? {})) if (!res.throughput[k]) delete res.throughput[k];
   const section = markdown(meta, res);
   console.log(`\n${section}\n`);
