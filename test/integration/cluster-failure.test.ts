@@ -119,6 +119,37 @@ describe('cluster: node failure', () => {
   }, 40_000);
 });
 
+describe('cluster: a frozen node', () => {
+  it('a node frozen for longer than its registration lives is taken for dead; when it wakes it ends its rooms too, without a second set of webhooks', async () => {
+    const { nodes, hooks } = await cluster();
+    const starter = await connect(nodes[0]!.url, nodes[0]!, 'fz-starter');
+    const conf = await starter.joinConference('frozen');
+    const host = hostOf(nodes, conf.roomNum);
+    const other = nodes.find((n) => n !== host)!;
+    const local = await connect(host.url, host, 'fz-local');
+    const remote = await connect(other.url, other, 'fz-remote');
+    const onHost = await local.joinConference('frozen');
+    const elsewhere = await remote.joinConference('frozen');
+    const remoteEnded = next<{ reason: { code: string } }>(elsewhere, 'ended', 10_000);
+    host.proc.kill('SIGSTOP');
+    try {
+      expect((await remoteEnded).reason.code).toBe('node-lost');
+      await hooks.until((d) => d.some((x) => parse(x.body).room.name === 'frozen' && parse(x.body).type === 'conference.ended'), 10_000);
+    } finally {
+      host.proc.kill('SIGCONT');
+    }
+    // Awake, it learns it was taken for dead, and its own client's room ends as well.
+    expect((await next<{ reason: { code: string } }>(onHost, 'ended', 10_000)).reason.code).toBe('node-lost');
+    // The room's webhooks were sent once: by the survivor, not again by the node that woke up.
+    await new Promise((r) => setTimeout(r, 500)); // what a second sender would have sent by now
+    const ends = hooks.deliveries.map((d) => parse(d.body)).filter((e) => e.room.name === 'frozen' && e.type === 'conference.ended');
+    expect(ends).toHaveLength(1);
+    // The woken node works again: it hosts and serves a new room.
+    const again = await local.joinConference('after-thaw');
+    expect(again.roomNum).toBeGreaterThan(0);
+  }, 40_000);
+});
+
 describe('cluster: Redis and draining', () => {
   it('a Redis restart ends no room: data keeps flowing, joins fail retryably meanwhile, and the cluster recovers by itself', async () => {
     const { nodes, cl } = await cluster();

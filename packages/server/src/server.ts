@@ -366,7 +366,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   #onHubEvent(event: HubEvent): void {
     this.log.debug({ event }, event.type);
     this.#cluster?.onHubEvent(event);
-    this.#webhooks.handle(event);
+    if (!this.#cluster?.muted) this.#webhooks.handle(event);
     this.emit('event', event);
     if (this.#drainWait && (event.type === 'participant.left' || event.type === 'call.ended' || event.type === 'conference.ended')) this.#checkDrained();
   }

@@ -127,6 +127,7 @@ export class Cluster implements HubCluster, LinkHandler {
   readonly #records = new Map<string, Recorded>();
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #closed = false;
+  #muted = false;
 
   constructor(options: ClusterOptions) {
     this.#o = options;
@@ -145,10 +146,19 @@ export class Cluster implements HubCluster, LinkHandler {
     this.#store.on('nodeUp', joined);
     for (const node of this.#store.nodes()) if (node.no !== this.no) joined(node); // known before this subscribed
     this.#store.on('evicted', (by) => {
-      // Frozen for longer than its registration lived: the others have ended this node's rooms.
-      // Its links are reset so that no stand-in or room outlives what they were told.
-      this.#o.log.error({ by }, 'this node was taken for dead by the cluster (missed heartbeats); resetting its links');
+      // Cut off for longer than its registration lived: a survivor has ended this node's rooms
+      // and sent their webhooks. So that no room or stand-in outlives what everyone was told, its
+      // links are reset and its rooms end here too (node-lost), without a second set of webhooks.
+      this.#o.log.error({ by, rooms: this.#hub.rooms.size }, 'this node was taken for dead by the cluster (missed heartbeats); ending its rooms and resetting its links');
       for (const no of [...this.#links.keys(), ...this.#remotes.keys()]) this.down(no, 'this node was taken for dead');
+      this.#muted = true;
+      try {
+        const why = { code: RoomEndReason.NodeLost, message: 'this node was taken for dead by the cluster' };
+        this.#hub.calls.endAll({ code: CallEndReason.NodeLost, message: why.message });
+        this.#hub.conferences.endAll(why);
+      } finally {
+        this.#muted = false;
+      }
     });
     const probe = setInterval(() => {
       // A link silent for as long as a node's registration lives is as dead as the node.
@@ -158,6 +168,11 @@ export class Cluster implements HubCluster, LinkHandler {
     probe.unref();
     this.#timers.push(probe);
     this.handleRpc('calls.inConnectedCall', (userId) => this.#hub.calls.userInConnectedCall(String(userId)));
+  }
+
+  /** True while this node ends rooms a survivor has already sent the webhooks of (see 'evicted'). */
+  get muted(): boolean {
+    return this.#muted;
   }
 
   /** This node's number. */
@@ -303,6 +318,7 @@ export class Cluster implements HubCluster, LinkHandler {
   peerGone(peer: Peer, leaveCode: string): void {
     this.#locals.delete(peer.sid);
     this.#held.delete(peer);
+    for (const key of this.#joins.keys()) if (key.includes(`|${peer.sid}|`)) this.#joins.delete(key);
     const attached = this.#attached.get(peer);
     this.#attached.delete(peer);
     for (const no of attached?.keys() ?? []) {
