@@ -446,8 +446,9 @@ export class Hub {
    * A room has presence changes to send. A room sends at most `presenceEventsPerSecond` presence
    * frames a second over its members that follow presence: after each batch it waits
    * `members ÷ presenceEventsPerSecond` (at most 1 s). A change made after that window leaves at
-   * once — in a small room the window is a fraction of a millisecond, so a join is announced before
-   * the joiner's reply — and the changes made within it leave together when it ends.
+   * once — in a small room the window is a fraction of a millisecond, so a join is announced in the
+   * same write run as the joiner's reply (just after it) — and the changes made within it leave
+   * together when it ends.
    */
   readonly #presencePending = (room: Room): void => {
     const windowMs = Math.min(1000, (room.watchers.size * 1000) / this.config.presenceEventsPerSecond);
