@@ -602,7 +602,11 @@ function markdown(meta, res) {
       const hook = reps.map((r) => r.webhookMs);
       lines.push(`| ${t.clusterHeartbeatMs} / ${t.clusterNodeTtlMs} | ${reps.length} | ${f(median(last))} / ${f(Math.max(...last))} | ${[...new Set(reps.flatMap((r) => r.reasons))].join(', ')} | ${f(median(hook))} / ${f(Math.max(...hook))} | ${[...new Set(reps.map((r) => r.webhookReason))].join(', ')} |`);
     }
-    lines.push('');
+    lines.push(
+      '',
+      "The members' nodes see their link to A close as soon as A's process dies (the kernel closes a killed process's sockets) and end its rooms at once; the webhook comes from the surviving node that ends A's rooms once A's registration has expired, up to the TTL after A's last heartbeat. A node that stops without closing its sockets (a frozen process, a network partition) is noticed through the TTL and the link probe instead, so there the members too would wait up to the TTL.",
+      '',
+    );
   }
   if (res.path) {
     const r = res.path.redis;
