@@ -518,6 +518,16 @@ const f = (v, digits = 0) => (Number.isFinite(v) ? v.toLocaleString('en-US', { m
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '—');
 const mid = (runs, key) => median(runs.map((r) => r[key]));
 
+/** A paragraph on the rounds of `result` (see compare) that failed and were left out, or nothing. */
+function failedRounds(label, result) {
+  if (!result?.failed?.length) return [];
+  const byKind = (kind) => result.failed.filter((x) => x.kind === kind);
+  const parts = ['cluster', 'single']
+    .filter((kind) => byKind(kind).length)
+    .map((kind) => `${byKind(kind).length} of ${byKind(kind).length + result[kind].length} ${kind === 'cluster' ? 'cluster' : 'one-server'} rounds failed (${[...new Set(byKind(kind).map((x) => x.error))].join('; ')})`);
+  return ['', `${label}: ${parts.join('; ')}; left out of the medians.`];
+}
+
 /** The commit checked out, and the files under packages/ that differ from it. */
 function codeVersion() {
   try {
@@ -555,6 +565,12 @@ function markdown(meta, res) {
     row('1:1, sender on A (the host) → receiver on B', 'pairHostSender');
     row('1:1, sender on B → receiver on A (the host)', 'pairHostReceiver');
     row('fan-out 1→9, sender on A, receivers 3 on each of A, B, C', 'fanout');
+    const notes = [
+      ...failedRounds('1:1, sender on A → receiver on B', t.pairHostSender),
+      ...failedRounds('1:1, sender on B → receiver on A', t.pairHostReceiver),
+      ...failedRounds('Fan-out', t.fanout),
+    ];
+    lines.push(...notes);
     if (t.fanout) {
       const r = mid(t.fanout.cluster, 'msgsPerSec') / mid(t.fanout.single, 'msgsPerSec');
       lines.push('', `Fan-out goal (≥ 0.7× one server's delivered msg/s): ${r >= 0.7 ? 'met' : 'not met'} (${r.toFixed(2)}×).`);
@@ -572,6 +588,7 @@ function markdown(meta, res) {
       rowsOf('p50, ms', mid(c, 'p50Ms'), mid(s, 'p50Ms'), (x) => f(x, 2)),
       rowsOf('p99, ms', mid(c, 'p99Ms'), mid(s, 'p99Ms'), (x) => f(x, 2)),
       rowsOf('worst round\'s p99, ms', Math.max(...c.map((r) => r.p99Ms)), Math.max(...s.map((r) => r.p99Ms)), (x) => f(x, 2)),
+      ...failedRounds('Latency', res.latency),
       '',
     );
   }
@@ -587,6 +604,7 @@ function markdown(meta, res) {
       rowsOf('p99, ms', mid(c, 'p99Ms'), mid(s, 'p99Ms'), (x) => f(x, 2)),
       rowsOf('warm-up pass p50, ms', mid(c, 'coldP50Ms'), mid(s, 'coldP50Ms'), (x) => f(x, 2)),
       rowsOf('server CPU per join (all nodes), ms', mid(c, 'cpuMsPerJoin'), mid(s, 'cpuMsPerJoin'), (x) => f(x, 3)),
+      ...failedRounds('Join', res.join),
       '',
     );
   }
@@ -680,9 +698,13 @@ async function main() {
       return undefined;
     }
   };
-  /** Rounds of `run(rig, room)` on a fresh cluster and a fresh single server each, alternating. */
+  /**
+   * Rounds of `run(rig, room)` on a fresh cluster and a fresh single server each, alternating. A
+   * round that fails is reported (`failed`) and left out; the scenario fails if every round of
+   * either system did.
+   */
   const compare = async (name, run) => {
-    const out = { cluster: [], single: [] };
+    const out = { cluster: [], single: [], failed: [] };
     for (let r = 0; r < d.rounds; r++) {
       for (const kind of r % 2 ? ['single', 'cluster'] : ['cluster', 'single']) {
         const rig = await startRig(kind);
@@ -690,11 +712,15 @@ async function main() {
           const x = await run(rig, `${name}-${kind}-${r}`);
           out[kind].push(x);
           log(`  ${name} ${kind} round ${r + 1}: ${JSON.stringify(x, (k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}`);
+        } catch (error) {
+          out.failed.push({ kind, round: r + 1, error: String(error.message ?? error).slice(0, 400) });
+          log(`  ${name} ${kind} round ${r + 1} failed: ${error.stack ?? error}`);
         } finally {
           await rig.stop();
         }
       }
     }
+    if (!out.cluster.length || !out.single.length) throw new Error(`every ${out.cluster.length ? 'single-server' : 'cluster'} round failed: ${out.failed.at(-1)?.error}`);
     return out;
   };
   try {
@@ -761,7 +787,8 @@ async function main() {
     writeFileSync(file, withSection(readFileSync(file, 'utf8'), CLUSTER_START, CLUSTER_END, section));
     log(`Refreshed ${file} (cluster section)`);
   }
-  return res.failures.length ? 1 : 0;
+  const failedRound = [res.throughput?.pairHostSender, res.throughput?.pairHostReceiver, res.throughput?.fanout, res.latency, res.join].some((x) => x?.failed.length);
+  return res.failures.length || failedRound ? 1 : 0;
 }
 
 // A hard limit on the whole run, and cleanup of every child on any way out.
