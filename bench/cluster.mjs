@@ -32,6 +32,7 @@
  *   node bench/cluster.mjs --quick    # shorter, one round (nothing written)
  *   node bench/cluster.mjs --no-md    # print only
  *   node bench/cluster.mjs --only=throughput,latency,fanout,join,failover,path   # some (nothing written)
+ *   node bench/cluster.mjs --only=throughput --rounds 5   # more rounds of each (nothing written)
  *   node bench/cluster.mjs --help
  *
  * Build first (`npm run build`): the run copies every package's dist directory at its start and runs
@@ -654,6 +655,7 @@ async function main() {
       quick: { type: 'boolean', default: false },
       'no-md': { type: 'boolean', default: false },
       only: { type: 'string' },
+      rounds: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -665,8 +667,12 @@ async function main() {
   const unknown = only?.filter((s) => !SCENARIOS.includes(s)) ?? [];
   if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')} (of ${SCENARIOS.join(', ')})`);
   const want = (s) => !only || only.includes(s);
-  const d = args.quick ? DURATIONS.quick : DURATIONS.full;
-  const writeMd = !args.quick && !args['no-md'] && !only;
+  const d = { ...(args.quick ? DURATIONS.quick : DURATIONS.full) };
+  if (args.rounds !== undefined) {
+    d.rounds = Number(args.rounds);
+    if (!Number.isInteger(d.rounds) || d.rounds < 1 || d.rounds > 20) throw new Error(`--rounds must be an integer from 1 to 20 (got ${args.rounds})`);
+  }
+  const writeMd = !args.quick && !args['no-md'] && !only && args.rounds === undefined;
   const log = (s) => console.error(s);
   const cpuInfo = cpus();
   const meta = {
