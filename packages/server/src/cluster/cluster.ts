@@ -300,6 +300,8 @@ export class Cluster implements HubCluster, LinkHandler {
     if (no === this.no) return false;
     const link = this.#attached.get(peer)?.has(no) ? this.#links.get(no) : undefined;
     if (!link || link.closed) throw new BackchannelError(ErrorCode.NotInRoom, `not in room ${room}`);
+    // The data limits are applied here, where reading from the client can be held back in time.
+    this.#hub.sessions.meter(peer, raw.byteLength);
     link.send({ o: 'in', s: peer.sid }, raw);
     return true;
   }

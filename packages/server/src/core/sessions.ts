@@ -141,7 +141,7 @@ export class SessionRouter {
     if (frame.mode !== s.mode) throw new BackchannelError(ErrorCode.BadFrame, `frame mode ${frame.mode} does not match session mode ${s.mode}`);
     if (s.streamId >= STREAM_ID_RESERVED_MIN) checkBuiltIn(s, frame);
     const payloadBytes = frame.payload.byteLength;
-    this.#meter(peer, payloadBytes + DATA_HEADER_BYTES);
+    if (!peer.remote) this.meter(peer, payloadBytes + DATA_HEADER_BYTES);
     const budget = this.hub.queuedBytes();
     if (budget > this.hub.config.serverQueueMaxBytes) this.#overBudget(peer, budget);
     const c = s.counts;
@@ -199,6 +199,12 @@ export class SessionRouter {
       return 1;
     }
     const queued = m.peer.link.sendData(s.key, s.priority, out);
+    if (queued > cfg.receiverQueueMaxBytes / 2 && (m.peer.remote || s.sender.peer.remote)) {
+      // Across nodes the sender hears of the backlog later than on one server (the report crosses
+      // between nodes first), long enough to overrun the hard limit at full speed: its reading is
+      // held back meanwhile, as TCP would.
+      s.sender.peer.link.pauseInbound(CROSS_NODE_PAUSE_MS);
+    }
     if (queued > cfg.receiverQueueMaxBytes) {
       if (m.peer.connection === 'reconnecting') this.#detach(s, m, `more than ${cfg.receiverQueueMaxBytes} bytes were held for the receiver while its connection was lost`, SessionCloseReason.ResumeBufferOverflow);
       else this.#detach(s, m);
@@ -413,12 +419,13 @@ export class SessionRouter {
     throw new BackchannelError(ErrorCode.StreamIdsExhausted, 'no free stream id left to allocate');
   }
 
-  /** Applies the per-participant bitrate limit by pausing reads from a peer that is over it. */
   /**
    * Applies the per-participant limits on data bitrate (frames at their size on the wire) and on
-   * data frames per second, by pausing reads from a peer that is over either.
+   * data frames per second, by pausing reads from a peer that is over either. In a cluster the
+   * node a client is connected to meters all its data, wherever its rooms are (a pause decided
+   * on another node would come after the data it should have held back).
    */
-  #meter(peer: Peer, bytes: number): void {
+  meter(peer: Peer, bytes: number): void {
     const { maxDataBitrateKbps: kbps, maxDataFramesPerSecond: fps, chunkBytes } = this.hub.config;
     if (kbps === 0 && fps === 0) return;
     const now = Date.now();
@@ -551,6 +558,8 @@ export function sessionKey(room: number, senderSid: number, streamId: number): s
 
 /** Pause of a sender's reading while the server-wide queue budget is exceeded, ms. */
 const OVER_BUDGET_PAUSE_MS = 50;
+/** Pause of a sender's reading while a receiver on another node of the cluster is half-way to the queue limit, ms. */
+const CROSS_NODE_PAUSE_MS = 20;
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
