@@ -8,8 +8,8 @@
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { HIGH_WATER_BYTES, LOW_WATER_BYTES, prepare } from './lib/clients.mjs';
-import { nowNs, sleep, yieldLoop } from './lib/util.mjs';
+import { HIGH_WATER_BYTES, LOW_WATER_BYTES, prepare, wsDrained } from './lib/clients.mjs';
+import { nowNs, serveOps, sleep, yieldLoop } from './lib/util.mjs';
 
 /** Members of conferences, each with when its conference ended and why. */
 let members = [];
@@ -221,20 +221,7 @@ const ops = {
         ws.send(msg);
         return ws.bufferedAmount < HIGH_WATER_BYTES;
       },
-      async drained() {
-        // ws has no 'drain' event of its own; the TCP socket's says its buffer emptied.
-        while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount >= LOW_WATER_BYTES) {
-          await new Promise((resolve) => {
-            const timer = setTimeout(done, 5);
-            function done() {
-              clearTimeout(timer);
-              ws._socket?.off('drain', done);
-              resolve();
-            }
-            ws._socket?.once('drain', done);
-          });
-        }
-      },
+      drained: () => wsDrained(ws),
     };
     const out = await sendFor(tx, { size, rate, durationMs });
     await tx.drained();
@@ -270,18 +257,4 @@ const ops = {
   },
 };
 
-process.on('message', async (msg) => {
-  if (!msg || typeof msg !== 'object' || !('op' in msg)) return;
-  const fn = ops[msg.op];
-  try {
-    if (!fn) throw new Error(`unknown op ${msg.op}`);
-    const result = await fn(msg.args ?? {});
-    process.send({ re: msg.id, ok: true, result });
-  } catch (error) {
-    process.send({ re: msg.id, ok: false, error: error instanceof Error ? `${error.message}${error.code ? ` (${error.code})` : ''}` : String(error) });
-  }
-});
-process.on('disconnect', () => process.exit(0));
-process.on('unhandledRejection', (error) => {
-  process.send?.({ t: 'log', text: `unhandled rejection: ${error?.stack ?? error}` });
-});
+serveOps(ops);

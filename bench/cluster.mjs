@@ -46,7 +46,7 @@ import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLUSTER_END, CLUSTER_START, withSection } from './lib/kept-sections.mjs';
-import { builtAt, median, nowNs, sleep, summarize, withTimeout } from './lib/util.mjs';
+import { builtAt, deliveredRate, median, nowNs, sleep, summarize, withTimeout } from './lib/util.mjs';
 
 const HERE = import.meta.dirname;
 const REPO = resolve(HERE, '..');
@@ -280,20 +280,6 @@ async function checkErrors(workers) {
   if (errors.length > 0) throw new Error(`data-path errors: ${[...new Set(errors)].slice(0, 5).join('; ')}`);
 }
 
-/** Messages delivered between two samples of every receiving worker, and the sum of their rates. */
-function delivered(prev, cur) {
-  let rate = 0;
-  let total = 0;
-  for (let w = 0; w < cur.length; w++) {
-    const secs = Number(BigInt(cur[w].ns) - BigInt(prev[w].ns)) / 1e9;
-    let d = 0;
-    for (let i = 0; i < cur[w].msgs.length; i++) d += cur[w].msgs[i] - prev[w].msgs[i];
-    total += d;
-    rate += d / secs;
-  }
-  return { rate, total };
-}
-
 /**
  * A flood of 1 KiB messages: `layout` lists, per worker, the node its participants connect to
  * (0: the room's host, 1 and 2: the next nodes), how many, and whether they send. Delivered msg/s
@@ -322,11 +308,11 @@ async function flood(rig, pool, probe, d, layout, room) {
     for (let k = 0; k < d.windows; k++) {
       await sleep(d.windowMs);
       const cur = await Promise.all(receivers.map((w) => w.call('sample')));
-      windows.push(delivered(prev, cur).rate);
+      windows.push(deliveredRate(prev, cur).rate);
       prev = cur;
     }
     const cpu1 = servers.map((s) => cpuMs(s.pid));
-    const { total: msgs } = delivered(first, prev);
+    const { total: msgs } = deliveredRate(first, prev);
     await Promise.all(senders.map((w) => w.call('stop', {}, 30_000)));
     await checkErrors(workers);
     const secs = Number(BigInt(prev[0].ns) - BigInt(first[0].ns)) / 1e9;

@@ -5,7 +5,7 @@
  */
 import { join, prepare } from './lib/clients.mjs';
 import { startCutProxy } from './lib/cut-proxy.mjs';
-import { nowNs, sleep, summarize, yieldLoop } from './lib/util.mjs';
+import { nowNs, serveOps, sleep, summarize, yieldLoop } from './lib/util.mjs';
 
 /** Participants hosted here, in join order. */
 let parts = [];
@@ -390,18 +390,4 @@ const ops = {
   },
 };
 
-process.on('message', async (msg) => {
-  if (!msg || typeof msg !== 'object' || !('op' in msg)) return;
-  const fn = ops[msg.op];
-  try {
-    if (!fn) throw new Error(`unknown op ${msg.op}`);
-    const result = await fn(msg.args ?? {});
-    process.send({ re: msg.id, ok: true, result });
-  } catch (error) {
-    process.send({ re: msg.id, ok: false, error: error instanceof Error ? `${error.message}${error.code ? ` (${error.code})` : ''}` : String(error) });
-  }
-});
-process.on('disconnect', () => process.exit(0));
-process.on('unhandledRejection', (error) => {
-  process.send?.({ t: 'log', text: `unhandled rejection: ${error?.stack ?? error}` });
-});
+serveOps(ops);

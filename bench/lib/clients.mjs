@@ -195,20 +195,7 @@ async function joinWs(url, room) {
           ws.send(bytes);
           return ws.bufferedAmount < HIGH_WATER_BYTES;
         },
-        async drained() {
-          while (ws.readyState === WebSocket.OPEN && ws.bufferedAmount >= LOW_WATER_BYTES) {
-            // ws has no 'drain' event of its own; the TCP socket's says the buffer emptied.
-            await new Promise((resolve) => {
-              const timer = setTimeout(done, 5);
-              function done() {
-                clearTimeout(timer);
-                ws._socket?.off('drain', done);
-                resolve();
-              }
-              ws._socket?.once('drain', done);
-            });
-          }
-        },
+        drained: () => wsDrained(ws),
       };
     },
     async receive(onData) {
@@ -223,4 +210,22 @@ async function joinWs(url, room) {
       await closed;
     },
   };
+}
+
+/**
+ * Resolves once `ws` has sent its buffer down to LOW_WATER_BYTES (or closed): ws has no 'drain'
+ * event of its own, so this waits for the TCP socket's, re-checking every 5 ms.
+ */
+export async function wsDrained(ws) {
+  while (ws.readyState === ws.OPEN && ws.bufferedAmount >= LOW_WATER_BYTES) {
+    await new Promise((resolve) => {
+      const timer = setTimeout(done, 5);
+      function done() {
+        clearTimeout(timer);
+        ws._socket?.off('drain', done);
+        resolve();
+      }
+      ws._socket?.once('drain', done);
+    });
+  }
 }

@@ -3,7 +3,7 @@
  * layout on every system: one server process, and worker processes hosting the participants.
  */
 import { isBackchannel } from './clients.mjs';
-import { nowNs, median, sleep, summarize } from './util.mjs';
+import { deliveredRate, nowNs, median, sleep, summarize } from './util.mjs';
 import { procStats, startServer } from './procs.mjs';
 
 /** The systems a run compares by default. */
@@ -110,20 +110,6 @@ function clientCpuMs(workers) {
     else send += cpu;
   }
   return { send, recv };
-}
-
-/** Sum over receivers of delivered msg/s between two samples (each receiver on its own clock reading). */
-function deliveredRate(prev, cur) {
-  let rate = 0;
-  let total = 0;
-  for (let w = 0; w < cur.length; w++) {
-    const secs = Number(BigInt(cur[w].ns) - BigInt(prev[w].ns)) / 1e9;
-    let d = 0;
-    for (let i = 0; i < cur[w].msgs.length; i++) d += cur[w].msgs[i] - prev[w].msgs[i];
-    total += d;
-    rate += d / secs;
-  }
-  return { rate, total };
 }
 
 /**

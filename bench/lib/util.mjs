@@ -76,3 +76,43 @@ export function builtAt(repoDir) {
   }
   return newest;
 }
+
+/**
+ * Messages delivered between two samples of every receiving worker (`{ ns, msgs[] }` each, read on
+ * its own clock), and the sum of their rates, msg/s.
+ */
+export function deliveredRate(prev, cur) {
+  let rate = 0;
+  let total = 0;
+  for (let w = 0; w < cur.length; w++) {
+    const secs = Number(BigInt(cur[w].ns) - BigInt(prev[w].ns)) / 1e9;
+    let d = 0;
+    for (let i = 0; i < cur[w].msgs.length; i++) d += cur[w].msgs[i] - prev[w].msgs[i];
+    total += d;
+    rate += d / secs;
+  }
+  return { rate, total };
+}
+
+/**
+ * Runs a worker process's side of the IPC protocol of procs.mjs: each `{ op, id, args }` message
+ * calls `ops[op](args)` and is answered `{ re: id, ok, result | error }`; the process exits when its
+ * parent goes away, and reports unhandled rejections as log lines.
+ */
+export function serveOps(ops) {
+  process.on('message', async (msg) => {
+    if (!msg || typeof msg !== 'object' || !('op' in msg)) return;
+    const fn = ops[msg.op];
+    try {
+      if (!fn) throw new Error(`unknown op ${msg.op}`);
+      const result = await fn(msg.args ?? {});
+      process.send({ re: msg.id, ok: true, result });
+    } catch (error) {
+      process.send({ re: msg.id, ok: false, error: error instanceof Error ? `${error.message}${error.code ? ` (${error.code})` : ''}` : String(error) });
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.on('unhandledRejection', (error) => {
+    process.send?.({ t: 'log', text: `unhandled rejection: ${error?.stack ?? error}` });
+  });
+}
