@@ -46,7 +46,7 @@ import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLUSTER_END, CLUSTER_START, withSection } from './lib/kept-sections.mjs';
-import { builtAt, deliveredRate, median, nowNs, sleep, summarize, withTimeout } from './lib/util.mjs';
+import { builtAt, measureWindows, median, nowNs, sleep, summarize, withTimeout } from './lib/util.mjs';
 
 const HERE = import.meta.dirname;
 const REPO = resolve(HERE, '..');
@@ -302,17 +302,8 @@ async function flood(rig, pool, probe, d, layout, room) {
     await sleep(d.warmupMs);
     const servers = rig.kind === 'single' ? rig.servers : [0, 1, 2].map((k) => rig.servers[place.nth(k)]);
     const cpu0 = servers.map((s) => cpuMs(s.pid));
-    const first = await Promise.all(receivers.map((w) => w.call('sample')));
-    let prev = first;
-    const windows = [];
-    for (let k = 0; k < d.windows; k++) {
-      await sleep(d.windowMs);
-      const cur = await Promise.all(receivers.map((w) => w.call('sample')));
-      windows.push(deliveredRate(prev, cur).rate);
-      prev = cur;
-    }
+    const { first, last: prev, rates: windows, total: msgs } = await measureWindows(receivers, d);
     const cpu1 = servers.map((s) => cpuMs(s.pid));
-    const { total: msgs } = deliveredRate(first, prev);
     await Promise.all(senders.map((w) => w.call('stop', {}, 30_000)));
     await checkErrors(workers);
     const secs = Number(BigInt(prev[0].ns) - BigInt(first[0].ns)) / 1e9;

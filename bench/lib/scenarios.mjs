@@ -3,7 +3,7 @@
  * layout on every system: one server process, and worker processes hosting the participants.
  */
 import { isBackchannel } from './clients.mjs';
-import { deliveredRate, nowNs, median, sleep, summarize } from './util.mjs';
+import { measureWindows, nowNs, median, sleep, summarize } from './util.mjs';
 import { procStats, startServer } from './procs.mjs';
 
 /** The systems a run compares by default. */
@@ -128,20 +128,11 @@ async function flood(system, ctx, { size, layout: layoutName }) {
     await Promise.all(receivers.map((w) => w.call('recvCount', { size })));
     await Promise.all(senders.map((w) => w.call('sendFlood', { size, receivers: total - 1, mode: 'reliable-message' })));
     await sleep(d.warmupMs);
-    let prev = await Promise.all(receivers.map((w) => w.call('sample')));
     const cpu0 = await server.stats();
     const clientCpu0 = clientCpuMs(workers);
-    const first = prev;
-    const windows = [];
-    for (let k = 0; k < d.windows; k++) {
-      await sleep(d.windowMs);
-      const cur = await Promise.all(receivers.map((w) => w.call('sample')));
-      windows.push(deliveredRate(prev, cur).rate);
-      prev = cur;
-    }
+    const { first, last: prev, rates: windows, total: delivered } = await measureWindows(receivers, d);
     const cpu1 = await server.stats();
     const clientCpu1 = clientCpuMs(workers);
-    const { total: delivered } = deliveredRate(first, prev);
     await Promise.all(senders.map((w) => w.call('stop', {}, 30_000)));
     await checkErrors(workers);
     const end = await server.stats();

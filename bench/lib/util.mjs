@@ -116,3 +116,20 @@ export function serveOps(ops) {
     process.send?.({ t: 'log', text: `unhandled rejection: ${error?.stack ?? error}` });
   });
 }
+
+/**
+ * Samples every receiving worker (`sample` op), then again after each of `windows` windows of
+ * `windowMs`: the delivered msg/s of each window, and the messages delivered over all of them.
+ */
+export async function measureWindows(receivers, { windows, windowMs }) {
+  const first = await Promise.all(receivers.map((w) => w.call('sample')));
+  let last = first;
+  const rates = [];
+  for (let k = 0; k < windows; k++) {
+    await sleep(windowMs);
+    const cur = await Promise.all(receivers.map((w) => w.call('sample')));
+    rates.push(deliveredRate(last, cur).rate);
+    last = cur;
+  }
+  return { first, last, rates, total: deliveredRate(first, last).total };
+}
