@@ -135,6 +135,21 @@ describe('cluster', () => {
     expect(ends).toHaveLength(1);
   });
 
+  it('a client that connects while a call rings for its user is rung too, whatever node it connects to', async () => {
+    const [n1, , n3] = cluster.nodes as [ServerProcess, ServerProcess, ServerProcess];
+    const caller = await connect(n1, 'l-caller', { calls: true });
+    const call = await caller.makeCall('l-callee');
+    // The callee had no client when the call was made; it connects now, to a node of its choice.
+    const late = await Client.connect(n3.url, await n3.token('l-callee', { calls: true }));
+    clients.push(late);
+    const invite = await next<CallInvite>(late, 'incomingCall');
+    expect(invite.callId).toBe(call.callId);
+    const connected = next(call, 'connected');
+    await invite.accept();
+    await connected;
+    await call.end();
+  });
+
   it('a callee already in a call hosted on another node is busy', async () => {
     const [n1, n2, n3] = cluster.nodes as [ServerProcess, ServerProcess, ServerProcess];
     const busy = await connect(n1, 'b-busy', { calls: true });

@@ -117,7 +117,8 @@ export class Cluster implements HubCluster, LinkHandler {
   /** Requests forwarded to each node and not answered yet: node → peer → request ids. */
   readonly #pending = new Map<number, Map<Peer, Set<number>>>();
   /** Remote data sessions toward clients connected here. */
-  readonly #watches = new Map<string, Watch>();
+  /** Per client connected here: its remote data sessions by session key (unique across nodes: it names the room). */
+  readonly #watches = new Map<Peer, Map<string, Watch>>();
   readonly #dirty = new Set<Watch>();
   #reportScheduled = false;
   readonly #rpcHandlers = new Map<string, RpcHandler>();
@@ -375,18 +376,19 @@ export class Cluster implements HubCluster, LinkHandler {
   #edgeOp(no: number, op: Op, blobs: Uint8Array[]): void {
     switch (op.o) {
       case 'd': {
-        const wire = blobs[op.b as number]!;
         const size = op.n as number;
         const cap = op.c as number | undefined;
+        // One frame object for every receiver here, as on a single server.
+        const out = { size, droppable: cap !== undefined, wire: blobs[op.b as number]! };
         for (const [sid, key, priority] of op.to as [number, string, PriorityClass][]) {
           const peer = this.#locals.get(sid);
           if (!peer) continue;
           if (cap !== undefined) {
-            const dropped = peer.link.sendDroppable(key, priority, { size, droppable: true, wire }, cap);
+            const dropped = peer.link.sendDroppable(key, priority, out, cap);
             if (dropped > 0) this.#links.get(no)?.send({ o: 'dr', s: sid, k: key, n: dropped });
             continue;
           }
-          peer.link.sendData(key, priority, { size, droppable: false, wire });
+          peer.link.sendData(key, priority, out);
           this.#delivered(no, peer, key, size);
         }
         return;
@@ -426,7 +428,7 @@ export class Cluster implements HubCluster, LinkHandler {
         return;
       case 'x':
         peer.link.discard(op.k as string);
-        this.#watches.delete(`${no}|${peer.sid}|${op.k as string}`);
+        this.#watches.get(peer)?.delete(op.k as string);
         return;
       case 'p':
         peer.link.pauseInbound(op.ms as number);
@@ -478,9 +480,10 @@ export class Cluster implements HubCluster, LinkHandler {
 
   /** Counts bytes of a remote session handed to a client's queue here; its host hears how they leave it. */
   #delivered(no: number, peer: Peer, key: string, size: number): void {
-    const id = `${no}|${peer.sid}|${key}`;
-    let w = this.#watches.get(id);
-    if (!w) this.#watches.set(id, (w = { no, peer, key, delivered: 0, reported: 0, reportedQueued: 0, waiting: false }));
+    let mine = this.#watches.get(peer);
+    if (!mine) this.#watches.set(peer, (mine = new Map()));
+    let w = mine.get(key);
+    if (!w) mine.set(key, (w = { no, peer, key, delivered: 0, reported: 0, reportedQueued: 0, waiting: false }));
     w.delivered += size;
     this.#dirty.add(w);
     if (this.#reportScheduled) return;
@@ -496,11 +499,11 @@ export class Cluster implements HubCluster, LinkHandler {
 
   /** Reports the progress of every session still queued (slow receivers make progress slowly). */
   #reportAll(): void {
-    for (const w of this.#watches.values()) if (w.delivered !== w.reported || w.reportedQueued !== 0) this.#reportOne(w);
+    for (const mine of this.#watches.values()) for (const w of mine.values()) if (w.delivered !== w.reported || w.reportedQueued !== 0) this.#reportOne(w);
   }
 
   #reportOne(w: Watch): void {
-    if (w.peer.gone) return void this.#watches.delete(`${w.no}|${w.peer.sid}|${w.key}`);
+    if (w.peer.gone) return void this.#watches.delete(w.peer);
     const queued = w.peer.link.queuedBytes(w.key);
     const written = w.delivered - queued;
     if (written !== w.reported || queued !== w.reportedQueued) {
@@ -521,7 +524,10 @@ export class Cluster implements HubCluster, LinkHandler {
   }
 
   #dropWatches(no: number, peer: Peer): void {
-    for (const [id, w] of this.#watches) if (w.no === no && w.peer === peer) this.#watches.delete(id);
+    const mine = this.#watches.get(peer);
+    if (!mine) return;
+    for (const [key, w] of mine) if (w.no === no) mine.delete(key);
+    if (mine.size === 0) this.#watches.delete(peer);
   }
 
   // ---------------------------------------------------------------- host: stand-ins of others' clients
