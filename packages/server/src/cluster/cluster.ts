@@ -17,7 +17,8 @@
  *   host → edge  r reply · ev event · cf shared control frame (to: handles) · d data frame
  *                (to: [handle, session, priority]…) · se session event · x discard · p pause
  *                reading · c close
- *   any          ring (a call rings for a user) · rpc / rpr (a call between nodes and its answer)
+ *   any          ring (a call rings for a user) · rpc / rpr (a call between nodes and its answer) ·
+ *                la (bytes of the link taken so far: the sender keeps at most a window on the way)
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -46,6 +47,10 @@ import { LinkAuth, LinkServer, NodeLink, type LinkHandler, type Op } from './lin
 import { RemoteLink } from './remote-link.js';
 import type { ClusterStore, DeadNode, NodeInfo, RoomRecord } from './store.js';
 
+/** Bytes on their way to a node (sent, not yet acknowledged as taken) beyond which the clients sending over that link are read no further for a while. */
+const LINK_WINDOW_BYTES = 2 * 1024 * 1024;
+/** That while, ms (renewed while the link stays above the mark). */
+const LINK_PAUSE_MS = 2;
 /** How long a call between nodes may take before it fails with `cluster-unavailable`, ms. */
 const RPC_TIMEOUT_MS = 5_000;
 
@@ -100,6 +105,9 @@ export class Cluster implements HubCluster, LinkHandler {
   readonly #store: ClusterStore;
   readonly #auth: LinkAuth;
   readonly #server: LinkServer;
+  /** Bytes of batches taken from each node's link so far (acknowledged to it with `la`). */
+  readonly #taken = new Map<number, number>();
+  #takenScheduled = false;
   /** Addresses nodes gave when they opened a link here, by node number. */
   readonly #heardFrom = new Map<number, string>();
   /** Outgoing links, by node number. */
@@ -304,6 +312,9 @@ export class Cluster implements HubCluster, LinkHandler {
     // The data limits are applied here, where reading from the client can be held back in time.
     this.#hub.sessions.meter(peer, raw.byteLength);
     link.send({ o: 'in', s: peer.sid }, raw);
+    // A host that takes data more slowly than its senders write holds them back: at most a
+    // window of data is on its way to it (in buffers and the network), unseen by its queue limits.
+    if (link.unacked > LINK_WINDOW_BYTES) peer.link.pauseInbound(LINK_PAUSE_MS);
     return true;
   }
 
@@ -626,7 +637,16 @@ export class Cluster implements HubCluster, LinkHandler {
     this.#heardFrom.set(no, url);
   }
 
-  ops(from: number, ops: Op[], blobs: Uint8Array[]): void {
+  ops(from: number, ops: Op[], blobs: Uint8Array[], bytes: number): void {
+    // Taken: the sender hears how much, once per turn (its window of data on the way to here).
+    this.#taken.set(from, (this.#taken.get(from) ?? 0) + bytes);
+    if (!this.#takenScheduled) {
+      this.#takenScheduled = true;
+      setImmediate(() => {
+        this.#takenScheduled = false;
+        for (const [no, total] of this.#taken) this.#linkTo(no)?.send({ o: 'la', n: total });
+      });
+    }
     for (const op of ops) {
       try {
         switch (op.o) {
@@ -648,6 +668,9 @@ export class Cluster implements HubCluster, LinkHandler {
             break;
           case 'rpc':
             this.#answerRpc(from, op);
+            break;
+          case 'la':
+            this.#links.get(from)?.acked(op.n as number);
             break;
           case 'rpr': {
             const pending = this.#rpcPending.get(op.id as number);
@@ -693,6 +716,7 @@ export class Cluster implements HubCluster, LinkHandler {
     const link = this.#links.get(no);
     this.#links.delete(no);
     link?.close();
+    this.#taken.delete(no);
     const remotes = this.#remotes.get(no);
     this.#remotes.delete(no);
     const lost = remotes?.size ?? 0;

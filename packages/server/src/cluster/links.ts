@@ -31,8 +31,8 @@ export type Op = { o: string } & Record<string, unknown>;
 
 /** Receives the operations of links from and to other nodes. */
 export interface LinkHandler {
-  /** A batch from node `from`; `blobs[i]` is blob i. */
-  ops(from: number, ops: Op[], blobs: Uint8Array[]): void;
+  /** A batch of `bytes` bytes from node `from`; `blobs[i]` is blob i. */
+  ops(from: number, ops: Op[], blobs: Uint8Array[], bytes: number): void;
   /** Node `no` opened a link and says it is reachable at `url`. */
   opened(no: number, url: string): void;
   /** The link from or to node `no` closed (the node died, or the network between failed). */
@@ -91,6 +91,9 @@ export class NodeLink {
   #scheduled = false;
   /** Batches made before the socket opened. */
   #early: Uint8Array[] = [];
+  /** Bytes of batches sent, and taken by the other node (as it acknowledged). */
+  #sent = 0;
+  #acked = 0;
   /** When the other node last answered a ping (or the link opened), ms. */
   #lastPong = Date.now();
 
@@ -127,6 +130,16 @@ export class NodeLink {
     return this.#ws.bufferedAmount;
   }
 
+  /** Bytes sent that the other node has not yet said it has taken (see {@link acked}). */
+  get unacked(): number {
+    return this.#sent - this.#acked;
+  }
+
+  /** The other node has taken `total` bytes of batches from this link so far. */
+  acked(total: number): void {
+    if (total > this.#acked) this.#acked = Math.min(total, this.#sent);
+  }
+
   /** Queues `op` (with `blob`, put in its field `b`) for this turn's batch. */
   send(op: Op, blob?: Uint8Array): void {
     if (this.#closed) return;
@@ -153,6 +166,7 @@ export class NodeLink {
     if (this.#batch.ops.length === 0 || this.#closed) return;
     const data = this.#batch.encode();
     this.#batch = new Batch();
+    this.#sent += data.byteLength;
     if (this.#open) this.#ws.send(data);
     else this.#early.push(data);
   }
@@ -247,7 +261,7 @@ export class LinkServer {
           ws.terminate();
           return;
         }
-        this.handler.ops(no, batch.ops, batch.blobs);
+        this.handler.ops(no, batch.ops, batch.blobs, data.byteLength);
       });
       ws.on('error', () => undefined);
       ws.on('close', () => {
