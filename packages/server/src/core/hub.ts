@@ -182,7 +182,9 @@ export class Hub {
     let set = this.peersByUser.get(peer.userId);
     if (!set) this.peersByUser.set(peer.userId, (set = new Set()));
     set.add(peer);
-    this.calls.peerConnected(peer);
+    // Calls ringing for its user are shown to it after its welcome (a stand-in has none).
+    if (peer.remote) this.calls.peerConnected(peer);
+    else this.afterReply(peer, () => this.calls.peerConnected(peer));
     return peer;
   }
 
