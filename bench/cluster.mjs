@@ -46,7 +46,7 @@ import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLUSTER_END, CLUSTER_START, withSection } from './lib/kept-sections.mjs';
-import { builtAt, measureWindows, median, nowNs, sleep, summarize, withTimeout } from './lib/util.mjs';
+import { builtAt, checkErrors, measureWindows, median, nowNs, sleep, summarize, withTimeout } from './lib/util.mjs';
 
 const HERE = import.meta.dirname;
 const REPO = resolve(HERE, '..');
@@ -269,15 +269,6 @@ async function placeRoom(rig, probe, room) {
     at: (k) => rig.urls[(host + k) % n],
     leave: () => probe.call('leave', { index: indexes[0] }),
   };
-}
-
-/** Gathers data-path errors from the workers; throws if there were any. */
-async function checkErrors(workers) {
-  const all = await Promise.all(workers.map((w) => w.call('errors')));
-  const errors = all.flatMap((e) => e.errors);
-  const badSize = all.reduce((a, e) => a + e.badSize, 0);
-  if (badSize > 0) errors.push(`${badSize} messages had the wrong size`);
-  if (errors.length > 0) throw new Error(`data-path errors: ${[...new Set(errors)].slice(0, 5).join('; ')}`);
 }
 
 /**

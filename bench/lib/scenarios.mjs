@@ -3,7 +3,7 @@
  * layout on every system: one server process, and worker processes hosting the participants.
  */
 import { isBackchannel } from './clients.mjs';
-import { measureWindows, nowNs, median, sleep, summarize } from './util.mjs';
+import { checkErrors, measureWindows, nowNs, median, sleep, summarize } from './util.mjs';
 import { procStats, startServer } from './procs.mjs';
 
 /** The systems a run compares by default. */
@@ -89,15 +89,6 @@ async function joinLayout(system, server, workers, layout) {
     ),
   );
   return layout.reduce((a, l) => a + l.n, 0);
-}
-
-/** Gathers data-path errors from all workers; throws if there were any. */
-async function checkErrors(workers) {
-  const all = await Promise.all(workers.map((w) => w.call('errors')));
-  const errors = all.flatMap((e) => e.errors);
-  const badSize = all.reduce((a, e) => a + e.badSize, 0);
-  if (badSize > 0) errors.push(`${badSize} messages had the wrong size`);
-  if (errors.length > 0) throw new Error(`data-path errors: ${[...new Set(errors)].slice(0, 5).join('; ')}`);
 }
 
 /** CPU time used so far by the sending and by the receiving worker processes, ms. */

@@ -133,3 +133,12 @@ export async function measureWindows(receivers, { windows, windowMs }) {
   }
   return { first, last, rates, total: deliveredRate(first, last).total };
 }
+
+/** Gathers data-path errors from the workers (`errors` op); throws if there were any. */
+export async function checkErrors(workers) {
+  const all = await Promise.all(workers.map((w) => w.call('errors')));
+  const errors = all.flatMap((e) => e.errors);
+  const badSize = all.reduce((a, e) => a + e.badSize, 0);
+  if (badSize > 0) errors.push(`${badSize} messages had the wrong size`);
+  if (errors.length > 0) throw new Error(`data-path errors: ${[...new Set(errors)].slice(0, 5).join('; ')}`);
+}
