@@ -91,9 +91,10 @@ describe('1:1 calls', () => {
 
   it('busy: calling someone already in a connected call ends as busy', async () => {
     const { caller, callee, calleeId } = await pair();
-    callee.on('incomingCall', (inv) => void inv.accept());
+    const answered = next<CallInvite>(callee, 'incomingCall').then((inv) => inv.accept());
     const first = await caller.makeCall(calleeId);
     await next(first, 'connected');
+    await answered;
     const third = await Client.connect(server.url, await server.token(`third${n}`));
     clients.push(third);
     const second = await third.makeCall(calleeId);
@@ -104,9 +105,11 @@ describe('1:1 calls', () => {
 
   it('a callee that closes its client hangs up: the other side sees a normal end', async () => {
     const { caller, callee, calleeId } = await pair();
-    callee.on('incomingCall', (inv) => void inv.accept());
+    const accepted = next<CallInvite>(callee, 'incomingCall').then((inv) => inv.accept());
     const call = await caller.makeCall(calleeId);
     await next(call, 'connected');
+    // The callee's own answer may still be on its way when the caller sees the call connected.
+    await accepted;
     const ended = next<Ended>(call, 'ended');
     await callee.close();
     expect((await ended).reason.code).toBe('normal'); // a lost connection is covered in resume.test.ts

@@ -155,9 +155,10 @@ describe('cluster', () => {
     const busy = await connect(n1, 'b-busy', { calls: true });
     const first = await connect(n2, 'b-first', { calls: true });
     const second = await connect(n3, 'b-second', { calls: true });
-    busy.on('incomingCall', (inv) => void inv.accept());
+    const answered = next<CallInvite>(busy, 'incomingCall').then((inv) => inv.accept());
     const call1 = await first.makeCall('b-busy');
     if (call1.state !== 'connected') await next(call1, 'connected');
+    await answered;
     // Calls are placed by load, and each placement counts at once: within a few calls one lands on
     // another node than the first call. Every one of them ends as busy.
     const nodeOf = (callId: string) => callId.split('_')[1];

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
-import { Client, ErrorCode, type BackchannelError } from '@backchannel/client';
+import { Client, ErrorCode, type BackchannelError, type CallInvite } from '@backchannel/client';
 import { encodeDataFrame } from '@backchannel/protocol';
 import { API_KEY, API_SECRET, startServerProcess, type ServerProcess } from '../helpers/server.js';
 import { rawConnect } from '../helpers/raw.js';
@@ -141,9 +141,10 @@ describe('graceful shutdown', () => {
     const s = await startServerProcess();
     const alice = await Client.connect(s.url, await s.token('alice'));
     const bob = await Client.connect(s.url, await s.token('bob'));
-    bob.on('incomingCall', (inv) => void inv.accept());
+    const answered = next<CallInvite>(bob, 'incomingCall').then((inv) => inv.accept());
     const call = await alice.makeCall('bob');
     await next(call, 'connected');
+    await answered;
     const conf = await alice.joinConference('shutdown-room');
     const ended = next<{ reason: { code: string } }>(call, 'ended');
     const roomEnded = next<{ reason: { code: string } }>(conf, 'ended');

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from '@backchannel/client';
+import { Client, type CallInvite } from '@backchannel/client';
 import { createAccessToken } from '@backchannel/server-sdk';
 import { webhookReceiver } from '../helpers/api.js';
 import { next } from '../helpers/events.js';
@@ -62,9 +62,10 @@ describe('GET /metrics', () => {
     const ben = await Client.connect(server.url, await server.token('m-ben', { conferences: ['*'], calls: true }));
     await ann.joinConference('m-room');
     await ben.joinConference('m-room');
-    ben.on('incomingCall', (invite) => void invite.accept());
+    const answered = next<CallInvite>(ben, 'incomingCall').then((invite) => invite.accept());
     const call = await ann.makeCall('m-ben');
     await next(call, 'connected');
+    await answered;
     const during = await scrape(url, TOKEN);
     expect(during.value('backchannel_rooms', { kind: 'conference' })).toBe(1);
     expect(during.value('backchannel_rooms', { kind: 'call' })).toBe(1);

@@ -58,9 +58,11 @@ function settled(c: Client, timeoutMs = 10_000): Promise<TransportInfo> {
 /**
  * Sends `count` unreliable messages of `size` bytes (byte 0 = index) and collects what arrives. The
  * unreliable session makes both clients negotiate (if they have not): sending starts once both
- * paths have settled.
+ * paths have settled, and once `serverSide` (if given) resolves. Each end of a pre-negotiated
+ * channel opens on its own: a client can see its channel open a moment before the server does, and
+ * data the server relays in that moment goes over the WebSocket.
  */
-async function exchange(from: Client, to: Client, room: string, streamId: number, count: number, size: number) {
+async function exchange(from: Client, to: Client, room: string, streamId: number, count: number, size: number, serverSide?: () => Promise<unknown>) {
   const rf = await from.joinConference(room);
   const rt = await to.joinConference(room);
   const got: Uint8Array[] = [];
@@ -71,6 +73,7 @@ async function exchange(from: Client, to: Client, room: string, streamId: number
   });
   const tx = await rf.makeSendDataSession(streamId, 'unreliable');
   await Promise.all([settled(from), settled(to)]);
+  await serverSide?.();
   for (let i = 0; i < count; i++) {
     const m = new Uint8Array(size).fill(i & 0xff);
     tx.send(m);
@@ -133,7 +136,8 @@ describe('WebRTC datagram path (Node client)', () => {
     const b = await connect(s, 'rtc-b');
 
     // 40 small messages and 5 of 20 000 bytes (18 datagrams each).
-    const small = await exchange(a, b, 'rtc-room', 7, 40, 100);
+    const bothOpen = () => scrapeUntil(`${s.httpUrl}/metrics`, (x) => x.value('backchannel_webrtc_opened_total') === 2);
+    const small = await exchange(a, b, 'rtc-room', 7, 40, 100, bothOpen);
     expect(small.length).toBe(40);
     expect(a.transport).toEqual({ unreliable: 'webrtc', reliable: 'websocket', webrtc: 'open' });
     expect(b.transport.unreliable).toBe('webrtc');
