@@ -19,6 +19,11 @@
  *                reading · c close
  *   any          ring (a call rings for a user) · rpc / rpr (a call between nodes and its answer) ·
  *                la (bytes of the link taken so far: the sender keeps at most a window on the way)
+ *
+ * The {@link Cluster} here owns the links and the edge's routing, and applies what crosses them;
+ * the host's stand-ins are in stand-ins.ts, the edge's progress reports in progress.ts, the calls
+ * between nodes in rpc.ts, and the records of this node's rooms in Redis (and the cleanup of a
+ * dead node's) in records.ts.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -27,32 +32,30 @@ import {
   BackchannelError,
   CallEndReason,
   ErrorCode,
-  LeaveReason,
   RoomEndReason,
-  decodeFrame,
   encodeControlFrame,
-  FrameKind,
   type ClientMessage,
-  type ParticipantInfo,
   type PriorityClass,
   type ServerEvent,
 } from '@backchannel/protocol';
-import type { ResolvedGrants } from '@backchannel/server-sdk';
 import type { ServerConfig } from '../config.js';
 import { callNode, type Call } from '../core/calls.js';
 import type { HubEvent } from '../core/events.js';
 import { nodeOf, type Hub, type HubCluster } from '../core/hub.js';
 import type { Peer } from '../core/peer.js';
 import { LinkAuth, LinkServer, NodeLink, type LinkHandler, type Op } from './links.js';
-import { RemoteLink } from './remote-link.js';
-import type { ClusterStore, DeadNode, NodeInfo, RoomRecord } from './store.js';
+import { ProgressReports } from './progress.js';
+import { RoomRecords } from './records.js';
+import { NodeRpc, type RpcHandler } from './rpc.js';
+import { StandIns } from './stand-ins.js';
+import type { ClusterStore, NodeInfo } from './store.js';
+
+export type { RpcHandler } from './rpc.js';
 
 /** Bytes on their way to a node (sent, not yet acknowledged as taken) beyond which the clients sending over that link are read no further for a while. */
 const LINK_WINDOW_BYTES = 2 * 1024 * 1024;
 /** That while, ms (renewed while the link stays above the mark). */
 const LINK_PAUSE_MS = 2;
-/** How long a call between nodes may take before it fails with `cluster-unavailable`, ms. */
-const RPC_TIMEOUT_MS = 5_000;
 
 /** What the cluster needs from the server around it. */
 export interface ClusterOptions {
@@ -81,24 +84,6 @@ interface Attachment {
   calls: Map<string, number>;
 }
 
-/** Progress of one remote data session toward a client connected here. */
-interface Watch {
-  no: number;
-  peer: Peer;
-  key: string;
-  delivered: number;
-  /** Written and queued as last reported. */
-  reported: number;
-  reportedQueued: number;
-  waiting: boolean;
-}
-
-/** A room's record, with the number of webhook events it has had. */
-type Recorded = RoomRecord & { events: number };
-
-/** A remote procedure a node answers for the others. */
-export type RpcHandler = (args: unknown, from: number) => unknown;
-
 export class Cluster implements HubCluster, LinkHandler {
   readonly #o: ClusterOptions;
   readonly #hub: Hub;
@@ -116,24 +101,18 @@ export class Cluster implements HubCluster, LinkHandler {
   readonly #locals = new Map<number, Peer>();
   /** What each peer connected here has on other nodes, by node number. */
   readonly #attached = new Map<Peer, Map<number, Attachment>>();
-  /** Stand-ins of peers connected to other nodes: edge node → handle → peer. */
-  readonly #remotes = new Map<number, Map<number, Peer>>();
+  /** Stand-ins of peers connected to other nodes, in rooms hosted here. */
+  readonly #standIns: StandIns;
   /** New conferences and calls forwarded to the node placed for them, by `node|handle|request id`. */
   readonly #joins = new Map<string, ClientMessage>();
   /** Requests of a client waiting behind its join (see route). */
   readonly #held = new Map<Peer, ClientMessage[]>();
   /** Requests forwarded to each node and not answered yet: node → peer → request ids. */
   readonly #pending = new Map<number, Map<Peer, Set<number>>>();
-  /** Remote data sessions toward clients connected here. */
-  /** Per client connected here: its remote data sessions by session key (unique across nodes: it names the room). */
-  readonly #watches = new Map<Peer, Map<string, Watch>>();
-  readonly #dirty = new Set<Watch>();
-  #reportScheduled = false;
-  readonly #rpcHandlers = new Map<string, RpcHandler>();
-  readonly #rpcPending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
-  #rpcSeq = 1;
-  /** Records of the rooms hosted here, by `kind:name`. */
-  readonly #records = new Map<string, Recorded>();
+  /** Progress of the remote data sessions toward clients connected here. */
+  readonly #progress = new ProgressReports((no) => this.#links.get(no));
+  readonly #rpc: NodeRpc;
+  readonly #records: RoomRecords;
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #closed = false;
   #muted = false;
@@ -144,6 +123,10 @@ export class Cluster implements HubCluster, LinkHandler {
     this.#store = options.store;
     this.#auth = new LinkAuth(options.config.clusterSecret);
     this.#server = new LinkServer(this.#auth, this, options.log);
+    const linkTo = (no: number) => this.#linkTo(no);
+    this.#standIns = new StandIns({ hub: options.hub, log: options.log, linkTo, draining: () => options.draining() });
+    this.#rpc = new NodeRpc({ store: options.store, linkTo });
+    this.#records = new RoomRecords({ hub: options.hub, store: options.store, log: options.log, emitForeign: (event, after) => options.emitForeign(event, after) });
     this.#hub.nodeNo = options.store.self.no;
     this.#hub.cluster = this;
     this.#store.on('nodeDown', (node) => this.#nodeDown(node));
@@ -159,7 +142,7 @@ export class Cluster implements HubCluster, LinkHandler {
       // and sent their webhooks. So that no room or stand-in outlives what everyone was told, its
       // links are reset and its rooms end here too (node-lost), without a second set of webhooks.
       this.#o.log.error({ by, rooms: this.#hub.rooms.size }, 'this node was taken for dead by the cluster (missed heartbeats); ending its rooms and resetting its links');
-      for (const no of [...this.#links.keys(), ...this.#remotes.keys()]) this.down(no, 'this node was taken for dead');
+      for (const no of [...this.#links.keys(), ...this.#standIns.nodes()]) this.down(no, 'this node was taken for dead');
       this.#muted = true;
       try {
         const why = { code: RoomEndReason.NodeLost, message: 'this node was taken for dead by the cluster' };
@@ -172,7 +155,7 @@ export class Cluster implements HubCluster, LinkHandler {
     const probe = setInterval(() => {
       // A link silent for as long as a node's registration lives is as dead as the node.
       for (const link of this.#links.values()) link.probe(options.config.clusterNodeTtlMs);
-      this.#reportAll();
+      this.#progress.reportAll();
     }, Math.max(100, options.config.clusterHeartbeatMs));
     probe.unref();
     this.#timers.push(probe);
@@ -337,7 +320,7 @@ export class Cluster implements HubCluster, LinkHandler {
     this.#attached.delete(peer);
     for (const no of attached?.keys() ?? []) {
       this.#links.get(no)?.send({ o: 'dt', s: peer.sid, code: leaveCode });
-      this.#dropWatches(no, peer);
+      this.#progress.drop(no, peer);
       this.#pending.get(no)?.delete(peer);
     }
   }
@@ -400,7 +383,7 @@ export class Cluster implements HubCluster, LinkHandler {
             continue;
           }
           peer.link.sendData(key, priority, out);
-          this.#delivered(no, peer, key, size);
+          this.#progress.delivered(no, peer, key, size);
         }
         return;
       }
@@ -439,7 +422,7 @@ export class Cluster implements HubCluster, LinkHandler {
         return;
       case 'x':
         peer.link.discard(op.k as string);
-        this.#watches.get(peer)?.delete(op.k as string);
+        this.#progress.forget(peer, op.k as string);
         return;
       case 'p':
         peer.link.pauseInbound(op.ms as number);
@@ -489,127 +472,7 @@ export class Cluster implements HubCluster, LinkHandler {
     }
   }
 
-  /** Counts bytes of a remote session handed to a client's queue here; its host hears how they leave it. */
-  #delivered(no: number, peer: Peer, key: string, size: number): void {
-    let mine = this.#watches.get(peer);
-    if (!mine) this.#watches.set(peer, (mine = new Map()));
-    let w = mine.get(key);
-    if (!w) mine.set(key, (w = { no, peer, key, delivered: 0, reported: 0, reportedQueued: 0, waiting: false }));
-    w.delivered += size;
-    this.#dirty.add(w);
-    if (this.#reportScheduled) return;
-    this.#reportScheduled = true;
-    setImmediate(() => this.#report());
-  }
-
-  #report(): void {
-    this.#reportScheduled = false;
-    for (const w of this.#dirty) this.#reportOne(w);
-    this.#dirty.clear();
-  }
-
-  /** Reports the progress of every session still queued (slow receivers make progress slowly). */
-  #reportAll(): void {
-    for (const mine of this.#watches.values()) for (const w of mine.values()) if (w.delivered !== w.reported || w.reportedQueued !== 0) this.#reportOne(w);
-  }
-
-  #reportOne(w: Watch): void {
-    if (w.peer.gone) return void this.#watches.delete(w.peer);
-    const queued = w.peer.link.queuedBytes(w.key);
-    const written = w.delivered - queued;
-    if (written !== w.reported || queued !== w.reportedQueued) {
-      w.reported = written;
-      w.reportedQueued = queued;
-      this.#links.get(w.no)?.send({ o: 'pg', s: w.peer.sid, k: w.key, w: written, q: queued });
-    }
-    if (queued > 0 && !w.waiting) {
-      w.waiting = true;
-      w.peer.link.onDrained(w.key, () => {
-        w.waiting = false;
-        this.#dirty.add(w);
-        if (this.#reportScheduled) return;
-        this.#reportScheduled = true;
-        setImmediate(() => this.#report());
-      });
-    }
-  }
-
-  #dropWatches(no: number, peer: Peer): void {
-    const mine = this.#watches.get(peer);
-    if (!mine) return;
-    for (const [key, w] of mine) if (w.no === no) mine.delete(key);
-    if (mine.size === 0) this.#watches.delete(peer);
-  }
-
-  // ---------------------------------------------------------------- host: stand-ins of others' clients
-
-  /** Operations from edge `no` about its clients in rooms hosted here. */
-  #hostOp(no: number, op: Op, blobs: Uint8Array[]): void {
-    let remotes = this.#remotes.get(no);
-    const sid = op.s as number;
-    if (op.o === 'a') {
-      if (!remotes) this.#remotes.set(no, (remotes = new Map()));
-      const old = remotes.get(sid);
-      if (old && !old.gone) this.#hub.handleDisconnect(old, LeaveReason.ConnectionLost);
-      const link = new RemoteLink(() => this.#linkTo(no), sid, (key) => this.#hub.sessions.queueChanged(key));
-      const identity = { userId: op.u as string, displayName: op.n as string, grants: op.g as ResolvedGrants, apiKey: '', expiresAt: op.x as number };
-      const peer = this.#hub.attachRemote(op.id as string, sid, identity, op.cap as Peer['capabilities'], link);
-      if (op.st === 'reconnecting') peer.connection = 'reconnecting';
-      remotes.set(sid, peer);
-      return;
-    }
-    const peer = remotes?.get(sid);
-    if (!peer || peer.gone) return;
-    switch (op.o) {
-      case 'q':
-        return this.#hostRequest(no, peer, op.m as ClientMessage);
-      case 'in': {
-        const raw = blobs[op.b as number]!;
-        try {
-          const frame = decodeFrame(raw);
-          if (frame.kind !== FrameKind.Data) throw new BackchannelError(ErrorCode.BadFrame, 'not a data frame');
-          this.#hub.handleData(peer, frame, raw);
-        } catch (error) {
-          const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.InternalError, 'internal server error');
-          this.#linkTo(no)?.send({ o: 'de', s: sid, e: err.toJSON() });
-        }
-        return;
-      }
-      case 'st':
-        return this.#hub.setConnection(peer, op.c as 'connected' | 'reconnecting');
-      case 'dt':
-        remotes!.delete(sid);
-        return this.#hub.handleDisconnect(peer, op.code as string);
-      case 'rf':
-        peer.grants = op.g as ResolvedGrants;
-        peer.expiresAt = op.x as number;
-        return;
-      case 'pg':
-        return (peer.link as RemoteLink).progress(op.k as string, op.w as number, op.q as number);
-      case 'nt':
-        return this.#hub.calls.notifyRemote(op.call as string, peer);
-      case 'dr':
-        return this.#hub.sessions.droppedFor(op.k as string, peer, op.n as number);
-    }
-  }
-
-  #hostRequest(no: number, peer: Peer, msg: ClientMessage): void {
-    let reply: Op;
-    try {
-      if (this.#o.draining() && (msg.t === 'conf.join' || msg.t === 'call.make')) {
-        // A new call, or a conference it does not have, is placed elsewhere by the edge (details.draining).
-        const absent = msg.t === 'call.make' || !this.#hub.conferences.byName.has(msg.name);
-        throw new BackchannelError(ErrorCode.ServerShutdown, `the node hosting it is draining: it takes no new ${msg.t === 'call.make' ? 'calls' : 'joins'}`, absent ? { details: { draining: true } } : {});
-      }
-      reply = { o: 'r', s: peer.sid, re: msg.id, d: this.#hub.handleRequest(peer, msg) };
-    } catch (error) {
-      const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.InternalError, 'internal server error', { cause: error });
-      if (!(error instanceof BackchannelError)) this.#o.log.error({ err: error }, 'internal error');
-      reply = { o: 'r', s: peer.sid, re: msg.id, e: err.toJSON() };
-    }
-    this.#linkTo(no)?.send(reply);
-    this.#hub.flushAfterReply(peer);
-  }
+  // ---------------------------------------------------------------- ringing calls and busy callees across nodes
 
   callRinging(call: Call): void {
     this.#store.ringing(call.calleeUserId, call.id, this.no, this.#o.config.ringTimeoutMs);
@@ -659,7 +522,7 @@ export class Cluster implements HubCluster, LinkHandler {
           case 'pg':
           case 'nt':
           case 'dr':
-            this.#hostOp(from, op, blobs);
+            this.#standIns.apply(from, op, blobs);
             break;
           case 'ring':
             for (const peer of this.#hub.peersByUser.get(op.u as string) ?? []) {
@@ -667,22 +530,14 @@ export class Cluster implements HubCluster, LinkHandler {
             }
             break;
           case 'rpc':
-            this.#answerRpc(from, op);
+            this.#rpc.answer(from, op);
             break;
           case 'la':
             this.#links.get(from)?.acked(op.n as number);
             break;
-          case 'rpr': {
-            const pending = this.#rpcPending.get(op.id as number);
-            if (!pending) break;
-            this.#rpcPending.delete(op.id as number);
-            clearTimeout(pending.timer);
-            if (op.e) {
-              const e = op.e as { code: string; message: string; details?: Record<string, unknown> };
-              pending.reject(new BackchannelError(e.code as never, e.message, e.details ? { details: e.details } : {}));
-            } else pending.resolve(op.d);
+          case 'rpr':
+            this.#rpc.answered(op);
             break;
-          }
           default:
             this.#edgeOp(from, op, blobs);
         }
@@ -717,10 +572,7 @@ export class Cluster implements HubCluster, LinkHandler {
     this.#links.delete(no);
     link?.close();
     this.#taken.delete(no);
-    const remotes = this.#remotes.get(no);
-    this.#remotes.delete(no);
-    const lost = remotes?.size ?? 0;
-    for (const peer of remotes?.values() ?? []) this.#hub.handleDisconnect(peer, LeaveReason.ConnectionLost);
+    const lost = this.#standIns.drop(no);
     // Requests it did not answer fail, retryably.
     const waiting = this.#pending.get(no);
     this.#pending.delete(no);
@@ -733,7 +585,7 @@ export class Cluster implements HubCluster, LinkHandler {
       const a = nodes.get(no);
       if (!a) continue;
       nodes.delete(no);
-      this.#dropWatches(no, peer);
+      this.#progress.drop(no, peer);
       const roomReason = { code: RoomEndReason.NodeLost, message: `node ${no}, which hosted it, is gone (${why})` };
       const callRooms = new Set(a.calls.values());
       for (const [callId, room] of a.calls) {
@@ -746,12 +598,7 @@ export class Cluster implements HubCluster, LinkHandler {
         rooms++;
       }
     }
-    for (const [id, pending] of this.#rpcPending) {
-      if ((pending as { no?: number }).no !== no) continue;
-      this.#rpcPending.delete(id);
-      clearTimeout(pending.timer);
-      pending.reject(new BackchannelError(ErrorCode.ClusterUnavailable, `node ${no} is gone (${why})`));
-    }
+    this.#rpc.down(no, why);
     this.#o.log.warn({ node: no, why, standIns: lost, roomsEnded: rooms }, 'lost the link to a node');
   }
 
@@ -759,81 +606,24 @@ export class Cluster implements HubCluster, LinkHandler {
   #nodeDown(node: NodeInfo): void {
     this.#heardFrom.delete(node.no);
     if (node.no !== this.no) this.down(node.no, 'its registration expired');
-    this.#store.claimDead(node).then(
-      (dead) => dead && this.#endDeadRooms(dead),
-      (error: unknown) => this.#o.log.warn({ err: error, node: node.id }, 'could not claim the cleanup of a dead node; another node or a later poll will'),
-    );
+    this.#records.claimDead(node);
   }
 
-  /** Emits what the dead node's rooms would have: members leaving, conferences and calls ending. */
-  #endDeadRooms(dead: DeadNode): void {
-    const at = Date.now();
-    const message = `node ${dead.node.no} (${dead.node.id}), which hosted it, is gone`;
-    for (const room of dead.rooms) {
-      const ref = { kind: room.kind, name: room.name };
-      let after = (room as Partial<Recorded>).events ?? 0;
-      const emit = (event: HubEvent) => this.#o.emitForeign(event, after++);
-      if (room.kind === 'conference') {
-        for (const member of room.members) {
-          emit({ type: 'participant.left', at, room: ref, participant: member, reason: { code: LeaveReason.NodeLost, message } });
-        }
-        emit({ type: 'conference.ended', at, room: ref, reason: { code: RoomEndReason.NodeLost, message }, durationMs: at - room.createdAt });
-      } else if (room.caller) {
-        emit({
-          type: 'call.ended',
-          at,
-          callId: room.name,
-          caller: room.caller,
-          callee: room.callee ?? '',
-          reason: { code: CallEndReason.NodeLost, message },
-          durationMs: room.connectedAt ? at - room.connectedAt : 0,
-        });
-      }
-    }
-    this.#o.log.warn({ node: dead.node.id, rooms: dead.rooms.length }, 'ended the rooms of a dead node');
-  }
-
-  // ---------------------------------------------------------------- calls between nodes
+  // ---------------------------------------------------------------- remote procedures between nodes (rpc.ts)
 
   /** Registers what this node answers to `rpc(…, method, …)`. */
   handleRpc(method: string, handler: RpcHandler): void {
-    this.#rpcHandlers.set(method, handler);
+    this.#rpc.handle(method, handler);
   }
 
   /** Calls `method` on node `no` (this one included); rejects with `cluster-unavailable` if it does not answer. */
-  async rpc(no: number, method: string, args: unknown): Promise<unknown> {
-    if (no === this.no) return this.#rpcHandlers.get(method)?.(args, this.no);
-    const link = this.#linkTo(no);
-    if (!link) throw new BackchannelError(ErrorCode.ClusterUnavailable, `node ${no} is not in the cluster`);
-    const id = this.#rpcSeq++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#rpcPending.delete(id);
-        reject(new BackchannelError(ErrorCode.ClusterUnavailable, `node ${no} did not answer ${method} within ${RPC_TIMEOUT_MS} ms`));
-      }, RPC_TIMEOUT_MS);
-      this.#rpcPending.set(id, Object.assign({ resolve, reject, timer }, { no }));
-      link.send({ o: 'rpc', id, m: method, a: args });
-    });
+  rpc(no: number, method: string, args: unknown): Promise<unknown> {
+    return this.#rpc.call(no, method, args);
   }
 
   /** Calls `method` on every live node; resolves with each node's answer. */
   rpcAll(method: string, args: unknown): Promise<{ node: NodeInfo; result: unknown }[]> {
-    return Promise.all(this.#store.nodes().map(async (node) => ({ node, result: await this.rpc(node.no, method, args) })));
-  }
-
-  #answerRpc(from: number, op: Op): void {
-    const reply = (r: Op) => this.#linkTo(from)?.send(r);
-    const handler = this.#rpcHandlers.get(op.m as string);
-    if (!handler) return reply({ o: 'rpr', id: op.id, e: { code: ErrorCode.NotFound, message: `no remote procedure ${String(op.m)}` } });
-    Promise.resolve()
-      .then(() => handler(op.a, from))
-      .then(
-        (d) => reply({ o: 'rpr', id: op.id, d: d ?? null }),
-        (error: unknown) => {
-          const err = error instanceof BackchannelError ? error : new BackchannelError(ErrorCode.InternalError, 'internal server error');
-          reply({ o: 'rpr', id: op.id, e: err.toJSON() });
-        },
-      );
+    return this.#rpc.callAll(method, args);
   }
 
   // ---------------------------------------------------------------- records of this node's rooms
@@ -844,46 +634,7 @@ export class Cluster implements HubCluster, LinkHandler {
    * sequence.
    */
   onHubEvent(e: HubEvent): void {
-    const s = this.#store;
-    const key = 'room' in e ? `${e.room.kind}:${e.room.name}` : `call:${e.callId}`;
-    switch (e.type) {
-      case 'conference.started': {
-        const room = this.#hub.conferences.byName.get(e.room.name);
-        if (!room) return;
-        const record: Recorded = { kind: 'conference', name: e.room.name, num: room.num, createdAt: room.createdAt, events: 1 };
-        this.#records.set(key, record);
-        s.roomOpened(record);
-        return;
-      }
-      case 'call.incoming': {
-        const call = this.#hub.calls.calls.get(e.callId);
-        if (!call) return;
-        const record: Recorded = { kind: 'call', name: e.callId, num: call.room.num, createdAt: call.createdAt, caller: e.caller, callee: e.callee, connectedAt: 0, events: 1 };
-        this.#records.set(key, record);
-        s.roomOpened(record);
-        return;
-      }
-      case 'conference.ended':
-      case 'call.ended': {
-        const record = this.#records.get(key);
-        this.#records.delete(key);
-        if (record) s.roomClosed(record.num);
-        if (e.type === 'conference.ended') s.releaseConference(e.room.name);
-        else s.ringEnded(e.callee, e.callId);
-        return;
-      }
-      default:
-    }
-    const record = this.#records.get(key);
-    if (!record) return;
-    record.events++;
-    if (e.type === 'call.started') {
-      record.connectedAt = e.at;
-      s.ringEnded(e.callee.userId, e.callId);
-    }
-    s.roomUpdated(record);
-    if (e.type === 'participant.joined') s.memberAdded(record.num, e.participant);
-    else if (e.type === 'participant.left') s.memberRemoved(record.num, e.participant.id);
+    this.#records.handle(e);
   }
 
   /** Closes every link (the node is stopping; its rooms were ended first). */
