@@ -16,7 +16,7 @@
  *                dr unreliable frames dropped for the client
  *   host → edge  r reply · ev event · cf shared control frame (to: handles) · d data frame
  *                (to: [handle, session, priority]…) · se session event · x discard · p pause
- *                reading · c close
+ *                reading · c close · de a data frame of the client's that the host refused
  *   any          ring (a call rings for a user) · rpc / rpr (a call between nodes and its answer) ·
  *                la (bytes of the link taken so far: the sender keeps at most a window on the way)
  *
