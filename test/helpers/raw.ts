@@ -13,14 +13,12 @@ export interface RawClient {
   hello(token: string, protocol?: number): Promise<ServerMessage>;
 }
 
-export async function rawConnect(url: string): Promise<RawClient> {
-  const ws = new WebSocket(url);
-  await new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
-  });
+/** Opens a raw WebSocket to `url`, offering `protocols` (subprotocols, e.g. early frames) if given. */
+export async function rawConnect(url: string, protocols?: string[]): Promise<RawClient> {
+  const ws = protocols ? new WebSocket(url, protocols) : new WebSocket(url);
   const messages: ServerMessage[] = [];
   const waiters = new Set<() => void>();
+  // Listening from the start: frames may come with the upgrade's response.
   ws.on('message', (data: Buffer) => {
     const f = decodeFrame(new Uint8Array(data));
     if (f.kind !== FrameKind.Control) return;
@@ -28,6 +26,10 @@ export async function rawConnect(url: string): Promise<RawClient> {
     for (const w of [...waiters]) w();
   });
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
   const client: RawClient = {
     ws,
     messages,

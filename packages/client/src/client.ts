@@ -3,10 +3,12 @@
  */
 import {
   BackchannelError,
+  EARLY_SUBPROTOCOL,
   Emitter,
   ErrorCode,
   LeaveReason,
   PROTOCOL_VERSION,
+  earlyProtocols,
   type CallInfo,
   type PresenceMode,
   type Reason,
@@ -18,7 +20,7 @@ import {
 import { Call, CallInvite } from './call.js';
 import { Conference } from './conference.js';
 import { Outbound } from './data/outbound.js';
-import { handshake, type HandshakeResult } from './handshake.js';
+import { handshake, handshakeFrame, type HandshakeResult } from './handshake.js';
 import { Link } from './link.js';
 import { platform } from './platform.js';
 import { randomSecret } from './util.js';
@@ -168,14 +170,24 @@ export class Client extends Emitter<ClientEvents> {
     if (typeof token !== 'string' || !token) throw new BackchannelError(ErrorCode.TokenMissing, 'an access token is required');
     const factory = opts.transport ?? platform.transportFor(opts.WebSocket);
     const deadline = Date.now() + opts.connectTimeoutMs;
-    const transport = await openTransport(factory, url, opts.connectTimeoutMs);
     const link = newLink(opts);
     // Queued in the link (numbered, kept for a resume) before there is a session to send it on.
     const reply = pipelined && link.request<RoomInfo>(pipelined);
     reply?.catch(() => {}); // a refused hello rejects it too; the caller sees the hello's error
+    const helloFrame = handshakeFrame(HELLO_ID, helloMessage(token, opts));
+    // The hello and what is pipelined behind it ride in the upgrade request where they fit.
+    const protocols = opts.earlyFrames ? earlyProtocols([helloFrame, ...link.pipelined()]) : undefined;
+    let transport: Transport;
     try {
-      const handshaking = handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(token, opts), Math.max(1, deadline - Date.now()));
-      if (reply) link.pipeline(transport);
+      transport = await openTransport(factory, url, opts.connectTimeoutMs, protocols);
+    } catch (error) {
+      link.finish(1000, 'connect failed');
+      throw error;
+    }
+    try {
+      const early = transport.protocol === EARLY_SUBPROTOCOL;
+      const handshaking = handshake<WelcomeResult>(transport, HELLO_ID, 'hello', helloFrame, Math.max(1, deadline - Date.now()), early);
+      if (reply && !early) link.pipeline(transport);
       const hello = await handshaking;
       const welcome = hello.data;
       const client = new Client(url, token, factory, link, welcome, opts);
@@ -481,7 +493,7 @@ export class Client extends Emitter<ClientEvents> {
       const msg = { t: 'resume' as const, protocol: PROTOCOL_VERSION, participantId: this.participantId, credential, next, received: link.received };
       let result: HandshakeResult<ResumeResult>;
       try {
-        result = await handshake<ResumeResult>(transport, RESUME_ID, msg, this.#options.connectTimeoutMs);
+        result = await handshake<ResumeResult>(transport, RESUME_ID, 'resume', handshakeFrame(RESUME_ID, msg), this.#options.connectTimeoutMs);
       } catch (error) {
         if (error instanceof BackchannelError && error.code === ErrorCode.ResumeCredentialInvalid) {
           this.#credentials = this.#credentials.filter((c) => c !== credential);
@@ -513,7 +525,7 @@ export class Client extends Emitter<ClientEvents> {
    */
   async #restart(transport: Transport, why: Reason): Promise<boolean> {
     if (this.#options.tokenRefresh) this.#token = await this.#options.tokenRefresh();
-    const hello = await handshake<WelcomeResult>(transport, HELLO_ID, helloMessage(this.#token, this.#options), this.#options.connectTimeoutMs);
+    const hello = await handshake<WelcomeResult>(transport, HELLO_ID, 'hello', handshakeFrame(HELLO_ID, helloMessage(this.#token, this.#options)), this.#options.connectTimeoutMs);
     const welcome = hello.data;
     if (this.#state !== 'reconnecting') {
       transport.close(1000, 'client closed');
@@ -608,9 +620,9 @@ function newLink(opts: Readonly<ResolvedClientOptions>): Link {
 }
 
 /** Opens a transport, or rejects with `connect-failed` (also after `timeoutMs`). */
-async function openTransport(factory: TransportFactory, url: string, timeoutMs: number): Promise<Transport> {
+async function openTransport(factory: TransportFactory, url: string, timeoutMs: number, protocols?: string[]): Promise<Transport> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const opening = factory(url);
+  const opening = protocols ? factory(url, { protocols }) : factory(url);
   try {
     return await Promise.race([
       opening,

@@ -17,16 +17,22 @@ export interface HandshakeResult<T> {
   closed?: { code: number; reason: string };
 }
 
+/** The frame of handshake message `msg` with request id `id`. */
+export function handshakeFrame(id: number, msg: { t: 'hello' | 'resume' } & Record<string, unknown>): Uint8Array {
+  return encodeControlFrame(JSON.stringify({ ...msg, id }));
+}
+
 /**
- * Sends `msg` (with request id `id`) as the handshake on `transport` and resolves with the reply.
- * Rejects with the server's error (the transport stays open after a refused resume), or with
- * `connect-failed` if the transport closes or no reply comes within `timeoutMs`.
+ * Sends `frame` (a {@link handshakeFrame} with request id `id`, of a `t` message) as the handshake
+ * on `transport`, unless it already went in the upgrade request (`sent`), and resolves with the
+ * reply. Rejects with the server's error (the transport stays open after a refused resume), or
+ * with `connect-failed` if the transport closes or no reply comes within `timeoutMs`.
  */
-export function handshake<T>(transport: Transport, id: number, msg: { t: 'hello' | 'resume' } & Record<string, unknown>, timeoutMs: number): Promise<HandshakeResult<T>> {
+export function handshake<T>(transport: Transport, id: number, t: 'hello' | 'resume', frame: Uint8Array, timeoutMs: number, sent = false): Promise<HandshakeResult<T>> {
   return new Promise((resolve, reject) => {
     const early: Uint8Array[] = [];
     let done = false;
-    const timer = setTimeout(() => finish(new BackchannelError(ErrorCode.ConnectFailed, `no reply to ${msg.t} within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => finish(new BackchannelError(ErrorCode.ConnectFailed, `no reply to ${t} within ${timeoutMs} ms`)), timeoutMs);
     const finish = (error: BackchannelError | undefined, data?: unknown) => {
       if (done) return;
       done = true;
@@ -59,6 +65,6 @@ export function handshake<T>(transport: Transport, id: number, msg: { t: 'hello'
       if (result) result.closed = { code, reason };
       else finish(new BackchannelError(ErrorCode.ConnectFailed, `the connection closed during the handshake (${code}${reason ? ` ${reason}` : ''})`));
     };
-    transport.send(encodeControlFrame(JSON.stringify({ ...msg, id })));
+    if (!sent) transport.send(frame);
   });
 }

@@ -35,8 +35,8 @@ function generateMask(mask: Buffer): void {
 
 /** `ws` as the SDK's default: no compression (frames are sent at once, in order) and the keys above. */
 class NodeWebSocket extends WebSocket {
-  constructor(url: string) {
-    super(url, { perMessageDeflate: false, generateMask });
+  constructor(url: string, protocols?: string | string[]) {
+    super(url, protocols ?? [], { perMessageDeflate: false, generateMask });
   }
 }
 

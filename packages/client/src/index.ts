@@ -30,6 +30,6 @@ export type { ClientOptions } from './options.js';
 export { webSocketTransport } from './transport.js';
 export { setPeerConnectionImpl } from './webrtc.js';
 export type { PeerConnectionConstructor, TransportInfo, TransportStats, WebRtcState } from './webrtc.js';
-export type { Transport, TransportFactory, WebSocketConstructor, WebSocketLike } from './transport.js';
+export type { Transport, TransportFactory, TransportOpenOptions, WebSocketConstructor, WebSocketLike } from './transport.js';
 export { BackchannelError, CallEndReason, ErrorCode, LeaveReason, SessionCloseReason, StreamFailReason, STREAM_ID_APP_MAX, STREAM_ID_APP_MIN, STREAM_ID_RESERVED_MIN } from '@backchannel/protocol';
 export type { DataMode, Priority, Reason } from '@backchannel/protocol';

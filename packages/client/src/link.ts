@@ -166,6 +166,15 @@ export class Link extends Emitter<LinkEvents> {
     for (const entry of this.#replay.after(0) ?? []) this.#write(entry, transport);
   }
 
+  /**
+   * The requests made so far, before there was a transport, as frames: what the client may carry
+   * in its upgrade request behind the `hello` (PROTOCOL.md, "Early frames") instead of
+   * {@link pipeline}.
+   */
+  pipelined(): Uint8Array[] {
+    return (this.#replay.after(0) ?? []).filter((e): e is Uint8Array => e instanceof Uint8Array);
+  }
+
   /** Changes the default request timeout (after the handshake). */
   setRequestTimeout(ms: number): void {
     this.#opts = { ...this.#opts, requestTimeoutMs: ms };

@@ -97,6 +97,14 @@ export interface ClientOptions {
    * Default true.
    */
   webrtc?: boolean;
+  /**
+   * Carry the `hello` (with the access token) and the requests pipelined behind it in the WebSocket
+   * upgrade request, as subprotocols, so that connecting (and `connectAndJoin`) takes no round
+   * trip after the upgrade. Off, they are sent once the socket is open. The token then travels in
+   * the `Sec-WebSocket-Protocol` request header: turn this off behind a proxy that logs that
+   * header. See PROTOCOL.md, "Early frames". Default true.
+   */
+  earlyFrames?: boolean;
 }
 
 type Special = 'WebSocket' | 'transport' | 'streamIds' | 'reconnect' | 'tokenRefresh';
@@ -128,6 +136,7 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   ackEveryBytes: 256 * 1024,
   ackDelayMs: 50,
   webrtc: true,
+  earlyFrames: true,
 });
 
 /** Validates options over the defaults; throws `invalid-argument` naming the first bad one. */

@@ -16,7 +16,10 @@ export interface Transport {
   close(code?: number, reason?: string): void;
   /** Drops the transport at once, without a closing handshake (a dead connection). Default: `close()`. */
   abort?(): void;
-  /** Called with each received frame. */
+  /**
+   * Called with each received frame. Frames that arrive before it is set (with the upgrade's
+   * response, see PROTOCOL.md, "Early frames") are handed to it when it is.
+   */
   onframe: (frame: Uint8Array) => void;
   /** Called once when the transport has closed. */
   onclose: (code: number, reason: string) => void;
@@ -30,21 +33,35 @@ export interface Transport {
    * buffer at once (the SDK then encodes outgoing data into one reused buffer).
    */
   readonly copiesOnSend?: boolean;
+  /** The subprotocol the server selected, if the transport has one (WebSocket). */
+  readonly protocol?: string;
+}
+
+/** What a {@link TransportFactory} is asked for besides the URL. */
+export interface TransportOpenOptions {
+  /**
+   * WebSocket subprotocols to offer, in order (the client's early frames; see PROTOCOL.md). A
+   * transport that cannot offer them ignores them, and the client then sends the frames after
+   * opening.
+   */
+  protocols?: string[];
 }
 
 /** Opens a transport to `url`; resolves once it is open. */
-export type TransportFactory = (url: string) => Promise<Transport>;
+export type TransportFactory = (url: string, options?: TransportOpenOptions) => Promise<Transport>;
 
 /** The subset of the WHATWG WebSocket constructor this SDK needs (browsers and the `ws` package). */
 export interface WebSocketLike {
   binaryType: string;
   readonly bufferedAmount: number;
   readonly readyState: number;
+  /** The subprotocol the server selected ('' if none). */
+  readonly protocol?: string;
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: string, listener: (event: any) => void): void;
 }
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 /** Options of {@link webSocketTransport}. */
 export interface WebSocketTransportOptions {
@@ -65,18 +82,20 @@ const OPEN = 1;
 
 /** A {@link TransportFactory} over WebSocket, using `WebSocketImpl` (default: the global one). */
 export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options: WebSocketTransportOptions = {}): TransportFactory {
-  return (url) =>
+  return (url, open = {}) =>
     new Promise((resolve, reject) => {
       const Impl = WebSocketImpl ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
       if (!Impl) return reject(new BackchannelError(ErrorCode.InvalidArgument, 'no WebSocket implementation: pass options.WebSocket (e.g. the "ws" package)'));
       let ws: WebSocketLike;
       try {
-        ws = new Impl(url);
+        ws = open.protocols ? new Impl(url, open.protocols) : new Impl(url);
       } catch (error) {
         return reject(error);
       }
       ws.binaryType = options.nodeBuffers ? 'nodebuffer' : 'arraybuffer';
       let opened = false;
+      let early: Uint8Array[] | undefined = [];
+      let receive: (frame: Uint8Array) => void = (frame) => early?.push(frame);
       // Node's `ws` exposes its socket: batch every frame sent in one synchronous run into one
       // socket write (browsers batch on their own).
       const socket = () =>
@@ -112,7 +131,20 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
           else ws.close(4000, 'connection dead');
         },
         copiesOnSend: options.copiesOnSend === true,
-        onframe: () => {},
+        get protocol() {
+          return ws.protocol;
+        },
+        // Frames can come in the same read as the upgrade's response, before whoever awaits the
+        // open has set a receiver: they wait here until it does.
+        get onframe() {
+          return receive;
+        },
+        set onframe(fn) {
+          receive = fn;
+          const held = early;
+          early = undefined;
+          if (held) for (const frame of held) fn(frame);
+        },
         onclose: () => {},
       };
       ws.addEventListener('open', () => {
@@ -121,15 +153,15 @@ export function webSocketTransport(WebSocketImpl?: WebSocketConstructor, options
         resolve(transport);
       });
       const onMessage = (data: unknown) => {
-        if (data instanceof ArrayBuffer) transport.onframe(new Uint8Array(data));
-        else if (data instanceof Uint8Array) transport.onframe(data); // a Node Buffer: a view, no copy
+        if (data instanceof ArrayBuffer) receive(new Uint8Array(data));
+        else if (data instanceof Uint8Array) receive(data); // a Node Buffer: a view, no copy
       };
       // Node's `ws`: its own 'message' event, without building a MessageEvent per frame.
       const emitter = ws as unknown as { on?: (event: 'message', listener: (data: unknown) => void) => void };
       if (options.nodeBuffers && typeof emitter.on === 'function') {
         // With 'nodebuffer' every message is a Buffer: one check, no second dispatch.
         emitter.on('message', (data) => {
-          if (data instanceof Uint8Array) transport.onframe(data);
+          if (data instanceof Uint8Array) receive(data);
         });
       } else ws.addEventListener('message', (ev: { data: unknown }) => onMessage(ev.data));
       ws.addEventListener('close', (ev: { code: number; reason: string }) => {

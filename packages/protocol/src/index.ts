@@ -79,3 +79,4 @@ export { Emitter } from './emitter.js';
 export type { EventMap, ListenerErrorHandler } from './emitter.js';
 export { FairQueue, PRIORITY_CLASS } from './fair-queue.js';
 export type { PriorityClass, QueueItem } from './fair-queue.js';
+export { EARLY_SUBPROTOCOL, MAX_EARLY_CHARS, MAX_EARLY_FRAMES, SUBPROTOCOL, earlyProtocols, takeEarlyFrames } from './early.js';

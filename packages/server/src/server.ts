@@ -9,12 +9,15 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { pino, type Logger } from 'pino';
 import {
   BackchannelError,
+  EARLY_SUBPROTOCOL,
   Emitter,
   ErrorCode,
   LeaveReason,
   PROTOCOL_VERSION,
+  SUBPROTOCOL,
   encodeControlFrame,
   parseControlBody,
+  takeEarlyFrames,
   validateClientMessage,
   type ClientMessage,
   type ResumeResult,
@@ -93,6 +96,8 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   readonly #budget: QueueBudget = { bytes: 0 };
   /** Open sockets per remote address. */
   readonly #perAddress = new Map<string, number>();
+  /** Early frames taken from an upgrade request, until its socket exists. */
+  readonly #early = new WeakMap<IncomingMessage, Uint8Array[]>();
   /** Control-request token buckets, per session. */
   readonly #controlBuckets = new WeakMap<Session, { tokens: number; last: number }>();
   readonly #sessionOptions: SessionOptions;
@@ -156,7 +161,19 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     const started = (req: IncomingMessage) => clearTimeout(firstRequest.get(req.socket));
     this.#http.prependListener('request', started);
     this.#http.prependListener('upgrade', started);
-    this.#wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false });
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: config.maxFrameBytes,
+      perMessageDeflate: false,
+      // A client's first frames may come in the upgrade request (PROTOCOL.md, "Early frames").
+      handleProtocols: (offered, req) => {
+        const early = takeEarlyFrames(offered);
+        if (early === undefined) return offered.has(SUBPROTOCOL) ? SUBPROTOCOL : (offered.values().next().value ?? false); // as `ws` does by default
+        if (early === null) return SUBPROTOCOL; // not taken: the client sends them on the socket
+        this.#early.set(req, early);
+        return EARLY_SUBPROTOCOL;
+      },
+    });
     this.#http.on('upgrade', (req, socket, head) => {
       if ((req.url ?? '').split('?')[0] === LINK_PATH) {
         if (this.#cluster) return this.#cluster.upgrade(req, socket, head);
@@ -173,7 +190,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
         socket.end(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
         return;
       }
-      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onSocket(ws));
+      this.#wss.handleUpgrade(req, socket, head, (ws) => this.#onSocket(ws, req));
     });
   }
 
@@ -386,7 +403,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     res.end(JSON.stringify({ code: 'not-found', message: `no route for ${req.method} ${path}` }));
   }
 
-  #onSocket(ws: WebSocket): void {
+  #onSocket(ws: WebSocket, req: IncomingMessage): void {
     const socket = new WsFrameSocket(ws, (s) => {
       this.#sockets.delete(s);
       const n = (this.#perAddress.get(s.remoteAddress) ?? 1) - 1;
@@ -396,7 +413,12 @@ export class BackchannelServer extends Emitter<ServerEvents> {
     });
     this.#sockets.add(socket);
     this.#perAddress.set(socket.remoteAddress, (this.#perAddress.get(socket.remoteAddress) ?? 0) + 1);
-    new Handshake(socket, this.#handshakeContext);
+    const handshake = new Handshake(socket, this.#handshakeContext);
+    const early = this.#early.get(req);
+    if (early) {
+      this.#early.delete(req);
+      handshake.early(early);
+    }
   }
 
   /** What a socket's handshake needs from the server. */

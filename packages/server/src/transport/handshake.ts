@@ -65,6 +65,14 @@ export class Handshake {
     socket.bind({ frame: (data, binary) => this.#onFrame(data, binary), close: () => clearTimeout(this.#timer) });
   }
 
+  /**
+   * The frames the client carried in its upgrade request (PROTOCOL.md, "Early frames"): handled
+   * as if they were the first read from the socket.
+   */
+  early(frames: readonly Uint8Array[]): void {
+    for (const frame of frames) this.#onFrame(frame, true);
+  }
+
   #onFrame(data: Uint8Array, binary: boolean): void {
     if (this.#done) return;
     this.#socket.alive = true;
