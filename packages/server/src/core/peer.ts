@@ -68,6 +68,11 @@ export class Peer {
   /** Conferences joined and outgoing calls ringing (per-participant limits). */
   conferences = 0;
   ringing = 0;
+  /**
+   * Token buckets of its aggregate data bitrate and frame rate (`SessionRouter.meter`), on the
+   * peer itself: read for every data frame it sends.
+   */
+  readonly dataBucket = { tokens: Infinity, frames: Infinity, last: 0 };
 
   constructor(
     /** Server-assigned participant id, unique per connection. */

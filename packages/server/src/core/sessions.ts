@@ -75,17 +75,9 @@ type DsMessage = ClientMessage<'ds.open' | 'ds.dest' | 'ds.close' | 'ds.unsuppor
 const AUTO_ID_MIN = 1000;
 const ROOM_GONE_CODES: ReadonlySet<string> = new Set([LeaveReason.RoomEnded, LeaveReason.CallEnded, LeaveReason.ServerShutdown]);
 
-/** Token buckets enforcing a participant's aggregate data bitrate and frame rate. */
-interface Bucket {
-  tokens: number;
-  frames: number;
-  last: number;
-}
-
 export class SessionRouter {
   readonly #byRoom = new Map<number, Map<number, SendSession>>();
   readonly #perPeer = new Map<Peer, number>();
-  readonly #buckets = new WeakMap<Peer, Bucket>();
   readonly #active = new Set<SendSession>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #budgetLoggedAt = 0;
@@ -429,8 +421,7 @@ export class SessionRouter {
     const { maxDataBitrateKbps: kbps, maxDataFramesPerSecond: fps, chunkBytes } = this.hub.config;
     if (kbps === 0 && fps === 0) return;
     const now = Date.now();
-    let b = this.#buckets.get(peer);
-    if (!b) this.#buckets.set(peer, (b = { tokens: Infinity, frames: Infinity, last: now }));
+    const b = peer.dataBucket;
     const elapsed = now - b.last;
     b.last = now;
     let waitMs = 0;
