@@ -108,6 +108,10 @@ export class NodeLink {
       headers: { [AUTH_HEADER]: credential, [URL_HEADER]: selfUrl },
       perMessageDeflate: false,
       maxPayload: MAX_BATCH_BYTES,
+      // A zero masking key: neither end masks or unmasks a batch. Masking guards intermediaries
+      // against data a browser script chose; a link carries nothing a script wrote unframed and
+      // runs between nodes that authenticated each other.
+      generateMask: (mask: Buffer) => void mask.fill(0),
     });
     this.#ws.binaryType = 'nodebuffer';
     this.#ws.on('open', () => {
