@@ -6,7 +6,7 @@
  */
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, ErrorCode, type BackchannelError, type WebSocketConstructor } from '@backchannel/client';
+import { Client, ErrorCode, LeaveReason, type BackchannelError, type Reason, type WebSocketConstructor } from '@backchannel/client';
 import { EARLY_SUBPROTOCOL, MAX_EARLY_CHARS, PROTOCOL_VERSION, SUBPROTOCOL, earlyProtocols, encodeControlFrame } from '@backchannel/protocol';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
 import { rawConnect } from '../helpers/raw.js';
@@ -34,6 +34,20 @@ function recordingWebSocket() {
     }
   }
   return { WebSocket: Recording as unknown as WebSocketConstructor, seen };
+}
+
+/** A `ws` WebSocket whose `open` event reaches the SDK `delayMs` late, as over a slow link. */
+function slowOpenWebSocket(delayMs: number): WebSocketConstructor {
+  class SlowOpen extends WebSocket {
+    constructor(url: string, protocols?: string | string[]) {
+      super(url, protocols ?? []);
+    }
+    override addEventListener(type: string, listener: (event: any) => void, options?: object): void {
+      const delayed = type === 'open' ? (event: unknown) => void setTimeout(() => listener(event), delayMs) : listener;
+      (super.addEventListener as (type: string, listener: (event: any) => void, options?: object) => void)(type, delayed, options);
+    }
+  }
+  return SlowOpen as unknown as WebSocketConstructor;
 }
 
 describe('early frames in the upgrade request', () => {
@@ -110,5 +124,17 @@ describe('early frames in the upgrade request', () => {
     expect(refused.code).toBe(ErrorCode.TokenMalformed);
     expect(refusedEarly.code).toBe(ErrorCode.TokenMalformed);
     await Promise.all([a.client.close(), b.client.close()]);
+  });
+
+  it('a connect that times out after the server took the early hello and join leaves the room at once', async () => {
+    const watcher = await Client.connect(server.url, await server.token('early-late-watch'));
+    const room = await watcher.joinConference('early-late');
+    const left = new Promise<Reason>((resolve) => room.on('participantLeft', (_p, reason) => resolve(reason)));
+    const error = (await Client.connectAndJoin(server.url, await server.token('early-late'), 'early-late', {}, { WebSocket: slowOpenWebSocket(300), connectTimeoutMs: 100 }).catch((e: unknown) => e)) as BackchannelError;
+    expect(error.code).toBe(ErrorCode.ConnectFailed);
+    // Not kept for a resume (30 s) that the caller, told the connect failed, will never make.
+    expect(await left).toMatchObject({ code: LeaveReason.Left });
+    expect(room.participants.size).toBe(0);
+    await watcher.close();
   });
 });

@@ -631,7 +631,10 @@ async function openTransport(factory: TransportFactory, url: string, timeoutMs: 
       }),
     ]);
   } catch (error) {
-    opening.then((t) => t.close(ABANDONED, 'connect timed out'), () => undefined);
+    // Opened too late. If early frames were offered the server may have taken the hello (and a
+    // join) already: 1000 ends the participant they made, as leaving, instead of keeping it for a
+    // resume that will never come.
+    opening.then((t) => t.close(protocols ? 1000 : ABANDONED, 'connect timed out'), () => undefined);
     const message = (error as Error)?.message ?? String(error);
     if (error instanceof BackchannelError && (error.code !== ErrorCode.ConnectFailed || message.includes(url))) throw error;
     throw new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url} (${message})`, { cause: error });
