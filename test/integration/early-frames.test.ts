@@ -86,6 +86,9 @@ describe('early frames in the upgrade request', () => {
       expect(await raw.hello(await server.token('early-bad'))).toMatchObject({ t: 'ok', re: 1 });
       raw.ws.close();
     }
+    // Offered without the plain subprotocol and not taken: no subprotocol is selected (the client
+    // refuses the connection), never `backchannel.early`.
+    await expect(rawConnect(server.url, [EARLY_SUBPROTOCOL, 'bcf.not*base64'])).rejects.toThrow(/subprotocol/i);
     // Early frames that are not a hello are handled as any first frame that is not one.
     const raw = await rawConnect(server.url, earlyProtocols([frame({ t: 'conf.join', id: 7, name: 'x' })])!);
     expect(await raw.waitFor((m) => 're' in m && m.re === 7)).toMatchObject({ t: 'err', error: { code: ErrorCode.NotAuthenticated } });

@@ -42,7 +42,8 @@ export interface TransportOpenOptions {
   /**
    * WebSocket subprotocols to offer, in order (the client's early frames; see PROTOCOL.md). A
    * transport that cannot offer them ignores them, and the client then sends the frames after
-   * opening.
+   * opening. One that offers them must report the server's choice as {@link Transport.protocol}:
+   * the client sends the frames again unless it reads `backchannel.early` there.
    */
   protocols?: string[];
 }

@@ -69,8 +69,10 @@ export function takeEarlyFrames(offered: Iterable<string>): Uint8Array[] | null 
     if (p === EARLY_SUBPROTOCOL) early = true;
     if (!p.startsWith(FRAME_PREFIX)) continue;
     chars += p.length;
+    // The bounds first: this runs on every upgrade, before authentication.
+    if (frames.length === MAX_EARLY_FRAMES || chars > MAX_EARLY_CHARS) return null;
     const frame = fromBase64Url(p.slice(FRAME_PREFIX.length));
-    if (!frame || frame.length === 0 || frames.length === MAX_EARLY_FRAMES || chars > MAX_EARLY_CHARS) return null;
+    if (!frame || frame.length === 0) return null;
     frames.push(frame);
   }
   if (!early) return undefined;

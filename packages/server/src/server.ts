@@ -168,8 +168,9 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       // A client's first frames may come in the upgrade request (PROTOCOL.md, "Early frames").
       handleProtocols: (offered, req) => {
         const early = takeEarlyFrames(offered);
+        // Not taken (or none offered): the plain subprotocol if offered; never `backchannel.early`.
+        if (early === null) return offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false;
         if (early === undefined) return offered.has(SUBPROTOCOL) ? SUBPROTOCOL : (offered.values().next().value ?? false); // as `ws` does by default
-        if (early === null) return SUBPROTOCOL; // not taken: the client sends them on the socket
         this.#early.set(req, early);
         return EARLY_SUBPROTOCOL;
       },
