@@ -4,6 +4,7 @@
  * take is sent on the socket as before. Real server process, real sockets, and the SDK through its
  * public `WebSocket` option.
  */
+import { connect as tcpConnect, createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, ErrorCode, LeaveReason, type BackchannelError, type Reason, type WebSocketConstructor } from '@backchannel/client';
@@ -50,6 +51,40 @@ function slowOpenWebSocket(delayMs: number): WebSocketConstructor {
   return SlowOpen as unknown as WebSocketConstructor;
 }
 
+/**
+ * A TCP relay to the server that answers an upgrade request carrying early frames with
+ * `431 Request Header Fields Too Large`, as a proxy with a small header limit would; it counts them.
+ */
+async function headerLimitedRelay(port: number): Promise<{ url: string; refused: () => number; close: () => void }> {
+  let refused = 0;
+  const sockets = new Set<import('node:net').Socket>();
+  const relay: TcpServer = createTcpServer((inbound) => {
+    sockets.add(inbound);
+    inbound.on('error', () => undefined);
+    inbound.once('data', (head) => {
+      if (head.includes('bcf.')) {
+        refused++;
+        inbound.end('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      const outbound = tcpConnect(port, '127.0.0.1');
+      sockets.add(outbound);
+      outbound.on('error', () => inbound.destroy());
+      outbound.write(head);
+      inbound.pipe(outbound).pipe(inbound);
+    });
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ws://127.0.0.1:${(relay.address() as { port: number }).port}/`,
+    refused: () => refused,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      relay.close();
+    },
+  };
+}
+
 describe('early frames in the upgrade request', () => {
   it('a raw client gets its welcome and join reply without sending a frame on the socket', async () => {
     const protocols = earlyProtocols([hello(await server.token('early-raw')), frame({ t: 'conf.join', id: 2, name: 'early-room' })])!;
@@ -93,6 +128,18 @@ describe('early frames in the upgrade request', () => {
     const raw = await rawConnect(server.url, earlyProtocols([frame({ t: 'conf.join', id: 7, name: 'x' })])!);
     expect(await raw.waitFor((m) => 're' in m && m.re === 7)).toMatchObject({ t: 'err', error: { code: ErrorCode.NotAuthenticated } });
     raw.ws.close();
+  });
+
+  it('an upgrade refused with early frames (a proxy header limit) is tried once more without them', async () => {
+    const relay = await headerLimitedRelay(Number(new URL(server.url).port));
+    try {
+      const { client, conference } = await Client.connectAndJoin(relay.url, await server.token('early-431'), 'early-431-room');
+      expect(relay.refused()).toBe(1);
+      expect(conference.name).toBe('early-431-room');
+      await client.close();
+    } finally {
+      relay.close();
+    }
   });
 
   it('a client offering no subprotocol is answered with none and connects as before', async () => {

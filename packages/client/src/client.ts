@@ -179,7 +179,14 @@ export class Client extends Emitter<ClientEvents> {
     const protocols = opts.earlyFrames ? earlyProtocols([helloFrame, ...link.pipelined()]) : undefined;
     let transport: Transport;
     try {
-      transport = await openTransport(factory, url, opts.connectTimeoutMs, protocols);
+      try {
+        transport = await openTransport(factory, url, opts.connectTimeoutMs, protocols);
+      } catch (error) {
+        // A proxy may refuse the larger upgrade request (a header limit): once more without early
+        // frames, within the same timeout. No socket opened, so the server took nothing.
+        if (!protocols || !isOpenRefused(error) || Date.now() >= deadline) throw error;
+        transport = await openTransport(factory, url, deadline - Date.now());
+      }
     } catch (error) {
       link.finish(1000, 'connect failed');
       throw error;
@@ -619,7 +626,12 @@ function newLink(opts: Readonly<ResolvedClientOptions>): Link {
   });
 }
 
-/** Opens a transport, or rejects with `connect-failed` (also after `timeoutMs`). */
+/** Whether `error` from {@link openTransport} is a refused opening, not its timeout. */
+function isOpenRefused(error: unknown): boolean {
+  return error instanceof BackchannelError && error.code === ErrorCode.ConnectFailed && !(error.details as { timedOut?: boolean } | undefined)?.timedOut;
+}
+
+/** Opens a transport, or rejects with `connect-failed` (also after `timeoutMs`, with `details.timedOut`). */
 async function openTransport(factory: TransportFactory, url: string, timeoutMs: number, protocols?: string[]): Promise<Transport> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const opening = protocols ? factory(url, { protocols }) : factory(url);
@@ -627,7 +639,7 @@ async function openTransport(factory: TransportFactory, url: string, timeoutMs: 
     return await Promise.race([
       opening,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url} within ${timeoutMs} ms`)), timeoutMs);
+        timer = setTimeout(() => reject(new BackchannelError(ErrorCode.ConnectFailed, `could not connect to ${url} within ${timeoutMs} ms`, { details: { timedOut: true } })), timeoutMs);
       }),
     ]);
   } catch (error) {
