@@ -57,5 +57,24 @@ export async function spawnReceiver(server: ServerProcess, userId: string, room:
       if (m.error) reject(new Error(m.error));
     });
   });
-  return { participantId: await ready, done, kill: () => proc.kill() };
+  // Messages the receiver has handled, as it reports them (every 16 and at the end).
+  let received = 0;
+  const waiters = new Set<() => void>();
+  lines.on('line', (l) => {
+    const m = JSON.parse(l) as { progress?: number; done?: number };
+    received = Math.max(received, m.progress ?? m.done ?? 0);
+    for (const w of [...waiters]) w();
+  });
+  /** Resolves once the receiver has handled at least `n` messages. */
+  const handled = (n: number) =>
+    new Promise<void>((resolve) => {
+      const check = () => {
+        if (received < n) return;
+        waiters.delete(check);
+        resolve();
+      };
+      waiters.add(check);
+      check();
+    });
+  return { participantId: await ready, done, handled, kill: () => proc.kill() };
 }

@@ -12,7 +12,8 @@ await conf.makeRecvDataSession(Number(streamId), (data, info) => {
     out({ error: `message ${n}: got seq ${info.seq}, ${data.byteLength} bytes, first byte ${data[0]}` });
     process.exit(1);
   }
-  if (++n === Number(count)) {
+  if (++n % 16 === 0 && n < Number(count)) out({ progress: n });
+  if (n === Number(count)) {
     out({ done: n });
     void client.close().then(() => process.exit(0));
   }

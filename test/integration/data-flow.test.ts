@@ -126,7 +126,13 @@ describe('slow receivers', () => {
     const tx = await ra.makeSendDataSession(100);
     const detached = next<{ participantId: string; reason: { code: string } }>(tx, 'receiverDetached', 30_000);
     c.pause();
-    await sendAll(tx, N, SIZE);
+    // send() never says no (a 64 MiB high-water mark), so nothing holds the sender back for c. It
+    // keeps within 16 messages of what b has handled, so that b is never a slow receiver too: a
+    // sender that also ran ahead of b could make b pass the same 1 MiB limit.
+    for (let i = 0; i < N; i++) {
+      expect(tx.send(payload(SIZE, i))).toBe(true);
+      if (i % 16 === 15) await b.handled(i - 15);
+    }
     expect(await detached).toMatchObject({ participantId: c.client.participantId, reason: { code: 'receiver-too-slow' } });
     expect(await b.done).toBe(N);
     c.resume();
