@@ -78,6 +78,8 @@ export class Link extends Emitter<LinkEvents> {
   /** Reused for every outgoing data frame when the transport copies on send. */
   #scratch: Uint8Array | undefined;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** An acknowledgement is due and will be sent by a microtask (see `#received`). */
+  #ackSoon = false;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   /**
    * When the first frame since the heartbeat's last tick arrived (or the transport was attached).
@@ -408,9 +410,19 @@ export class Link extends Emitter<LinkEvents> {
   #received(bytes: number, now = false): void {
     const due = this.#acks.count(bytes) || now;
     if (this.#ackHolds > 0) return; // sent, with the full count, when the last hold is released
-    if (due) this.#sendAck();
-    else this.#ackTimer ??= setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
+    if (!due) this.#ackTimer ??= setTimeout(() => this.#sendAck(), this.#opts.ackDelayMs);
+    else if (!this.#ackSoon) {
+      // Due: sent once the frames that came with this one are counted too (one read of the socket
+      // may hand over hundreds), so that a read gets one acknowledgement, not one per `ackEvery`.
+      this.#ackSoon = true;
+      queueMicrotask(this.#ackNow);
+    }
   }
+
+  readonly #ackNow = (): void => {
+    this.#ackSoon = false;
+    if (this.#acks.pending) this.#sendAck();
+  };
 
   #sendAck(): void {
     clearTimeout(this.#ackTimer);

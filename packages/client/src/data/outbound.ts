@@ -12,6 +12,9 @@ export interface OutItem extends QueueItem, DataEntry {
   onSent: (item: OutItem) => void;
 }
 
+/** Returned by `push` when nothing was dropped (shared: no allocation per push). */
+const NOTHING_DROPPED: readonly OutItem[] = Object.freeze([]);
+
 export class Outbound {
   readonly queue = new FairQueue<OutItem>();
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -28,6 +31,18 @@ export class Outbound {
 
   /** Queues a chunk; returns the chunks dropped to respect `dropCap` (unreliable sessions). */
   push(key: string, priority: PriorityClass, item: OutItem, dropCap?: number): readonly OutItem[] {
+    if (this.queue.length === 0 && this.#writable()) {
+      // Nothing waits that the chunk could overtake: it goes straight to the transport, as the
+      // pump would send it, without a trip through the queue (the usual case at light load).
+      this.#pumping = true;
+      try {
+        this.link.sendData(item);
+        item.onSent(item);
+      } finally {
+        this.#pumping = false;
+      }
+      return NOTHING_DROPPED;
+    }
     const dropped = this.queue.push(key, priority, item, dropCap);
     this.pump();
     return dropped;
@@ -39,6 +54,13 @@ export class Outbound {
    * it is writable again (browsers never do, so then it is polled). While reconnecting nothing is
    * written: chunks wait here until a transport is attached again.
    */
+  /** Whether a chunk may be written now: a transport is attached, below its high-water mark, and the send window is open. */
+  #writable(): boolean {
+    if (this.#pumping || this.link.closed) return false;
+    const transport = this.link.transport;
+    return transport !== undefined && transport.bufferedAmount < this.socketHighWaterBytes && this.link.unackedBytes < this.sendWindowBytes;
+  }
+
   pump(): void {
     if (this.#pumping || this.link.closed) return;
     const transport = this.link.transport;
