@@ -279,7 +279,7 @@ export class Session implements PeerLink {
   }
 
   sendData(key: string, priority: PriorityClass, frame: OutboundFrame): number {
-    if (this.closed) return 0;
+    if (this.closed || this.#direct(frame)) return 0;
     this.#queue.push(key, priority, frame);
     this.#opts.budget.bytes += frame.size;
     this.#schedule();
@@ -307,6 +307,7 @@ export class Session implements PeerLink {
       this.stats.dropped++;
       return 1;
     }
+    if (this.#direct(frame)) return 0;
     const before = this.#queue.bytes;
     const dropped = this.#queue.push(key, priority, frame, dropCap).length;
     this.#opts.budget.bytes += this.#queue.bytes - before;
@@ -409,6 +410,41 @@ export class Session implements PeerLink {
         queueMicrotask(flushSoon);
       }
     } else this.#enlist();
+  }
+
+  /**
+   * Writes `frame` straight into the socket, past the queue, when the queue is empty and the
+   * socket idle at light load (as `#schedule` decides): nothing waits that the frame could
+   * overtake, so priority and fairness have nothing to decide. The frame leaves as it would from
+   * the microtask flush (the socket is corked for this run and uncorked by one microtask, so the
+   * frames of one run still leave in one write), without a trip through the queue. Returns false,
+   * writing nothing, when the frame must be queued.
+   */
+  #direct(frame: OutboundFrame): boolean {
+    const socket = this.#socket;
+    if (!socket || this.#queue.length !== 0 || this.#replay.bytes >= this.#opts.sendWindowBytes) return false;
+    const buffered = socket.bufferedAmount;
+    if (corkedRun.has(socket)) {
+      // Already corked in this run: the frame joins the write its microtask makes.
+      if (buffered >= WRITE_BATCH_BYTES) return false;
+    } else {
+      if (buffered !== 0) return false;
+      const now = performance.now();
+      if (now - this.#lastFlushAt < LIGHT_LOAD_GAP_MS) return false;
+      this.#lastFlushAt = now;
+      socket.cork();
+      corkedRun.add(socket);
+      if (!uncorkScheduled) {
+        uncorkScheduled = true;
+        queueMicrotask(uncorkRun);
+      }
+    }
+    const out = frame.wire;
+    if (!frame.droppable) this.#replay.push(out, frame.size);
+    this.stats.framesOut++;
+    this.stats.bytesOut += out.byteLength;
+    socket.send(out, this.#afterWrite);
+    return true;
   }
 
   /** Puts this session in the set written at the end of the turn. */
