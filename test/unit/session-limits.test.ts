@@ -174,7 +174,7 @@ describe('session layer: write batching', () => {
     const socket = new BatchSocket();
     const session = new Session(socket, SESSION_OPTIONS, noHandlers);
     for (let seq = 1; seq <= 3; seq++) session.sendData('s', 1, outbound(seq));
-    expect(socket.written).toEqual([]); // not inside the callback that queued them
+    expect(socket.batches).toEqual([]); // handed to the corked socket, nothing written inside the callback that queued them
     await Promise.resolve(); // the callback's microtasks: before any other I/O or setImmediate of the turn
     expect(kinds(socket.written)).toEqual(['data:1', 'data:2', 'data:3']);
     expect(socket.batches).toEqual([3]);

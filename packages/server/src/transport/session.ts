@@ -483,6 +483,10 @@ export class Session implements PeerLink {
   #pump(socket: FrameSocket): void {
     if (this.#pumping) return;
     this.#pumping = true;
+    // The frame written last waits here for the next one, so that only the last frame of the batch
+    // carries the written-callback: writes complete in order, and one callback per batch does what
+    // one per frame did (under a saturated flow that was a call for every frame).
+    let last: Uint8Array | undefined;
     try {
       const { socketHighWaterBytes, sendWindowBytes, budget } = this.#opts;
       while (this.#socket === socket && socket.bufferedAmount < socketHighWaterBytes && this.#replay.bytes < sendWindowBytes) {
@@ -491,6 +495,8 @@ export class Session implements PeerLink {
         budget.bytes -= item.size;
         if (this.#drainWaiters.size > 0 && this.#queue.lengthOf(this.#queue.lastKey) === 0) this.#drained(this.#queue.lastKey);
         if ('event' in item) {
+          if (last) socket.send(last, this.#afterWrite);
+          last = undefined;
           this.sendControl(item.event);
           continue;
         }
@@ -500,9 +506,11 @@ export class Session implements PeerLink {
         if (!item.droppable) this.#replay.push(out, item.size);
         this.stats.framesOut++;
         this.stats.bytesOut += out.byteLength;
-        socket.send(out, this.#afterWrite);
+        if (last) socket.send(last);
+        last = out;
       }
     } finally {
+      if (last) socket.send(last, this.#afterWrite);
       this.#pumping = false;
     }
   }
