@@ -68,6 +68,9 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 
+/** `BENCH_PROFILE_INTERVAL_US`: the profiler's sampling interval (Node's default is 1,000 µs). */
+const PROF_INTERVAL = process.env.BENCH_PROFILE_INTERVAL_US ? [`--cpu-prof-interval=${Number(process.env.BENCH_PROFILE_INTERVAL_US)}`] : [];
+
 /**
  * A worker process with a request/response channel; `nodeFlags` replaces {@link NODE_FLAGS};
  * `script` replaces bench/worker.mjs (it must answer the same `{ id, op, args }` messages, `ready`
@@ -75,7 +78,7 @@ process.on('exit', () => {
  */
 export async function startWorker(label = 'worker', { cpuProfDir, nodeFlags = NODE_FLAGS, script = WORKER } = {}) {
   const execArgv = [...nodeFlags, '--max-old-space-size=6144'];
-  if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
+  if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, ...PROF_INTERVAL);
   const child = trackChild(fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }));
   const pending = new Map();
   let nextId = 1;
@@ -141,7 +144,7 @@ function variantConfig(system) {
  */
 export async function startServer(system, { cpuProfDir, config = {}, nodeFlags = NODE_FLAGS, onLog } = {}) {
   const execArgv = [...nodeFlags, '--expose-gc', '--import', HOOK];
-  if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
+  if (cpuProfDir) execArgv.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`, ...PROF_INTERVAL);
   let child;
   let dir;
   let url;
