@@ -84,7 +84,7 @@ export interface ClientOptions {
   pingIntervalMs?: number;
   /** Consider the connection dead (and reconnect) when nothing was received for this long. Default 10 000. */
   pingTimeoutMs?: number;
-  /** Frames received before an acknowledgement is sent. Default 64. */
+  /** Frames received before an acknowledgement is due (sent once the frames of the same read are counted). Default 64. */
   ackEvery?: number;
   /** Bytes received before an acknowledgement is sent (whichever of this and `ackEvery` comes first). Default 256 KiB. */
   ackEveryBytes?: number;
