@@ -48,12 +48,6 @@ export class Outbound {
     return dropped;
   }
 
-  /**
-   * Writes queued chunks while the transport buffer has room and the send window is open. A full
-   * window reopens with the server's next acknowledgement; a full buffer when the transport says
-   * it is writable again (browsers never do, so then it is polled). While reconnecting nothing is
-   * written: chunks wait here until a transport is attached again.
-   */
   /** Whether a chunk may be written now: a transport is attached, below its high-water mark, and the send window is open. */
   #writable(): boolean {
     if (this.#pumping || this.link.closed) return false;
@@ -61,6 +55,12 @@ export class Outbound {
     return transport !== undefined && transport.bufferedAmount < this.socketHighWaterBytes && this.link.unackedBytes < this.sendWindowBytes;
   }
 
+  /**
+   * Writes queued chunks while the transport buffer has room and the send window is open. A full
+   * window reopens with the server's next acknowledgement; a full buffer when the transport says
+   * it is writable again (browsers never do, so then it is polled). While reconnecting nothing is
+   * written: chunks wait here until a transport is attached again.
+   */
   pump(): void {
     if (this.#pumping || this.link.closed) return;
     const transport = this.link.transport;

@@ -67,6 +67,16 @@ function flushSoon(): void {
  */
 const corkedRun = new Set<FrameSocket>();
 let uncorkScheduled = false;
+/** Corks `socket` until the end of this synchronous run, unless this run already did. */
+function corkForRun(socket: FrameSocket): void {
+  if (corkedRun.has(socket)) return;
+  socket.cork();
+  corkedRun.add(socket);
+  if (!uncorkScheduled) {
+    uncorkScheduled = true;
+    queueMicrotask(uncorkRun);
+  }
+}
 function uncorkRun(): void {
   uncorkScheduled = false;
   for (const socket of corkedRun) {
@@ -239,14 +249,7 @@ export class Session implements PeerLink {
       this.stats.framesOut++;
       this.stats.bytesOut += frame.byteLength;
       if (frame.byteLength < WRITE_BATCH_BYTES) {
-        if (!corkedRun.has(socket)) {
-          socket.cork();
-          corkedRun.add(socket);
-          if (!uncorkScheduled) {
-            uncorkScheduled = true;
-            queueMicrotask(uncorkRun);
-          }
-        }
+        corkForRun(socket);
         socket.send(frame, this.#afterWrite);
       } else {
         // A large frame (a long member list) is written at once, with what the run held before it,
@@ -432,12 +435,7 @@ export class Session implements PeerLink {
       const now = performance.now();
       if (now - this.#lastFlushAt < LIGHT_LOAD_GAP_MS) return false;
       this.#lastFlushAt = now;
-      socket.cork();
-      corkedRun.add(socket);
-      if (!uncorkScheduled) {
-        uncorkScheduled = true;
-        queueMicrotask(uncorkRun);
-      }
+      corkForRun(socket);
     }
     const out = frame.wire;
     if (!frame.droppable) this.#replay.push(out, frame.size);
