@@ -20,9 +20,18 @@ import { WorkerPool, startServer } from './lib/procs.mjs';
 import { nowNs, sleep, summarize } from './lib/util.mjs';
 
 const PROBE = join(dirname(fileURLToPath(import.meta.url)), 'lib/stage-probe.mjs');
+const USAGE = 'usage: node bench/fanout-stages.mjs [SYSTEMS] [ROUNDS]  (SYSTEMS: backchannel, ws or backchannel,ws; ROUNDS default 4)';
+if (process.argv.includes('-h') || process.argv.includes('--help')) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const systems = (process.argv[2] ?? 'backchannel,ws').split(',');
-for (const s of systems) if (s !== 'backchannel' && s !== 'ws') throw new Error(`fanout-stages: system ${s} is not probed (backchannel or ws)`);
 const R = Number(process.argv[3] ?? 4);
+const bad = systems.find((s) => s !== 'backchannel' && s !== 'ws');
+if (bad !== undefined || !Number.isInteger(R) || R < 1) {
+  console.error(`fanout-stages: ${bad !== undefined ? `system "${bad}" is not probed` : `ROUNDS must be a positive integer (got ${process.argv[3]})`}\n${USAGE}`);
+  process.exit(2);
+}
 const warmMs = 2000;
 const measMs = 4000;
 const layout = [1, 3, 3, 3];
