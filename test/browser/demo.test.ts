@@ -297,13 +297,19 @@ describe('three people in a room', () => {
   it('a burst shows backpressure in the live panel: queueTooLong triggered, then cleared, and every byte arrives', async () => {
     await ann.page.getByRole('button', { name: 'Send a burst (8.0 MiB)' }).click();
     const events = ann.page.locator('.live .events li');
-    await events.filter({ hasText: 'burst: queue too long (slow down)' }).waitFor(WAIT);
-    await events.filter({ hasText: 'burst: queue drained below the low-water mark' }).waitFor({ timeout: 25_000 });
+    const tooLong = events.filter({ hasText: 'burst: queue too long (slow down)' });
+    await tooLong.first().waitFor(WAIT);
+    await events.filter({ hasText: 'burst: queue drained below the low-water mark' }).first().waitFor({ timeout: 25_000 });
     await expect(ann.page.locator('.burst-status').textContent()).resolves.toMatch(/^8\.0 MiB drained in \d+\.\d s \(.+\/s\)$/);
-    await expect(ann.page.locator('tr[data-session=burst][data-direction=out] td:nth-of-type(8)').textContent()).resolves.toBe('1');
     for (const p of [ben, cleo]) {
       await expect.poll(() => p.page.locator('tr[data-session=burst][data-direction=in] td:nth-of-type(5)').textContent(), { timeout: 25_000 }).toBe('8.0 MiB');
     }
+    // The signal ends cleared, and the table counts every trigger the list shows: a backlog report
+    // that arrives after the local queue has drained can trigger it again (docs/client-sdk.md).
+    await expect.poll(() => events.first().textContent(), WAIT).toContain('burst: queue drained below the low-water mark');
+    const triggers = Number(await ann.page.locator('tr[data-session=burst][data-direction=out] td:nth-of-type(8)').textContent());
+    expect(triggers).toBeGreaterThanOrEqual(1);
+    expect(triggers).toBe(await tooLong.count());
     await shot(ann, '5b-burst.png');
   });
 
