@@ -437,11 +437,8 @@ export class Session implements PeerLink {
       this.#lastFlushAt = now;
       corkForRun(socket);
     }
-    const out = frame.wire;
-    if (!frame.droppable) this.#replay.push(out, frame.size);
-    this.stats.framesOut++;
-    this.stats.bytesOut += out.byteLength;
-    socket.send(out, this.#afterWrite);
+    if (!frame.droppable) this.#replay.push(frame.wire, frame.size);
+    this.#write(frame.wire);
     return true;
   }
 
