@@ -8,7 +8,7 @@ import { next } from '../helpers/events.js';
 
 let server: ServerProcess;
 beforeAll(async () => {
-  server = await startServerProcess({ helloTimeoutMs: 500, maxBadFrames: 5 });
+  server = await startServerProcess({ helloTimeoutMs: 2_000, maxBadFrames: 5 });
 });
 afterAll(async () => {
   await server.stop();

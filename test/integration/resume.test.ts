@@ -191,7 +191,7 @@ describe('resume after a lost connection', () => {
 
   it('resumes after the access token has expired (resuming needs the resume credential, not the token)', async () => {
     proxy = await startFaultProxy(server.port);
-    const a = await Client.connect(proxy.url, await server.token('exp-res', { conferences: ['*'] }, { ttl: 1 }));
+    const a = await Client.connect(proxy.url, await server.token('exp-res', { conferences: ['*'] }, { ttl: 3 }));
     const ra = await a.joinConference('res-expired');
     await new Promise((r) => setTimeout(r, Math.max(0, a.tokenExpiresAt - Date.now() + 50)));
     proxy.cutAll();

@@ -124,7 +124,7 @@ describe('stream sends report what was delivered', () => {
 describe('receivers that cannot answer', () => {
   it('a receiver that may not publish still confirms (answers need no publish grant); a hidden one is not waited for', async () => {
     n++;
-    const { client: a, room: ra } = await join('ro-a', 'ro', { streamConfirmTimeoutMs: 300 });
+    const { client: a, room: ra } = await join('ro-a', 'ro', { streamConfirmTimeoutMs: 3_000 });
     const b = await Client.connect(server.url, await server.token(`ro-b${n}`, { conferences: ['*'], publishData: false }));
     const rb = await b.joinConference(`ro-${n}`);
     const h = await Client.connect(server.url, await server.token(`ro-h${n}`, { conferences: ['*'], hidden: true }));

@@ -24,8 +24,9 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));
 });
 
+/** A server whose peer connections get 20 s to open (a loaded machine can take seconds), unless `config` says otherwise. */
 async function server(config: Record<string, unknown> = {}, env: Record<string, string> = {}) {
-  const s = await startServerProcess(config, env);
+  const s = await startServerProcess({ webrtcNegotiationTimeoutMs: 20_000, ...config }, env);
   servers.push(s);
   return s;
 }
@@ -216,8 +217,7 @@ describe('WebRTC datagram path (Node client)', () => {
   });
 
   it('closes a data channel the client opens on its own, and the peer connection of a client flooding datagrams beyond its limits', async () => {
-    // A loaded machine may take seconds to connect the raw client, which does not retry as the SDK does.
-    const s = await server({ maxDataFramesPerSecond: 100, webrtcNegotiationTimeoutMs: 20_000 });
+    const s = await server({ maxDataFramesPerSecond: 100 });
     // A raw client: the negotiated channel plus one it opens in-band, which the server must refuse.
     const { default: ndc } = await import('node-datachannel');
     const raw = await rawConnect(s.url);
