@@ -276,6 +276,21 @@ describe('AckCounter', () => {
     expect(acks.count(5000)).toBe(true); // one big frame is due at once
   });
 
+  it('acknowledges after a lower byte count once capped, and never raises it', () => {
+    const acks = new AckCounter(100, 1000);
+    acks.capBytes(5000); // above the option: ignored
+    expect(acks.count(600)).toBe(false);
+    expect(acks.count(400)).toBe(true);
+    acks.take();
+    acks.capBytes(250.5);
+    expect(acks.count(200)).toBe(false);
+    expect(acks.count(50)).toBe(true);
+    acks.capBytes(0); // nonsense: ignored
+    acks.take();
+    expect(acks.count(249)).toBe(false);
+    expect(acks.count(1)).toBe(true);
+  });
+
   it('keeps asking until the acknowledgement is taken', () => {
     const acks = new AckCounter(2, 1_000_000);
     acks.count(1);

@@ -116,6 +116,15 @@ export class Link extends Emitter<LinkEvents> {
     this.#acks = new AckCounter(options.ackEvery, options.ackEveryBytes);
   }
 
+  /**
+   * Takes the server's send window (announced in the welcome): acknowledgements then come after a
+   * quarter of it at most, whatever `ackEveryBytes` says, so that a server with a small window never
+   * waits for the acknowledgement timer.
+   */
+  setServerWindow(bytes: number | undefined): void {
+    if (bytes !== undefined && bytes > 0) this.#acks.capBytes(bytes / 4);
+  }
+
   /** The transport frames go out on, while connected. */
   get transport(): Transport | undefined {
     return this.#transport;

@@ -86,7 +86,10 @@ export interface ClientOptions {
   pingTimeoutMs?: number;
   /** Frames received before an acknowledgement is due (sent once the frames of the same read are counted). Default 64. */
   ackEvery?: number;
-  /** Bytes received before an acknowledgement is sent (whichever of this and `ackEvery` comes first). Default 256 KiB. */
+  /**
+   * Bytes received before an acknowledgement is sent (whichever of this and `ackEvery` comes
+   * first), and at most a quarter of the send window the server announces. Default 1 MiB.
+   */
   ackEveryBytes?: number;
   /** Max delay of an acknowledgement (the server holds what it sent until then). Default 50. */
   ackDelayMs?: number;
@@ -133,7 +136,7 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   pingIntervalMs: 5_000,
   pingTimeoutMs: 10_000,
   ackEvery: 64,
-  ackEveryBytes: 256 * 1024,
+  ackEveryBytes: 1024 * 1024,
   ackDelayMs: 50,
   webrtc: true,
   earlyFrames: true,

@@ -188,6 +188,12 @@ export interface AnnouncedLimits {
   chunkBytes: number;
   maxSessionsPerParticipant: number;
   maxMetadataBytes: number;
+  /**
+   * The server's send window: bytes of numbered frames it sends a client before it waits for an
+   * acknowledgement. A client acknowledges well within it (the SDK: every quarter of it at most).
+   * Older servers do not announce it; the SDK then keeps its own `ackEveryBytes`.
+   */
+  sendWindowBytes?: number;
 }
 
 /** Reply to `hello`. */

@@ -144,8 +144,13 @@ export class AckCounter {
     /** Acknowledge after this many frames… */
     private readonly every: number,
     /** …or this many bytes of them, whichever comes first. */
-    private readonly everyBytes: number,
+    private everyBytes: number,
   ) {}
+
+  /** Acknowledges after at most `bytes` bytes from now on (the sender's window announced late). */
+  capBytes(bytes: number): void {
+    if (bytes >= 1 && bytes < this.everyBytes) this.everyBytes = Math.floor(bytes);
+  }
 
   /** Frames received so far (u32). */
   get received(): number {

@@ -456,6 +456,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
         chunkBytes: this.config.chunkBytes,
         maxSessionsPerParticipant: this.config.maxSessionsPerParticipant,
         maxMetadataBytes: this.config.maxMetadataBytes,
+        sendWindowBytes: this.config.sendWindowBytes,
       },
       resume: { credential: peer.resumeCredential, windowMs: this.config.resumeWindowMs },
       expiresAt: identity.expiresAt,
