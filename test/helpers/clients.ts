@@ -56,7 +56,10 @@ export async function spawnReceiver(server: ServerProcess, userId: string, room:
       if (m.done) resolve(m.done);
       if (m.error) reject(new Error(m.error));
     });
+    // A receiver that ended without reporting `done` fails the wait instead of leaving it hanging.
+    proc.once('exit', (code, signal) => reject(new Error(`receiver ${userId} exited (${signal ?? code}) after ${received} of ${count} messages`)));
   });
+  done.catch(() => undefined); // a test that kills its receiver need not await this
   // Messages the receiver has handled, as it reports them (every 16 and at the end).
   let received = 0;
   const waiters = new Set<() => void>();
