@@ -122,7 +122,7 @@ export class Link extends Emitter<LinkEvents> {
    * waits for the acknowledgement timer.
    */
   setServerWindow(bytes: number | undefined): void {
-    if (bytes !== undefined && bytes > 0) this.#acks.capBytes(bytes / 4);
+    if (bytes !== undefined) this.#acks.capBytes(bytes / 4); // a nonsensical value is ignored there
   }
 
   /** The transport frames go out on, while connected. */
