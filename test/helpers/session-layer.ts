@@ -224,6 +224,7 @@ export const SESSION_OPTIONS: SessionOptions = {
   ackDelayMs: 10,
   maxBadFrames: 3,
   sendWindowBytes: 1 << 20,
+  sendWindowFrames: 1_000_000,
   replayBufferMaxBytes: 8 << 20,
   budget: { bytes: 0 },
 };

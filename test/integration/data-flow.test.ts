@@ -108,6 +108,22 @@ describe('acknowledgements', () => {
     expect(await within(got.done, 'all 256 messages (4 MiB through a 256 KiB window)', 20_000)).toBe(256);
     await Promise.all([a.close(), b.close()]);
   });
+
+  it('a client acknowledges within the window in frames its server announces, however many frames its own ackEvery allows', async () => {
+    // 32 frames fill this window, a few KiB: neither the byte window nor the SDK's ackEvery (set
+    // here far above it) would ever call for an acknowledgement, only the 10-minute timer.
+    const s = await server({ sendWindowFrames: 32 });
+    const a = await Client.connect(s.url, await s.token('ackf-a'));
+    const b = await Client.connect(s.url, await s.token('ackf-b'), { ackDelayMs: 600_000, ackEvery: 100_000 });
+    expect(b.limits.sendWindowFrames).toBe(32);
+    const ra = await a.joinConference('ackf');
+    const rb = await b.joinConference('ackf');
+    const got = await counter(rb, 7, 3000, 100);
+    const tx = await ra.makeSendDataSession(7);
+    await sendAll(tx, 3000, 100);
+    expect(await within(got.done, 'all 3,000 messages through a window of 32 frames', 20_000)).toBe(3000);
+    await Promise.all([a.close(), b.close()]);
+  });
 });
 
 describe('slow receivers', () => {

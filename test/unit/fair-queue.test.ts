@@ -74,6 +74,23 @@ describe('FairQueue', () => {
     );
   });
 
+  it("counts a session's progress from its own first item, when its queue reuses the ring of one that emptied", () => {
+    const q = new FairQueue<Item>();
+    for (let i = 0; i < 100; i++) q.push('big', 1, item(`b${i}`)); // grows the ring past its first size
+    drain(q);
+    expect(q.takenOf('big')).toBe(-1);
+    q.push('next', 1, item('n0'));
+    q.push('next', 1, item('n1'));
+    expect(q.takenOf('next')).toBe(0);
+    expect(q.next()?.id).toBe('n0');
+    expect(q.takenOf('next')).toBe(1);
+    expect(q.lengthOf('next')).toBe(1);
+    for (let i = 2; i < 300; i++) q.push('next', 1, item(`n${i}`)); // past the spare's size too
+    expect(drain(q)).toEqual(Array.from({ length: 299 }, (_, i) => `n${i + 1}`));
+    expect(q.length).toBe(0);
+    expect(q.bytes).toBe(0);
+  });
+
   it('serves in the same order as a reference model (strict priority, round-robin in arrival order) under pushes, drops, clears and priority changes', () => {
     /** The reference: per class, the ready sessions in a Set (insertion order); the first is served and moved to the back. */
     class Model {
@@ -112,7 +129,7 @@ describe('FairQueue', () => {
       }
     }
     const op = fc.record({
-      kind: fc.constantFrom('push', 'push', 'push', 'next', 'next', 'clear', 'prio'),
+      kind: fc.constantFrom('push', 'push', 'push', 'push', 'next', 'next', 'clear', 'prio', 'trim'),
       key: fc.constantFrom('a', 'b', 'c', 'd', 'e'),
       pri: fc.constantFrom(0, 1, 2) as fc.Arbitrary<0 | 1 | 2>,
     });
@@ -130,9 +147,17 @@ describe('FairQueue', () => {
           else if (o.kind === 'clear') {
             q.clear(o.key);
             m.clear(o.key);
-          } else {
+          } else if (o.kind === 'trim') q.trim();
+          else {
             q.setPriority(o.key, o.pri);
             m.setPriority(o.key, o.pri);
+          }
+          // A queue that emptied hands its ring on to the next session that gets an item: every
+          // session's count and bytes stay its own.
+          for (const key of ['a', 'b', 'c', 'd', 'e']) {
+            const items = m.queues.get(key)?.items ?? [];
+            expect(q.lengthOf(key)).toBe(items.length);
+            expect(q.bytesOf(key)).toBe(items.length * 10);
           }
         }
         const rest: Array<string | undefined> = [];

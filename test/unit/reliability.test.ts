@@ -18,13 +18,15 @@ type Op =
   | { op: 'push'; count: number; size: number }
   | { op: 'ack'; offset: number }
   | { op: 'after'; offset: number }
-  | { op: 'clear' };
+  | { op: 'clear' }
+  | { op: 'trim' };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('push' as const), count: fc.integer({ min: 1, max: 400 }), size: fc.integer({ min: 0, max: 70_000 }) }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('ack' as const), offset: fc.integer({ min: -5, max: 600 }) }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('after' as const), offset: fc.integer({ min: -5, max: 600 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('clear' as const) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('trim' as const) }) },
 );
 
 /**
@@ -195,6 +197,9 @@ describe('ReplayBuffer', () => {
               buf.clear();
               model.acked = model.sent;
               break;
+            case 'trim': // only lets an empty ring go: changes nothing observable
+              buf.trim();
+              break;
           }
           expectSameState(buf, model);
         }
@@ -288,6 +293,22 @@ describe('AckCounter', () => {
     acks.capBytes(0); // nonsense: ignored
     acks.take();
     expect(acks.count(249)).toBe(false);
+    expect(acks.count(1)).toBe(true);
+  });
+
+  it('acknowledges after fewer frames once capped by frames, and never raises the count', () => {
+    const acks = new AckCounter(64, 1_000_000);
+    acks.capFrames(1000); // above the option: ignored
+    for (let i = 1; i < 64; i++) expect(acks.count(1)).toBe(false);
+    expect(acks.count(1)).toBe(true);
+    acks.take();
+    acks.capFrames(16.75); // a quarter of a window of 67 frames
+    for (let i = 1; i < 16; i++) expect(acks.count(1)).toBe(false);
+    expect(acks.count(1)).toBe(true);
+    acks.capFrames(0); // nonsense: ignored
+    acks.capFrames(Number.NaN);
+    acks.take();
+    for (let i = 1; i < 16; i++) expect(acks.count(1)).toBe(false);
     expect(acks.count(1)).toBe(true);
   });
 

@@ -52,6 +52,34 @@ describe('session layer: flow control and limits', () => {
     expect(session.queuedTotal).toBe(0);
   });
 
+  it("stops writing data when the client's unacknowledged frames reach sendWindowFrames, however few bytes they are", async () => {
+    const socket = new FakeFrameSocket();
+    const session = new Session(socket, { ...SESSION_OPTIONS, sendWindowFrames: 4 }, {
+      control: () => {},
+      data: () => {},
+      lost: () => {},
+      closed: () => {},
+      overflow: () => {},
+    });
+    for (let seq = 1; seq <= 10; seq++) session.sendData('chat', 1, outbound(seq));
+    await turn();
+    const dataWritten = () => kinds(socket.written).filter((k) => k.startsWith('data'));
+    expect(dataWritten()).toEqual(['data:1', 'data:2', 'data:3', 'data:4']);
+    expect(session.queuedTotal).toBe([5, 6, 7, 8, 9, 10].reduce((sum, seq) => sum + outbound(seq).size, 0));
+    // Control frames are not held back, but they are numbered and count in the window.
+    session.sendEvent(eventOf(1));
+    expect(kinds(socket.written).at(-1)).toBe('control:room.ended');
+    socket.receive(encodeAckFrame(3)); // data 1–3: three of the five numbered frames
+    await turn();
+    expect(dataWritten()).toEqual(['data:1', 'data:2', 'data:3', 'data:4', 'data:5', 'data:6']);
+    socket.receive(encodeAckFrame(7)); // everything so far
+    await turn();
+    expect(dataWritten().length).toBe(10);
+    socket.receive(encodeAckFrame(11));
+    expect(session.unackedBytes).toBe(0);
+    expect(session.queuedTotal).toBe(0);
+  });
+
   it('holds data back across the ends until the client acknowledges, and everything arrives', async () => {
     const frameBytes = outbound(1).size;
     const ends = new Ends({ sendWindowBytes: 2 * frameBytes }, { ackEvery: 3, ackDelayMs: 50 });

@@ -122,7 +122,7 @@ export class Client extends Emitter<ClientEvents> {
     this.#welcome = welcome;
     this.#credentials = [welcome.resume.credential];
     this.#rtc = new WebRtcPath(options.webrtc, (info) => this.emit('transportChanged', info));
-    link.setServerWindow(welcome.limits.sendWindowBytes);
+    link.setServerWindow(welcome.limits.sendWindowBytes, welcome.limits.sendWindowFrames);
     this.#core = {
       link,
       outbound: new Outbound(link, options.socketHighWaterBytes, options.sendWindowBytes),
@@ -543,7 +543,7 @@ export class Client extends Emitter<ClientEvents> {
     this.#endAll({ code: LeaveReason.ConnectionLost, message: 'the connection was lost and could not be resumed' });
     old.finish(1006, 'not resumed');
     const link = newLink(this.#options);
-    link.setServerWindow(welcome.limits.sendWindowBytes);
+    link.setServerWindow(welcome.limits.sendWindowBytes, welcome.limits.sendWindowFrames);
     this.#welcome = welcome;
     this.#credentials = [welcome.resume.credential];
     this.#core.link = link;

@@ -117,12 +117,14 @@ export class Link extends Emitter<LinkEvents> {
   }
 
   /**
-   * Takes the server's send window (announced in the welcome): acknowledgements then come after a
-   * quarter of it at most, whatever `ackEveryBytes` says, so that a server with a small window never
-   * waits for the acknowledgement timer.
+   * Takes the server's send window (announced in the welcome, in bytes and in frames):
+   * acknowledgements then come after a quarter of it at most, whatever `ackEveryBytes` and
+   * `ackEvery` say, so that a server with a small window never waits for the acknowledgement timer.
    */
-  setServerWindow(bytes: number | undefined): void {
-    if (bytes !== undefined) this.#acks.capBytes(bytes / 4); // a nonsensical value is ignored there
+  setServerWindow(bytes: number | undefined, frames: number | undefined): void {
+    // A nonsensical value is ignored by the counter.
+    if (bytes !== undefined) this.#acks.capBytes(bytes / 4);
+    if (frames !== undefined) this.#acks.capFrames(frames / 4);
   }
 
   /** The transport frames go out on, while connected. */
@@ -445,6 +447,7 @@ export class Link extends Emitter<LinkEvents> {
     if (this.#heartbeat) return;
     const { pingIntervalMs, pingTimeoutMs } = this.#opts;
     this.#heartbeat = setInterval(() => {
+      this.#replay.trim();
       const transport = this.#transport;
       if (!transport) return;
       const now = Date.now();

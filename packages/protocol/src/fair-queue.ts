@@ -33,9 +33,22 @@ class SessionQueue<T extends QueueItem> {
   /** Items taken out so far (progress). */
   taken = 0;
   constructor(
-    readonly key: string,
+    public key: string,
     public priority: PriorityClass,
   ) {}
+  /** Slots of the ring (what it grew to). */
+  get capacity(): number {
+    return this.#items.length;
+  }
+  /** Makes this empty queue the queue of another session, keeping the ring it grew to. */
+  reuse(key: string, priority: PriorityClass): this {
+    this.key = key;
+    this.priority = priority;
+    this.#head = 0;
+    this.bytes = 0;
+    this.taken = 0;
+    return this;
+  }
   get length(): number {
     return this.#count;
   }
@@ -68,6 +81,15 @@ class SessionQueue<T extends QueueItem> {
   }
 }
 
+/**
+ * Slots up to which the ring of a session queue that empties is kept for the next session that
+ * gets an item (32,768 slots, 256 KiB). A flow that drains its queue and refills it, as a saturated
+ * one does whenever the send window opens, would otherwise grow a new ring from 8 slots each time:
+ * arrays that outlive a scavenge, straight into the old generation (and the large-object space
+ * past 128 KiB), at the rate the queue cycles.
+ */
+const SPARE_MAX_SLOTS = 32_768;
+
 /** Returned by `push` when nothing was dropped (shared: no allocation per push). */
 const NOTHING_DROPPED: readonly never[] = Object.freeze([]);
 
@@ -76,6 +98,8 @@ export class FairQueue<T extends QueueItem> {
   /** The session key of the item `next()` returned last. */
   lastKey = '';
   #sessions = new Map<string, SessionQueue<T>>();
+  /** The last session queue that emptied, kept for its ring (see SPARE_MAX_SLOTS). */
+  #spare: SessionQueue<T> | undefined;
   /**
    * Per class, the sessions that have items: a ring served from `#at[class]` on, wrapping round.
    * Taking an item moves the cursor past its session, which is then last in turn; a session that
@@ -104,7 +128,11 @@ export class FairQueue<T extends QueueItem> {
    */
   push(key: string, priority: PriorityClass, item: T, dropCap?: number): readonly T[] {
     let q = this.#sessions.get(key);
-    if (!q) this.#sessions.set(key, (q = new SessionQueue(key, priority)));
+    if (!q) {
+      q = this.#spare?.reuse(key, priority) ?? new SessionQueue<T>(key, priority);
+      this.#spare = undefined;
+      this.#sessions.set(key, q);
+    }
     q.push(item);
     this.#bytes += item.size;
     this.#count++;
@@ -136,7 +164,7 @@ export class FairQueue<T extends QueueItem> {
       if (q.length > 0) at++;
       else {
         ready.splice(at, 1);
-        this.#sessions.delete(q.key);
+        this.#retire(q);
       }
       this.#at[c] = at;
       this.lastKey = q.key;
@@ -200,7 +228,7 @@ export class FairQueue<T extends QueueItem> {
     for (const item of out) this.#bytes -= item.size;
     this.#count -= out.length;
     this.#delist(q);
-    this.#sessions.delete(key);
+    this.#retire(q);
     return out;
   }
 
@@ -224,8 +252,19 @@ export class FairQueue<T extends QueueItem> {
     this.#count -= dropped.length;
     if (q.length === 0) {
       this.#delist(q);
-      this.#sessions.delete(q.key);
+      this.#retire(q);
     }
     return dropped;
+  }
+
+  /** Lets the spare ring go (called now and then, e.g. on a heartbeat: an idle queue holds little). */
+  trim(): void {
+    this.#spare = undefined;
+  }
+
+  /** Forgets the emptied queue `q`, keeping it as the spare if its ring is worth keeping. */
+  #retire(q: SessionQueue<T>): void {
+    this.#sessions.delete(q.key);
+    if (q.capacity > 8 && q.capacity <= SPARE_MAX_SLOTS && (this.#spare === undefined || this.#spare.capacity < q.capacity)) this.#spare = q;
   }
 }

@@ -194,6 +194,12 @@ export interface AnnouncedLimits {
    * Older servers do not announce it; the SDK then keeps its own `ackEveryBytes`.
    */
   sendWindowBytes?: number;
+  /**
+   * The same window counted in frames: the server also waits once this many numbered frames are
+   * unacknowledged, so that a flow of small frames does not keep tens of thousands of them in
+   * memory. The SDK acknowledges every quarter of it at most. Absent from older servers.
+   */
+  sendWindowFrames?: number;
 }
 
 /** Reply to `hello`. */

@@ -9,9 +9,9 @@
  * Counts travel as u32 and wrap; the arithmetic here is modular.
  */
 
-/** Slots of a new or emptied {@link ReplayBuffer} (a power of two). */
+/** Slots of a new or trimmed {@link ReplayBuffer} (a power of two). */
 const INITIAL_SLOTS = 16;
-/** An emptied ring with more slots than this goes back to {@link INITIAL_SLOTS}. */
+/** An empty ring with more slots than this goes back to {@link INITIAL_SLOTS} when trimmed. */
 const KEPT_SLOTS = 256;
 
 /**
@@ -21,7 +21,10 @@ const KEPT_SLOTS = 256;
  * flow it settles at the size of the send window and allocates nothing more, where trimming by
  * slicing made a new array (of the large-object space, when the window holds tens of thousands of
  * small frames) every few windows — old-generation garbage at the rate data flows (issue 17, server
- * RSS under a 100 B flood). Emptied, it goes back to a small ring, so an idle session holds little.
+ * RSS under a 100 B flood). An emptied ring keeps its slots: a saturated flow empties it whenever
+ * the receiver catches up, and growing it again from a few slots each time made the same garbage.
+ * The owner calls {@link ReplayBuffer.trim} now and then (on its heartbeat), which takes an idle
+ * session back to a small ring.
  */
 export class ReplayBuffer<T> {
   #items: (T | undefined)[] = new Array<T | undefined>(INITIAL_SLOTS);
@@ -83,7 +86,6 @@ export class ReplayBuffer<T> {
     }
     this.#head = head;
     this.#count -= n;
-    if (this.#count === 0) this.#reset();
     return true;
   }
 
@@ -107,6 +109,11 @@ export class ReplayBuffer<T> {
     this.#count = 0;
     this.#bytes = 0;
     this.#reset();
+  }
+
+  /** Empty: back to a small ring if it grew large. Call it now and then, not per frame. */
+  trim(): void {
+    if (this.#count === 0) this.#reset();
   }
 
   /** Empty: back to a small ring (a large one is kept only while it is in use). */
@@ -142,7 +149,7 @@ export class AckCounter {
 
   constructor(
     /** Acknowledge after this many frames… */
-    private readonly every: number,
+    private every: number,
     /** …or this many bytes of them, whichever comes first. */
     private everyBytes: number,
   ) {}
@@ -150,6 +157,11 @@ export class AckCounter {
   /** Acknowledges after at most `bytes` bytes from now on (the sender's window announced late). */
   capBytes(bytes: number): void {
     if (bytes >= 1 && bytes < this.everyBytes) this.everyBytes = Math.floor(bytes);
+  }
+
+  /** Acknowledges after at most `frames` frames from now on (the sender's window announced late). */
+  capFrames(frames: number): void {
+    if (frames >= 1 && frames < this.every) this.every = Math.floor(frames);
   }
 
   /** Frames received so far (u32). */

@@ -72,6 +72,12 @@ export interface ServerConfig {
    */
   sendWindowBytes: number;
   /**
+   * Frames sent to one client that it has not acknowledged yet, beyond which further data waits in
+   * the server's queue for it, as with `sendWindowBytes` (whichever is reached first). Bounds how
+   * many small frames the replay buffer holds. Default 2,048.
+   */
+  sendWindowFrames: number;
+  /**
    * Bytes of frames (data and events) the server keeps for one client until it acknowledges them,
    * so they can be sent again after a reconnect. A client whose events pile up beyond this while
    * it is away (or that never acknowledges) leaves as `resume-buffer-overflow`. Default 8 MiB.
@@ -254,6 +260,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   pingIntervalMs: 5_000,
   resumeWindowMs: 30_000,
   sendWindowBytes: 4 * 1024 * 1024,
+  sendWindowFrames: 2_048,
   replayBufferMaxBytes: 8 * 1024 * 1024,
   maxFrameBytes: 256 * 1024,
   maxBadFrames: 20,
@@ -325,6 +332,7 @@ const BOUNDS: Record<NumericKey, [number, number]> = {
   pingIntervalMs: [100, 600_000],
   resumeWindowMs: [0, 3_600_000],
   sendWindowBytes: [64 * 1024, 1024 * 1024 * 1024],
+  sendWindowFrames: [16, 1_000_000],
   replayBufferMaxBytes: [64 * 1024, 4 * 1024 * 1024 * 1024],
   maxFrameBytes: [1024, 64 * 1024 * 1024],
   maxBadFrames: [0, 1_000_000],

@@ -46,7 +46,7 @@ import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { roomOf } from './webhooks/events.js';
 import { Cluster } from './cluster/cluster.js';
 import { LINK_PATH } from './cluster/links.js';
-import { RedisClusterStore } from './cluster/redis-store.js';
+import type { RedisClusterStore } from './cluster/redis-store.js';
 
 /** Events of a running server. */
 export type ServerEvents = {
@@ -118,6 +118,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
       ackDelayMs: config.ackDelayMs,
       maxBadFrames: config.maxBadFrames,
       sendWindowBytes: config.sendWindowBytes,
+      sendWindowFrames: config.sendWindowFrames,
       replayBufferMaxBytes: config.replayBufferMaxBytes,
       budget: this.#budget,
     });
@@ -265,6 +266,9 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   /** Registers this node in Redis and opens it to the other nodes (cluster mode; docs/cluster.md). */
   async #joinCluster(): Promise<void> {
     const cpuAt = { at: performance.now(), usage: process.cpuUsage() };
+    // Loaded here, not with the server: the Redis client is the largest module there is (about
+    // 20 MiB of resident memory), and a single server has no use for it.
+    const { RedisClusterStore } = await import('./cluster/redis-store.js');
     const store = await RedisClusterStore.start({
       redisUrl: this.config.redis,
       nodeId: this.config.clusterNodeId,
@@ -457,6 +461,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
         maxSessionsPerParticipant: this.config.maxSessionsPerParticipant,
         maxMetadataBytes: this.config.maxMetadataBytes,
         sendWindowBytes: this.config.sendWindowBytes,
+        sendWindowFrames: this.config.sendWindowFrames,
       },
       resume: { credential: peer.resumeCredential, windowMs: this.config.resumeWindowMs },
       expiresAt: identity.expiresAt,
@@ -626,6 +631,7 @@ export class BackchannelServer extends Emitter<ServerEvents> {
   /** Drops every socket that showed no sign of life since the last round, and probes the others. */
   #pingAll(): void {
     for (const socket of this.#sockets) {
+      this.#sessionOf.get(socket)?.trim();
       if (!socket.alive) {
         // Reading from it stopped because it did not read what it was sent: that is not a lost
         // connection to wait for, but a client that does not read (no resume).

@@ -99,6 +99,8 @@ export interface SessionOptions {
   maxBadFrames: number;
   /** Unacknowledged bytes beyond which data waits in the queue (control frames never wait). */
   sendWindowBytes: number;
+  /** Unacknowledged frames beyond which data waits in the queue, as with `sendWindowBytes`. */
+  sendWindowFrames: number;
   /** Unacknowledged bytes (data and control) beyond which the session cannot be kept. */
   replayBufferMaxBytes: number;
   /** Bytes queued by every session of the server together (shared, updated in place). */
@@ -187,6 +189,15 @@ export class Session implements PeerLink {
   /** Numbered frames received from the client (what a resume reply reports). */
   get received(): number {
     return this.#acks.received;
+  }
+
+  /**
+   * Lets rings grown under load go once they are empty (the replay buffer's and the queue's spare):
+   * called on the server's heartbeat, not per frame, so a busy flow keeps them.
+   */
+  trim(): void {
+    this.#replay.trim();
+    this.#queue.trim();
   }
 
   /** Whether reading from the client is paused because it has not read what it was sent. */
@@ -425,7 +436,7 @@ export class Session implements PeerLink {
    */
   #direct(frame: OutboundFrame): boolean {
     const socket = this.#socket;
-    if (!socket || this.#queue.length !== 0 || this.#replay.bytes >= this.#opts.sendWindowBytes) return false;
+    if (!socket || this.#queue.length !== 0 || this.#replay.bytes >= this.#opts.sendWindowBytes || this.#replay.length >= this.#opts.sendWindowFrames) return false;
     const buffered = socket.bufferedAmount;
     if (corkedRun.has(socket)) {
       // Already corked in this run: the frame joins the write its microtask makes.
@@ -483,8 +494,8 @@ export class Session implements PeerLink {
     // one per frame did (under a saturated flow that was a call for every frame).
     let last: Uint8Array | undefined;
     try {
-      const { socketHighWaterBytes, sendWindowBytes, budget } = this.#opts;
-      while (this.#socket === socket && socket.bufferedAmount < socketHighWaterBytes && this.#replay.bytes < sendWindowBytes) {
+      const { socketHighWaterBytes, sendWindowBytes, sendWindowFrames, budget } = this.#opts;
+      while (this.#socket === socket && socket.bufferedAmount < socketHighWaterBytes && this.#replay.bytes < sendWindowBytes && this.#replay.length < sendWindowFrames) {
         const item = this.#queue.next();
         if (!item) break;
         budget.bytes -= item.size;
