@@ -74,7 +74,7 @@ export interface ServerConfig {
   /**
    * Frames sent to one client that it has not acknowledged yet, beyond which further data waits in
    * the server's queue for it, as with `sendWindowBytes` (whichever is reached first). Bounds how
-   * many small frames the replay buffer holds. Default 2,048.
+   * many small frames the replay buffer holds. Default 4,096.
    */
   sendWindowFrames: number;
   /**
@@ -260,7 +260,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   pingIntervalMs: 5_000,
   resumeWindowMs: 30_000,
   sendWindowBytes: 4 * 1024 * 1024,
-  sendWindowFrames: 2_048,
+  sendWindowFrames: 4_096,
   replayBufferMaxBytes: 8 * 1024 * 1024,
   maxFrameBytes: 256 * 1024,
   maxBadFrames: 20,
