@@ -286,6 +286,37 @@ describe('priority and pacing', () => {
     await Promise.all([a.close(), b.close()]);
   }, 60_000);
 
+  it('the send window in frames keeps a flood of small messages in the SDK while the server reads slowly, so high-priority data overtakes it', async () => {
+    // The frame-rate limit makes the server read a's socket slowly (1,000 frames/s); the byte window
+    // and the socket buffer limit are set out of the way, so only the window in frames holds back.
+    const s = await server({ maxDataFramesPerSecond: 1_000, ackEvery: 4 }); // acknowledged well within the window
+    const WINDOW = 8;
+    const a = await Client.connect(s.url, await s.token('swf-a'), { sendWindowFrames: WINDOW, sendWindowBytes: 64 * MiB, socketHighWaterBytes: 64 * MiB, highWaterMarkBytes: 64 * MiB });
+    const b = await Client.connect(s.url, await s.token('swf-b'));
+    const ra = await a.joinConference('window-frames');
+    const rb = await b.joinConference('window-frames');
+    const LOWS = 400;
+    const order: string[] = [];
+    const done = deferred();
+    const record = (tag: string) => (_d: Uint8Array, info: { seq: number }) => {
+      order.push(`${tag}${info.seq}`);
+      if (order.length === LOWS + 1) done.resolve();
+    };
+    await rb.makeRecvDataSession(1, record('L'));
+    await rb.makeRecvDataSession(2, record('H'));
+    const low = await ra.makeSendDataSession(1, 'reliable-message', { priority: 'low' });
+    const high = await ra.makeSendDataSession(2, 'reliable-message', { priority: 'high' });
+    for (let i = 0; i < LOWS; i++) low.send(payload(100, i));
+    expect(low.stats().localQueuedBytes).toBeGreaterThanOrEqual((LOWS - WINDOW) * 100);
+    high.send(payload(100, 0));
+    await within(done.promise, 'all 401 messages', 20_000);
+    const lowsBeforeHigh = order.indexOf('H0');
+    // Ahead of it: the window's frames (and, at most, a few the SDK wrote as acknowledgements came).
+    expect(lowsBeforeHigh).toBeLessThanOrEqual(2 * WINDOW);
+    expect(order.filter((t) => t.startsWith('L'))).toEqual(Array.from({ length: LOWS }, (_, i) => `L${i}`));
+    await Promise.all([a.close(), b.close()]);
+  }, 60_000);
+
   it('maxBitrateKbps paces sending', async () => {
     const s = await server({});
     const a = await Client.connect(s.url, await s.token('pace-a'));

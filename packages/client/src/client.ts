@@ -125,7 +125,7 @@ export class Client extends Emitter<ClientEvents> {
     link.setServerWindow(welcome.limits.sendWindowBytes, welcome.limits.sendWindowFrames);
     this.#core = {
       link,
-      outbound: new Outbound(link, options.socketHighWaterBytes, options.sendWindowBytes),
+      outbound: new Outbound(link, options.socketHighWaterBytes, options.sendWindowBytes, options.sendWindowFrames),
       options,
       limits: welcome.limits,
       participantId: welcome.participantId,
@@ -547,7 +547,7 @@ export class Client extends Emitter<ClientEvents> {
     this.#welcome = welcome;
     this.#credentials = [welcome.resume.credential];
     this.#core.link = link;
-    this.#core.outbound = new Outbound(link, this.#options.socketHighWaterBytes, this.#options.sendWindowBytes);
+    this.#core.outbound = new Outbound(link, this.#options.socketHighWaterBytes, this.#options.sendWindowBytes, this.#options.sendWindowFrames);
     this.#core.limits = welcome.limits;
     this.#core.participantId = welcome.participantId;
     this.#core.grants = welcome.grants;

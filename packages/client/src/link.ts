@@ -277,6 +277,11 @@ export class Link extends Emitter<LinkEvents> {
     return this.#replay.bytes;
   }
 
+  /** Numbered frames sent and not yet acknowledged by the server. */
+  get unackedFrames(): number {
+    return this.#replay.length;
+  }
+
   /**
    * Closes the transport normally (the server then ends the session as a deliberate leave); `lost`
    * follows, and the owner calls `finish()`. Without a transport, finishes at once.

@@ -33,6 +33,12 @@ export interface ClientOptions {
    * so the server's backlog reports stay current. Default 2 MiB.
    */
   sendWindowBytes?: number;
+  /**
+   * The same window counted in frames (whichever is reached first). Keeps a flood of small
+   * messages from piling up in the server faster than its receivers take them (the server queues
+   * what arrives; the SDK learns of that backlog only from its reports). Default 2,048.
+   */
+  sendWindowFrames?: number;
   /** Bytes held per room for stream ids that have no receiver yet. Default 1 MiB. */
   pendingBufferBytes?: number;
   /** How long data waits for a receiver before it is dropped (and reported). Default 5 000. */
@@ -123,6 +129,7 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   unreliableQueueMaxBytes: 256 * 1024,
   socketHighWaterBytes: 256 * 1024,
   sendWindowBytes: 2 * 1024 * 1024,
+  sendWindowFrames: 2_048,
   pendingBufferBytes: 1024 * 1024,
   pendingBufferMs: 5_000,
   maxOutgoingStreams: 8,

@@ -24,6 +24,7 @@ export class Outbound {
     private readonly link: Link,
     private readonly socketHighWaterBytes: number,
     private readonly sendWindowBytes: number,
+    private readonly sendWindowFrames: number,
   ) {
     link.onwritable = () => this.pump();
     link.onack = () => this.pump();
@@ -52,7 +53,12 @@ export class Outbound {
   #writable(): boolean {
     if (this.#pumping || this.link.closed) return false;
     const transport = this.link.transport;
-    return transport !== undefined && transport.bufferedAmount < this.socketHighWaterBytes && this.link.unackedBytes < this.sendWindowBytes;
+    return transport !== undefined && transport.bufferedAmount < this.socketHighWaterBytes && this.#windowOpen();
+  }
+
+  /** Whether what the server has not acknowledged is below the send window, in bytes and in frames. */
+  #windowOpen(): boolean {
+    return this.link.unackedBytes < this.sendWindowBytes && this.link.unackedFrames < this.sendWindowFrames;
   }
 
   /**
@@ -68,7 +74,7 @@ export class Outbound {
     this.#pumping = true;
     try {
       while (transport.bufferedAmount < this.socketHighWaterBytes) {
-        if (this.link.unackedBytes >= this.sendWindowBytes) return;
+        if (!this.#windowOpen()) return;
         const item = this.queue.next();
         if (!item) return;
         this.link.sendData(item);
