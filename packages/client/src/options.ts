@@ -36,7 +36,7 @@ export interface ClientOptions {
   /**
    * The same window counted in frames (whichever is reached first). Keeps a flood of small
    * messages from piling up in the server faster than its receivers take them (the server queues
-   * what arrives; the SDK learns of that backlog only from its reports). Default 2,048.
+   * what arrives; the SDK learns of that backlog only from its reports). Default 4,096.
    */
   sendWindowFrames?: number;
   /** Bytes held per room for stream ids that have no receiver yet. Default 1 MiB. */
@@ -129,7 +129,7 @@ export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
   unreliableQueueMaxBytes: 256 * 1024,
   socketHighWaterBytes: 256 * 1024,
   sendWindowBytes: 2 * 1024 * 1024,
-  sendWindowFrames: 2_048,
+  sendWindowFrames: 4_096,
   pendingBufferBytes: 1024 * 1024,
   pendingBufferMs: 5_000,
   maxOutgoingStreams: 8,

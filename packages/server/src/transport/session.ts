@@ -411,7 +411,7 @@ export class Session implements PeerLink {
    */
   #schedule(): void {
     const socket = this.#socket;
-    if (!socket) return;
+    if (!socket || this.#windowClosed()) return;
     const buffered = socket.bufferedAmount;
     if (this.#queue.bytes >= WRITE_BATCH_BYTES && buffered < this.#opts.socketHighWaterBytes) {
       this.flush();
@@ -427,6 +427,16 @@ export class Session implements PeerLink {
   }
 
   /**
+   * Whether what the client has not acknowledged fills the send window (in bytes or in frames).
+   * Data then waits until an acknowledgement opens it, and that schedules the next write: until
+   * then there is nothing to write, and scheduling anyway would cork and uncork the socket for
+   * nothing once per frame read for this client (a receiver that is behind under a flood).
+   */
+  #windowClosed(): boolean {
+    return this.#replay.bytes >= this.#opts.sendWindowBytes || this.#replay.length >= this.#opts.sendWindowFrames;
+  }
+
+  /**
    * Writes `frame` straight into the socket, past the queue, when the queue is empty and the
    * socket idle at light load (as `#schedule` decides): nothing waits that the frame could
    * overtake, so priority and fairness have nothing to decide. The frame leaves as it would from
@@ -436,7 +446,7 @@ export class Session implements PeerLink {
    */
   #direct(frame: OutboundFrame): boolean {
     const socket = this.#socket;
-    if (!socket || this.#queue.length !== 0 || this.#replay.bytes >= this.#opts.sendWindowBytes || this.#replay.length >= this.#opts.sendWindowFrames) return false;
+    if (!socket || this.#queue.length !== 0 || this.#windowClosed()) return false;
     const buffered = socket.bufferedAmount;
     if (corkedRun.has(socket)) {
       // Already corked in this run: the frame joins the write its microtask makes.
