@@ -4,7 +4,7 @@
  * A "paused" client stops reading its socket, which is how a slow receiver looks to the server.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { Client } from '@backchannel/client';
+import { Client, type ClientOptions } from '@backchannel/client';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
 import { deferred, next, until, within } from '../helpers/events.js';
 import { connectPausable, spawnReceiver } from '../helpers/clients.js';
@@ -252,6 +252,35 @@ describe('priority and pacing', () => {
     await Promise.all([a.close(), b.client.close()]);
   }, 60_000);
 
+  /**
+   * a sends `lows` low-priority messages of `size` bytes at once, then one high-priority message;
+   * b records the order they arrive in. Returns that order, and what a's SDK still held once the
+   * low ones were handed to it.
+   */
+  async function lowsThenHigh(s: ServerProcess, room: string, options: ClientOptions, lows: number, size: number) {
+    const a = await Client.connect(s.url, await s.token(`${room}-a`), { socketHighWaterBytes: 64 * MiB, highWaterMarkBytes: 64 * MiB, ...options });
+    const b = await Client.connect(s.url, await s.token(`${room}-b`));
+    const ra = await a.joinConference(room);
+    const rb = await b.joinConference(room);
+    const order: string[] = [];
+    const done = deferred();
+    const record = (tag: string) => (_d: Uint8Array, info: { seq: number }) => {
+      order.push(`${tag}${info.seq}`);
+      if (order.length === lows + 1) done.resolve();
+    };
+    await rb.makeRecvDataSession(1, record('L'));
+    await rb.makeRecvDataSession(2, record('H'));
+    const low = await ra.makeSendDataSession(1, 'reliable-message', { priority: 'low' });
+    const high = await ra.makeSendDataSession(2, 'reliable-message', { priority: 'high' });
+    for (let i = 0; i < lows; i++) low.send(payload(size, i));
+    const heldBySdk = low.stats().localQueuedBytes;
+    high.send(payload(Math.min(size, KiB), 0));
+    await within(done.promise, `all ${lows + 1} messages`, 30_000);
+    expect(order.filter((t) => t.startsWith('L'))).toEqual(Array.from({ length: lows }, (_, i) => `L${i}`));
+    await Promise.all([a.close(), b.close()]);
+    return { lowsBeforeHigh: order.indexOf('H0'), heldBySdk };
+  }
+
   it('the send window keeps bulk data in the SDK while the server reads slowly, so high-priority data overtakes it', async () => {
     // The bitrate limit makes the server read a's socket slowly (2 MB/s), and a's socket buffer
     // limit is set out of the way. Without a send window all the low-priority data would go into
@@ -259,31 +288,12 @@ describe('priority and pacing', () => {
     // of the high-priority message and the rest waits in the SDK's priority queue.
     const s = await server({ maxDataBitrateKbps: 16_000 });
     const WINDOW = 128 * KiB;
-    const a = await Client.connect(s.url, await s.token('sw-a'), { sendWindowBytes: WINDOW, socketHighWaterBytes: 64 * MiB, highWaterMarkBytes: 64 * MiB });
-    const b = await Client.connect(s.url, await s.token('sw-b'));
-    const ra = await a.joinConference('window');
-    const rb = await b.joinConference('window');
-    const LOWS = 64;
-    const order: string[] = [];
-    const done = deferred();
-    const record = (tag: string) => (_d: Uint8Array, info: { seq: number }) => {
-      order.push(`${tag}${info.seq}`);
-      if (order.length === LOWS + 1) done.resolve();
-    };
-    await rb.makeRecvDataSession(1, record('L'));
-    await rb.makeRecvDataSession(2, record('H'));
-    const low = await ra.makeSendDataSession(1, 'reliable-message', { priority: 'low' });
-    const high = await ra.makeSendDataSession(2, 'reliable-message', { priority: 'high' });
-    for (let i = 0; i < LOWS; i++) low.send(payload(64 * KiB, i)); // 4 MiB
+    const LOWS = 64; // 4 MiB
+    const { lowsBeforeHigh, heldBySdk } = await lowsThenHigh(s, 'window', { sendWindowBytes: WINDOW }, LOWS, 64 * KiB);
     // What the window holds back waits in the SDK, where send() and stats() see it.
-    expect(low.stats().localQueuedBytes).toBeGreaterThanOrEqual(LOWS * 64 * KiB - WINDOW - 64 * KiB);
-    high.send(payload(KiB, 0));
-    await done.promise;
-    const lowsBeforeHigh = order.indexOf('H0');
+    expect(heldBySdk).toBeGreaterThanOrEqual(LOWS * 64 * KiB - WINDOW - 64 * KiB);
     // Ahead of it: at most a window of low data (plus one chunk in the server's hands).
     expect(lowsBeforeHigh).toBeLessThanOrEqual(WINDOW / (64 * KiB) + 2);
-    expect(order.filter((t) => t.startsWith('L'))).toEqual(Array.from({ length: LOWS }, (_, i) => `L${i}`));
-    await Promise.all([a.close(), b.close()]);
   }, 60_000);
 
   it('the send window in frames keeps a flood of small messages in the SDK while the server reads slowly, so high-priority data overtakes it', async () => {
@@ -291,30 +301,11 @@ describe('priority and pacing', () => {
     // and the socket buffer limit are set out of the way, so only the window in frames holds back.
     const s = await server({ maxDataFramesPerSecond: 1_000, ackEvery: 4 }); // acknowledged well within the window
     const WINDOW = 8;
-    const a = await Client.connect(s.url, await s.token('swf-a'), { sendWindowFrames: WINDOW, sendWindowBytes: 64 * MiB, socketHighWaterBytes: 64 * MiB, highWaterMarkBytes: 64 * MiB });
-    const b = await Client.connect(s.url, await s.token('swf-b'));
-    const ra = await a.joinConference('window-frames');
-    const rb = await b.joinConference('window-frames');
     const LOWS = 400;
-    const order: string[] = [];
-    const done = deferred();
-    const record = (tag: string) => (_d: Uint8Array, info: { seq: number }) => {
-      order.push(`${tag}${info.seq}`);
-      if (order.length === LOWS + 1) done.resolve();
-    };
-    await rb.makeRecvDataSession(1, record('L'));
-    await rb.makeRecvDataSession(2, record('H'));
-    const low = await ra.makeSendDataSession(1, 'reliable-message', { priority: 'low' });
-    const high = await ra.makeSendDataSession(2, 'reliable-message', { priority: 'high' });
-    for (let i = 0; i < LOWS; i++) low.send(payload(100, i));
-    expect(low.stats().localQueuedBytes).toBeGreaterThanOrEqual((LOWS - WINDOW) * 100);
-    high.send(payload(100, 0));
-    await within(done.promise, 'all 401 messages', 20_000);
-    const lowsBeforeHigh = order.indexOf('H0');
+    const { lowsBeforeHigh, heldBySdk } = await lowsThenHigh(s, 'window-frames', { sendWindowFrames: WINDOW, sendWindowBytes: 64 * MiB }, LOWS, 100);
+    expect(heldBySdk).toBeGreaterThanOrEqual((LOWS - WINDOW) * 100);
     // Ahead of it: the window's frames (and, at most, a few the SDK wrote as acknowledgements came).
     expect(lowsBeforeHigh).toBeLessThanOrEqual(2 * WINDOW);
-    expect(order.filter((t) => t.startsWith('L'))).toEqual(Array.from({ length: LOWS }, (_, i) => `L${i}`));
-    await Promise.all([a.close(), b.close()]);
   }, 60_000);
 
   it('maxBitrateKbps paces sending', async () => {
