@@ -25,8 +25,11 @@ export interface QueueItem {
  * that stays busy allocates nothing per item (trimming by slicing made old-generation garbage at
  * the rate data flowed; issue 17).
  */
+/** Slots of a new session queue's ring (a power of two). */
+const INITIAL_SLOTS = 8;
+
 class SessionQueue<T extends QueueItem> {
-  #items: (T | undefined)[] = new Array<T | undefined>(8);
+  #items: (T | undefined)[] = new Array<T | undefined>(INITIAL_SLOTS);
   #head = 0;
   #count = 0;
   bytes = 0;
@@ -84,7 +87,7 @@ class SessionQueue<T extends QueueItem> {
 /**
  * Slots up to which the ring of a session queue that empties is kept for the next session that
  * gets an item (32,768 slots, 256 KiB). A flow that drains its queue and refills it, as a saturated
- * one does whenever the send window opens, would otherwise grow a new ring from 8 slots each time:
+ * one does whenever the send window opens, would otherwise grow a new ring from INITIAL_SLOTS each time:
  * arrays that outlive a scavenge, straight into the old generation (and the large-object space
  * past 128 KiB), at the rate the queue cycles.
  */
@@ -265,6 +268,6 @@ export class FairQueue<T extends QueueItem> {
   /** Forgets the emptied queue `q`, keeping it as the spare if its ring is worth keeping. */
   #retire(q: SessionQueue<T>): void {
     this.#sessions.delete(q.key);
-    if (q.capacity > 8 && q.capacity <= SPARE_MAX_SLOTS && (this.#spare === undefined || this.#spare.capacity < q.capacity)) this.#spare = q;
+    if (q.capacity > INITIAL_SLOTS && q.capacity <= SPARE_MAX_SLOTS && (this.#spare === undefined || this.#spare.capacity < q.capacity)) this.#spare = q;
   }
 }

@@ -504,8 +504,8 @@ export class Session implements PeerLink {
     // one per frame did (under a saturated flow that was a call for every frame).
     let last: Uint8Array | undefined;
     try {
-      const { socketHighWaterBytes, sendWindowBytes, sendWindowFrames, budget } = this.#opts;
-      while (this.#socket === socket && socket.bufferedAmount < socketHighWaterBytes && this.#replay.bytes < sendWindowBytes && this.#replay.length < sendWindowFrames) {
+      const { socketHighWaterBytes, budget } = this.#opts;
+      while (this.#socket === socket && socket.bufferedAmount < socketHighWaterBytes && !this.#windowClosed()) {
         const item = this.#queue.next();
         if (!item) break;
         budget.bytes -= item.size;
