@@ -52,6 +52,31 @@ describe('session layer: flow control and limits', () => {
     expect(session.queuedTotal).toBe(0);
   });
 
+  it('tells senders of a backlog only beyond what is in transit: the socket high-water mark plus a quarter of the send window', async () => {
+    const socket = new FakeFrameSocket();
+    const f = outbound(1).size;
+    // In transit: 2 frames' worth in the socket, plus 2 (a quarter of the 8-frame window) waiting for the next acknowledgement.
+    const session = new Session(socket, { ...SESSION_OPTIONS, socketHighWaterBytes: 2 * f, sendWindowBytes: 8 * f }, {
+      control: () => {},
+      data: () => {},
+      lost: () => {},
+      closed: () => {},
+      overflow: () => {},
+    });
+    const send = () => session.sendData('file', 1, outbound(1));
+    for (let i = 0; i < 8; i++) expect(send()).toBe(0);
+    await turn();
+    expect(session.unackedBytes).toBe(8 * f); // the window is full
+    // Waiting for the window: not backlog up to a quarter of it beyond the socket's high-water mark.
+    expect([send(), send(), send(), send()]).toEqual([0, 0, 0, 0]);
+    expect(send()).toBe(5 * f); // beyond it, the session's whole queue is its backlog
+    socket.receive(encodeAckFrame(2)); // the client caught up by two frames
+    await turn();
+    expect(session.queuedTotal).toBe(3 * f);
+    expect(send()).toBe(0);
+    expect(send()).toBe(5 * f);
+  });
+
   it("stops writing data when the client's unacknowledged frames reach sendWindowFrames, however few bytes they are", async () => {
     const socket = new FakeFrameSocket();
     const session = new Session(socket, { ...SESSION_OPTIONS, sendWindowFrames: 4 }, {

@@ -21,8 +21,8 @@ export interface PeerLink {
   /** Sends a control event already encoded as a control frame (one buffer shared by many peers). */
   sendControlFrame(frame: Uint8Array): void;
   /**
-   * Queues a data frame of session `key`; returns the bytes of the session still waiting for the
-   * socket beyond what this turn's write takes (its backlog), 0 if none.
+   * Queues a data frame of session `key`; returns the bytes of the session waiting for the client
+   * (its backlog) once more is waiting than is in transit to it, 0 until then.
    */
   sendData(key: string, priority: PriorityClass, frame: OutboundFrame): number;
   /**

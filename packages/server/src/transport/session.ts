@@ -165,6 +165,16 @@ export class Session implements PeerLink {
   #paused = 0;
   #badFrames = 0;
   #pumping = false;
+  /**
+   * Bytes in the socket's buffer and the queue together below which a client's queue is data in
+   * transit, not backlog that senders are told of: what the socket may hold (`socketHighWaterBytes`)
+   * plus a quarter of the send window. The SDK acknowledges within a quarter of the window, so a
+   * client that keeps pace still leaves up to that much waiting in the queue for its next
+   * acknowledgement to open the window, each time, as it would wait in socket buffers without a
+   * window. Counted as backlog, it made senders stop and start again at every acknowledgement of a
+   * flow that was keeping up (bench/PROFILE.md, "Backlog reports at 16 KiB").
+   */
+  readonly #transitBytes: number;
   /** When this session last wrote (`performance.now()`): a busy session batches to the end of the turn. */
   #lastFlushAt = -Infinity;
   /** Sessions whose queue emptying someone waits for (see `onDrained`). */
@@ -178,6 +188,7 @@ export class Session implements PeerLink {
     this.#opts = options;
     this.#handlers = handlers;
     this.#acks = new AckCounter(options.ackEvery, options.ackEveryBytes);
+    this.#transitBytes = options.socketHighWaterBytes + Math.floor(options.sendWindowBytes / 4);
     this.#attach(socket);
   }
 
@@ -297,9 +308,9 @@ export class Session implements PeerLink {
     this.#queue.push(key, priority, frame);
     this.#opts.budget.bytes += frame.size;
     this.#schedule();
-    // What the socket will take at this turn's flush is a batch in transit, not backlog.
+    // What is in transit to the client is not backlog (see #transitBytes).
     const socketBytes = this.#socket?.bufferedAmount ?? 0;
-    const backlogged = !this.#socket || socketBytes + this.#queue.bytes > this.#opts.socketHighWaterBytes;
+    const backlogged = !this.#socket || socketBytes + this.#queue.bytes > this.#transitBytes;
     return backlogged ? this.#queue.bytesOf(key) : 0;
   }
 
