@@ -89,6 +89,10 @@ export class RemoteLink implements PeerLink {
     return this.#flows.get(key)?.queued ?? 0;
   }
 
+  backlogOf(key: string): number {
+    return this.queuedBytes(key);
+  }
+
   progressOf(key: string): number {
     return this.#flows.get(key)?.written ?? 0;
   }

@@ -36,6 +36,8 @@ export interface PeerLink {
   discard(key: string): void;
   /** Bytes queued (not yet written to the socket) for session `key`. */
   queuedBytes(key: string): number;
+  /** What the senders of session `key` are told this peer holds for it (`ds.backlog`), as `sendData` returns it. */
+  backlogOf(key: string): number;
   /** A count that changes whenever data of session `key` leaves its queue (progress of a receiver). */
   progressOf(key: string): number;
   /** Bytes queued for this peer over all its sessions. */

@@ -445,7 +445,7 @@ export class SessionRouter {
     if (this.#byRoom.get(s.room.num)?.get(s.id) !== s) return; // closed meanwhile
     let backlog = 0;
     const visit = (m: Member) => {
-      if (m !== s.sender && !m.hidden && !s.detached.has(m.peer.id)) backlog = Math.max(backlog, m.peer.link.queuedBytes(s.key));
+      if (m !== s.sender && !m.hidden && !s.detached.has(m.peer.id)) backlog = Math.max(backlog, m.peer.link.backlogOf(s.key));
     };
     this.#eachReceiver(s, visit);
     if (backlog >= s.reportedBacklog) return;
@@ -503,9 +503,12 @@ export class SessionRouter {
     const { chunkBytes, slowReceiverTimeoutMs } = this.hub.config;
     for (const s of this.#active) {
       let backlog = 0;
+      // Held for any receiver, backlog or in transit: the session stays watched until it is all written.
+      let held = 0;
       const visit = (m: Member) => {
         if (m === s.sender || s.detached.has(m.peer.id)) return;
         const queued = m.peer.link.queuedBytes(s.key);
+        held = Math.max(held, queued);
         // A receiver that is away is bounded by the resume window and the byte limit instead.
         if (s.mode !== 'unreliable' && slowReceiverTimeoutMs > 0 && queued >= chunkBytes && m.peer.connection === 'connected') {
           // Behind and making no progress: a receiver that reads, only more slowly than the sender
@@ -519,7 +522,7 @@ export class SessionRouter {
             return;
           }
         } else s.behindSince.delete(m.peer.id);
-        if (!m.hidden) backlog = Math.max(backlog, queued);
+        if (!m.hidden) backlog = Math.max(backlog, m.peer.link.backlogOf(s.key));
       };
       this.#eachReceiver(s, visit);
       if (backlog !== s.reportedBacklog || s.dropped !== s.reportedDropped) {
@@ -531,7 +534,7 @@ export class SessionRouter {
         s.room.members.get(id)?.peer.link.sendEvent({ t: 'ds.dropped', room: s.room.num, streamId: s.streamId, from: s.sender.peer.id, count });
       }
       s.recvDrops.clear();
-      if (backlog === 0) this.#active.delete(s);
+      if (held === 0) this.#active.delete(s);
     }
     if (this.#active.size === 0) this.stop();
   }

@@ -308,10 +308,14 @@ export class Session implements PeerLink {
     this.#queue.push(key, priority, frame);
     this.#opts.budget.bytes += frame.size;
     this.#schedule();
+    return this.backlogOf(key);
+  }
+
+  backlogOf(key: string): number {
     // What is in transit to the client is not backlog (see #transitBytes).
-    const socketBytes = this.#socket?.bufferedAmount ?? 0;
-    const backlogged = !this.#socket || socketBytes + this.#queue.bytes > this.#transitBytes;
-    return backlogged ? this.#queue.bytesOf(key) : 0;
+    const socket = this.#socket;
+    if (socket && socket.bufferedAmount + this.#queue.bytes <= this.#transitBytes) return 0;
+    return this.#queue.bytesOf(key);
   }
 
   sendDroppable(key: string, priority: PriorityClass, frame: OutboundFrame, dropCap: number): number {
