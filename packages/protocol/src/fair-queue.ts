@@ -20,14 +20,14 @@ export interface QueueItem {
   droppable: boolean;
 }
 
+/** Slots of a new session queue's ring (a power of two). */
+const INITIAL_SLOTS = 8;
+
 /**
  * One session's FIFO: a ring that doubles when full and is never copied to trim it, so a queue
  * that stays busy allocates nothing per item (trimming by slicing made old-generation garbage at
  * the rate data flowed; issue 17).
  */
-/** Slots of a new session queue's ring (a power of two). */
-const INITIAL_SLOTS = 8;
-
 class SessionQueue<T extends QueueItem> {
   #items: (T | undefined)[] = new Array<T | undefined>(INITIAL_SLOTS);
   #head = 0;
