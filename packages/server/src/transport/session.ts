@@ -427,12 +427,17 @@ export class Session implements PeerLink {
   #schedule(): void {
     const socket = this.#socket;
     if (!socket || this.#windowClosed()) return;
+    const full = this.#queue.bytes >= WRITE_BATCH_BYTES;
+    const enlisted = toFlush.has(this);
+    // Already due to be written, and not yet a batch to write at once: nothing to decide (this
+    // spares a read of the socket and of the clock for every frame of a busy turn).
+    if (!full && (enlisted || toFlushSoon.has(this))) return;
     const buffered = socket.bufferedAmount;
-    if (this.#queue.bytes >= WRITE_BATCH_BYTES && buffered < this.#opts.socketHighWaterBytes) {
+    if (full && buffered < this.#opts.socketHighWaterBytes) {
       this.flush();
       return;
     }
-    if (buffered === 0 && !toFlush.has(this) && performance.now() - this.#lastFlushAt >= LIGHT_LOAD_GAP_MS) {
+    if (buffered === 0 && !enlisted && performance.now() - this.#lastFlushAt >= LIGHT_LOAD_GAP_MS) {
       toFlushSoon.add(this);
       if (!soonScheduled) {
         soonScheduled = true;
