@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { BASELINE_DIR, baselineInfo, prepareBaseline } from './lib/baseline.mjs';
 import { summarizeProfile } from './lib/cpuprofile.mjs';
 import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, NODE_FLAGS, REPO_DIR, WorkerPool, killAll, startWorker } from './lib/procs.mjs';
-import { checkTargets, comparisonMarkdown, fmt, keptAttacks, keptSection, keptVariants, machineLine, resultsMarkdown, tableHeader, tableRows, targetsText, textTable, variantsMarkdown, withSection, withVariants } from './lib/report.mjs';
+import { checkTargets, comparisonMarkdown, fmt, keptAttacks, keptSection, keptVariants, machineLine, pairedText, resultsMarkdown, tableHeader, tableRows, targetsText, textTable, variantsMarkdown, withSection, withVariants } from './lib/report.mjs';
 import { ALL_SYSTEMS, DURATIONS, SYSTEMS, SYSTEM_LABELS, combineRounds, scenarios } from './lib/scenarios.mjs';
 import { benchTls } from './lib/tls.mjs';
 import { builtAt as builtAtIn, nowNs } from './lib/util.mjs';
@@ -114,6 +114,8 @@ function printRun(run) {
   if (meta.rebuiltDuringRun) console.log(`WARNING: the built code changed during the run (last at ${meta.rebuiltDuringRun}); rerun on a tree nobody builds meanwhile`);
   console.log('');
   console.log(textTable(tableHeader(meta.systems), tableRows(run, meta.systems)));
+  const paired = meta.baseline ? pairedText(run) : '';
+  if (paired) console.log(`\nRound against round, this build ÷ baseline (95 % interval of the median from the pairs alone)\n${paired}`);
   console.log(`\nTargets\n${targetsText(checkTargets(run))}`);
 }
 

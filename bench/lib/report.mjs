@@ -229,18 +229,45 @@ export function withSection(markdown, section) {
 const PAIRED_KEYS = ['msgsPerSec', 'serverCpuUsPerMsg', 'peakRssMB', 'p50Ms', 'p99Ms', 'rssPerParticipantKB', 'gcRssPerParticipantKB'];
 
 /**
- * Per-round ratios this build ÷ baseline of `key`, round i against round i (rounds of one
- * scenario run interleaved, so a pair ran close together): { min, median, max } or undefined.
+ * Per-round ratios this build ÷ baseline of `key` (see {@link roundRatios}), or undefined.
  */
 function pairedRatios(sc, key) {
-  const rounds = (r) => r?.rounds ?? r?.runs;
-  const a = rounds(sc.results.backchannel);
-  const b = rounds(sc.results['backchannel-baseline']);
-  if (!a || !b) return undefined;
-  const ratios = a.slice(0, b.length).map((r, i) => r[key] / b[i][key]).filter(Number.isFinite).sort((x, y) => x - y);
-  if (ratios.length < 2) return undefined;
-  const mid = ratios.length >> 1;
-  return { min: ratios[0], median: ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2, max: ratios[ratios.length - 1], n: ratios.length };
+  return roundRatios(sc, 'backchannel', 'backchannel-baseline', key);
+}
+
+/**
+ * The round-against-round ratios of a run with the baseline build, as a text table for the
+ * console: per scenario and metric, the pairs' lowest, median, the 95 % interval of the median
+ * and highest. '' when no scenario has pairs.
+ */
+export function pairedText(run) {
+  const rows = run.scenarios.flatMap((sc) =>
+    sc.metrics
+      .filter((m) => PAIRED_KEYS.includes(m.key))
+      .map((m) => [m, pairedRatios(sc, m.key)])
+      .filter(([, p]) => p)
+      .map(([m, p]) => [sc.title, m.label, String(p.n), fmtRatio(p.min), fmtRatio(p.median), p.low === undefined ? '–' : `${fmtRatio(p.low)}–${fmtRatio(p.high)}`, fmtRatio(p.max)]),
+  );
+  return rows.length ? textTable(['Scenario', 'Metric', 'Pairs', 'Lowest', 'Median', '95 % interval', 'Highest'], rows) : '';
+}
+
+/**
+ * The rank k (1-based) of the distribution-free 95 % confidence interval of a median from n
+ * samples, [x(k), x(n−k+1)] of the sorted samples: the largest k with P(Binomial(n, ½) < k) ≤
+ * 2.5 %. Undefined below 6 samples, where no such interval exists.
+ */
+export function medianRank(n) {
+  let below = 0; // P(Binomial(n, ½) < k) for the k being tried
+  let k = 0;
+  let choose = 1; // C(n, k)
+  for (;;) {
+    const next = below + choose / 2 ** n;
+    if (next > 0.025) break;
+    below = next;
+    k++;
+    choose = (choose * (n - k + 1)) / k;
+  }
+  return k === 0 ? undefined : k;
 }
 
 /**
@@ -257,7 +284,7 @@ export function comparisonMarkdown(run) {
       .filter((m) => PAIRED_KEYS.includes(m.key))
       .map((m) => [m, pairedRatios(sc, m.key)])
       .filter(([, p]) => p)
-      .map(([m, p], i) => `| ${i === 0 ? sc.title : ''} | ${m.label} | ${p.n} | ${fmtRatio(p.min)} | ${fmtRatio(p.median)} | ${fmtRatio(p.max)} |`),
+      .map(([m, p], i) => `| ${i === 0 ? sc.title : ''} | ${m.label} | ${p.n} | ${fmtRatio(p.min)} | ${fmtRatio(p.median)} | ${p.low === undefined ? '–' : `${fmtRatio(p.low)}–${fmtRatio(p.high)}`} | ${fmtRatio(p.max)} |`),
   );
   const failed = run.scenarios.flatMap((s) => Object.entries(s.results).filter(([, r]) => r.error).map(([sys, r]) => `- ${s.title}, ${SYSTEM_LABELS[sys]}: ${r.error}`));
   return `${SECTION_START}
@@ -284,10 +311,12 @@ ${markdownTable(tableHeader(systems), tableRows(run, systems))}
 ${
   paired.length
     ? `
-Round against round (round *i* of this build ÷ round *i* of the baseline, which ran next to it):
+Round against round (round *i* of this build ÷ round *i* of the baseline, which ran next to it).
+The 95 % interval is where the median of such ratios lies, from the pairs alone (order
+statistics of the sorted ratios; needs at least 6 pairs):
 
-| Scenario | Metric | Pairs | Lowest | Median | Highest |
-| --- | --- | ---: | ---: | ---: | ---: |
+| Scenario | Metric | Pairs | Lowest | Median | 95 % interval of the median | Highest |
+| --- | --- | ---: | ---: | ---: | ---: | ---: |
 ${paired.join('\n')}
 `
     : ''
@@ -327,7 +356,10 @@ export function keptAttacks(markdown) {
   return a >= 0 && b > a ? markdown.slice(a, b + ATTACKS_END.length) : '';
 }
 
-/** Round-by-round ratios a ÷ b of `key` (rounds interleaved, so a pair ran close together): { min, median, max, n }. */
+/**
+ * Round-by-round ratios a ÷ b of `key` (rounds interleaved, so a pair ran close together):
+ * { min, median, max, n, low, high }, `low`–`high` the 95 % interval of the median (from 6 rounds).
+ */
 function roundRatios(sc, a, b, key) {
   const rounds = (r) => r?.rounds ?? r?.runs;
   const x = rounds(sc.results[a]);
@@ -336,7 +368,16 @@ function roundRatios(sc, a, b, key) {
   const ratios = x.slice(0, y.length).map((r, i) => r[key] / y[i][key]).filter(Number.isFinite).sort((p, q) => p - q);
   if (ratios.length < 2) return undefined;
   const mid = ratios.length >> 1;
-  return { min: ratios[0], median: ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2, max: ratios[ratios.length - 1], n: ratios.length };
+  const k = medianRank(ratios.length);
+  return {
+    min: ratios[0],
+    median: ratios.length % 2 ? ratios[mid] : (ratios[mid - 1] + ratios[mid]) / 2,
+    max: ratios[ratios.length - 1],
+    n: ratios.length,
+    // The interval that holds the median of the pairs' ratio with at least 95 % confidence.
+    low: k === undefined ? undefined : ratios[k - 1],
+    high: k === undefined ? undefined : ratios[ratios.length - k],
+  };
 }
 
 /**
