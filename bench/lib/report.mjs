@@ -241,15 +241,21 @@ function pairedRatios(sc, key) {
  * and highest. '' when no scenario has pairs.
  */
 export function pairedText(run) {
-  const rows = run.scenarios.flatMap((sc) =>
-    sc.metrics
-      .filter((m) => PAIRED_KEYS.includes(m.key))
-      .map((m) => [m, pairedRatios(sc, m.key)])
-      .filter(([, p]) => p)
-      .map(([m, p]) => [sc.title, m.label, String(p.n), fmtRatio(p.min), fmtRatio(p.median), p.low === undefined ? '–' : `${fmtRatio(p.low)}–${fmtRatio(p.high)}`, fmtRatio(p.max)]),
-  );
+  const rows = pairedRows(run).map(([sc, m, p]) => [sc.title, m.label, String(p.n), fmtRatio(p.min), fmtRatio(p.median), fmtInterval(p), fmtRatio(p.max)]);
   return rows.length ? textTable(['Scenario', 'Metric', 'Pairs', 'Lowest', 'Median', '95 % interval', 'Highest'], rows) : '';
 }
+
+/** [scenario, metric, paired ratios] for every listed metric of `run` that has pairs. */
+function pairedRows(run) {
+  return run.scenarios.flatMap((sc) =>
+    sc.metrics
+      .filter((m) => PAIRED_KEYS.includes(m.key))
+      .map((m) => [sc, m, pairedRatios(sc, m.key)])
+      .filter(([, , p]) => p),
+  );
+}
+
+const fmtInterval = (p) => (p.low === undefined ? '–' : `${fmtRatio(p.low)}–${fmtRatio(p.high)}`);
 
 /**
  * The rank k (1-based) of the distribution-free 95 % confidence interval of a median from n
@@ -279,13 +285,7 @@ export function comparisonMarkdown(run) {
   const systems = meta.systems.filter((s) => s === 'backchannel' || s === 'backchannel-baseline');
   const targets = checkTargets(run).filter((t) => t.target.includes('baseline'));
   const code = `\`${meta.code?.commit ?? 'unknown'}\`${meta.code?.modified?.length ? ` plus uncommitted changes in ${meta.code.modified.map((f) => `\`${f}\``).join(', ')}` : ''}`;
-  const paired = run.scenarios.flatMap((sc) =>
-    sc.metrics
-      .filter((m) => PAIRED_KEYS.includes(m.key))
-      .map((m) => [m, pairedRatios(sc, m.key)])
-      .filter(([, p]) => p)
-      .map(([m, p], i) => `| ${i === 0 ? sc.title : ''} | ${m.label} | ${p.n} | ${fmtRatio(p.min)} | ${fmtRatio(p.median)} | ${p.low === undefined ? '–' : `${fmtRatio(p.low)}–${fmtRatio(p.high)}`} | ${fmtRatio(p.max)} |`),
-  );
+  const paired = pairedRows(run).map(([sc, m, p], i, rows) => `| ${i === 0 || rows[i - 1][0] !== sc ? sc.title : ''} | ${m.label} | ${p.n} | ${fmtRatio(p.min)} | ${fmtRatio(p.median)} | ${fmtInterval(p)} | ${fmtRatio(p.max)} |`);
   const failed = run.scenarios.flatMap((s) => Object.entries(s.results).filter(([, r]) => r.error).map(([sys, r]) => `- ${s.title}, ${SYSTEM_LABELS[sys]}: ${r.error}`));
   return `${SECTION_START}
 ## Before/after: this build against ${meta.baseline ? `\`${meta.baseline.commit.slice(0, 7)}\`` : 'the baseline'}
