@@ -206,6 +206,10 @@ export async function startServer(system, { cpuProfDir, config = {}, nodeFlags =
       const { mem, cpu } = await rpc('bench:mem');
       return { rss: mem.rss, peakRss: NaN, cpuMs: (cpu.user + cpu.system) / 1000, userMs: cpu.user / 1000, sysMs: cpu.system / 1000, syscw: NaN, syscr: NaN };
     },
+    /** Resident bytes of V8's young generation in the server (see server-hook.mjs). */
+    async young() {
+      return (await rpc('bench:young')).bytes;
+    },
     /** Forces two full GCs in the server; resolves with its memoryUsage() after them. */
     async gc() {
       return (await rpc('bench:gc')).mem;

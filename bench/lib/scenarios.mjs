@@ -266,14 +266,22 @@ async function joinLatency(system, ctx) {
   });
 }
 
-/** Median of `n` RSS samples `everyMs` apart, bytes. */
+/**
+ * Median of `n` samples `everyMs` apart, bytes: the server's RSS, and its RSS without V8's young
+ * generation (read in the same sample). The young generation is sized by how much the process has
+ * allocated lately (during a join storm it grows towards its fixed ceiling, 2 × 16 MiB by default,
+ * and V8 shrinks it at a later scavenge once allocation is slow), not by what the process holds.
+ */
 async function settledRss(server, { rssSamples: n, rssEveryMs: everyMs }) {
-  const samples = [];
+  const rss = [];
+  const held = [];
   for (let i = 0; i < n; i++) {
-    samples.push((await server.stats()).rss);
+    const [stats, young] = await Promise.all([server.stats(), server.young()]);
+    rss.push(stats.rss);
+    held.push(stats.rss - young);
     if (i < n - 1) await sleep(everyMs);
   }
-  return median(samples);
+  return { rss: median(rss), held: median(held) };
 }
 
 /** Waits until the server uses under 5 % of a core over 300 ms (joins and their events done). */
@@ -298,7 +306,7 @@ async function idle(system, ctx, n, { hidden = false } = {}) {
   const W = 4;
   return withRig(system, ctx, W, async (server, workers) => {
     await waitIdle(server);
-    const base = await settledRss(server, ctx.durations);
+    const { rss: base, held: baseHeld } = await settledRss(server, ctx.durations);
     const baseGc = await server.gc();
     const cpu0 = await server.stats();
     const t0 = nowNs();
@@ -312,7 +320,7 @@ async function idle(system, ctx, n, { hidden = false } = {}) {
     const joinSecs = Number(nowNs() - t0) / 1e9;
     await waitIdle(server);
     const cpu1 = await server.stats();
-    const rss = await settledRss(server, ctx.durations);
+    const { rss, held } = await settledRss(server, ctx.durations);
     const gc = await server.gc();
     await checkErrors(workers);
     return {
@@ -322,6 +330,9 @@ async function idle(system, ctx, n, { hidden = false } = {}) {
       baseRssMB: base / MiB,
       rssMB: rss / MiB,
       rssPerParticipantKB: (rss - base) / n / 1000,
+      heldPerParticipantKB: (held - baseHeld) / n / 1000,
+      youngMB: (rss - held) / MiB,
+      baseYoungMB: (base - baseHeld) / MiB,
       gcRssPerParticipantKB: (gc.rss - baseGc.rss) / n / 1000,
       gcHeapPerParticipantKB: (gc.heapUsed - baseGc.heapUsed) / n / 1000,
       // What the JS heap holds from the OS (used or not) and memory outside it, to tell where
@@ -438,7 +449,10 @@ const TP_METRICS = [
   M('serverWritesPerMsg', 'server write syscalls per delivered msg', '', 'lower', 3),
 ];
 const IDLE_METRICS = [
+  M('heldPerParticipantKB', 'server RSS per participant, V8 young generation excluded', 'KB', 'lower', 1),
   M('rssPerParticipantKB', 'server RSS per participant', 'KB', 'lower', 1),
+  M('baseYoungMB', 'V8 young generation, resident before the joins', 'MiB', 'info', 1),
+  M('youngMB', 'V8 young generation, resident after the joins', 'MiB', 'info', 1),
   M('gcRssPerParticipantKB', 'server RSS per participant, after GC', 'KB', 'lower', 1),
   M('gcHeapPerParticipantKB', 'JS heap per participant, after GC', 'KB', 'lower', 1),
   M('joinRatePerSec', 'join rate (100 in flight)', 'joins/s', 'higher', 0),
