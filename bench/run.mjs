@@ -44,6 +44,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --cuts N             connection cuts of the "resume" scenario (default 200; quick 10)
   --idle N             participants of the "idle" scenario (default 1000; quick 100)
   --scale N            participants of the "scale" scenario (default 5000; quick 250)
+  --idle-watch S       after the "idle" measurement, keep reading the server's RSS and V8 young
+                       generation once a second for S seconds (0–300; default 0: no watch)
   --profile            run the servers under --cpu-prof and print their top self-time functions
                        (default: scenarios tp-1k and fanout-1k, Backchannel only)
   --render FILE        print the table of an earlier results JSON (with --write-md: also
@@ -63,6 +65,7 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     idle: { type: 'string' },
     scale: { type: 'string' },
+    'idle-watch': { type: 'string' },
     cuts: { type: 'string' },
     baseline: { type: 'string' },
     variants: { type: 'boolean', default: false },
@@ -158,7 +161,7 @@ if (only) for (const o of only) if (!all.some((s) => s.id === o || s.group === o
 const selected = only ? all.filter((s) => only.includes(s.id) || only.includes(s.group)) : all;
 const rounds = args.rounds !== undefined ? Number(args.rounds) : args.baseline ? 5 : args.variants ? 3 : 1;
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) fail('--rounds takes a count from 1 to 50');
-const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale || args.cuts || args.baseline || args.rounds || args.variants);
+const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale || args['idle-watch'] || args.cuts || args.baseline || args.rounds || args.variants);
 const writeMd = !args['no-md'] && (args['write-md'] || !partial);
 
 if (!existsSync(join(REPO_DIR, 'packages/cli/dist/cli.js')) || !existsSync(join(REPO_DIR, 'packages/client/dist/index.node.js'))) {
@@ -170,6 +173,11 @@ for (const key of ['idle', 'scale']) {
   if (args[key] === undefined) continue;
   durations[key] = Number(args[key]);
   if (!Number.isInteger(durations[key]) || durations[key] < 1 || durations[key] > 10_000) fail(`--${key} takes a participant count from 1 to 10000`);
+}
+if (args['idle-watch'] !== undefined) {
+  const secs = Number(args['idle-watch']);
+  if (!Number.isInteger(secs) || secs < 0 || secs > 300) fail('--idle-watch takes seconds from 0 to 300');
+  durations.idleWatchMs = secs * 1000;
 }
 if (args.cuts !== undefined) {
   durations.resumeCuts = Number(args.cuts);

@@ -284,6 +284,31 @@ async function settledRss(server, { rssSamples: n, rssEveryMs: everyMs }) {
   return { rss: median(rss), held: median(held) };
 }
 
+/**
+ * `--idle-watch`: keeps reading the idle server's RSS and young generation once a second for `ms`,
+ * to see V8 give the young generation back by itself and what RSS does meanwhile. The RSS without
+ * the young generation at the end, per participant, shows whether that measure stayed put.
+ */
+async function watchYoung(server, ms, baseHeld, n) {
+  const series = [];
+  const t0 = Date.now();
+  for (;;) {
+    const [stats, young] = await Promise.all([server.stats(), server.young()]);
+    series.push({ s: (Date.now() - t0) / 1000, rssMB: stats.rss / MiB, youngMB: young / MiB, heldPerParticipantKB: (stats.rss - young - baseHeld) / n / 1000 });
+    if (Date.now() - t0 >= ms) break;
+    await sleep(1000);
+  }
+  const [first, last] = [series[0], series.at(-1)];
+  const returned = series.find((x) => x.youngMB <= first.youngMB / 4);
+  return {
+    watchReturnedS: returned ? returned.s : NaN,
+    watchRssDropMB: first.rssMB - last.rssMB,
+    watchYoungEndMB: last.youngMB,
+    watchHeldPerParticipantKB: last.heldPerParticipantKB,
+    watchSeries: series,
+  };
+}
+
 /** Waits until the server uses under 5 % of a core over 300 ms (joins and their events done). */
 async function waitIdle(server, maxMs = 120_000) {
   const deadline = Date.now() + maxMs;
@@ -322,8 +347,10 @@ async function idle(system, ctx, n, { hidden = false } = {}) {
     const cpu1 = await server.stats();
     const { rss, held } = await settledRss(server, ctx.durations);
     const gc = await server.gc();
+    const watch = ctx.durations.idleWatchMs > 0 ? await watchYoung(server, ctx.durations.idleWatchMs, baseHeld, n) : undefined;
     await checkErrors(workers);
     return {
+      ...watch,
       participants: n,
       joinRatePerSec: n / joinSecs,
       serverCpuMsPerJoin: (cpu1.cpuMs - cpu0.cpuMs) / n,
@@ -458,6 +485,12 @@ const IDLE_METRICS = [
   M('joinRatePerSec', 'join rate (100 in flight)', 'joins/s', 'higher', 0),
   M('serverCpuMsPerJoin', 'server CPU per join', 'ms', 'lower', 2),
 ];
+const WATCH_METRICS = [
+  M('watchReturnedS', 'young generation down to a quarter, seconds after the measurement (--idle-watch)', 's', 'info', 0),
+  M('watchYoungEndMB', 'V8 young generation, resident at the end of the watch', 'MiB', 'info', 1),
+  M('watchRssDropMB', 'server RSS given back during the watch', 'MiB', 'info', 1),
+  M('watchHeldPerParticipantKB', 'server RSS per participant, young generation excluded, at the end of the watch', 'KB', 'info', 1),
+];
 const LAT_METRICS = [
   M('achievedRate', 'rate sent', 'msg/s', 'info', 0),
   M('p50Ms', 'p50 (median run)', 'ms', 'lower', 3),
@@ -564,7 +597,7 @@ export function scenarios() {
       id: 'idle',
       group: 'scale',
       title: (c) => `${c.durations.idle.toLocaleString('en-US')} idle participants in one room`,
-      metrics: withRoundRange(IDLE_METRICS),
+      metrics: (c) => [...withRoundRange(IDLE_METRICS)(c), ...(c.durations.idleWatchMs > 0 ? WATCH_METRICS : [])],
       run: (s, c) => idle(s, c, c.durations.idle),
     },
     {
