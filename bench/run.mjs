@@ -44,8 +44,9 @@ const USAGE = `Usage: npm run bench -- [options]
   --cuts N             connection cuts of the "resume" scenario (default 200; quick 10)
   --idle N             participants of the "idle" scenario (default 1000; quick 100)
   --scale N            participants of the "scale" scenario (default 5000; quick 250)
-  --idle-watch S       after the "idle" measurement, keep reading the server's RSS and V8 young
-                       generation once a second for S seconds (0–300; default 0: no watch)
+  --idle-watch S       after the "idle" measurement (before its forced GCs), keep reading the
+                       server's RSS and V8 young generation once a second for S seconds
+                       (0–120; default 0: no watch)
   --profile            run the servers under --cpu-prof and print their top self-time functions
                        (default: scenarios tp-1k and fanout-1k, Backchannel only)
   --render FILE        print the table of an earlier results JSON (with --write-md: also
@@ -161,7 +162,7 @@ if (only) for (const o of only) if (!all.some((s) => s.id === o || s.group === o
 const selected = only ? all.filter((s) => only.includes(s.id) || only.includes(s.group)) : all;
 const rounds = args.rounds !== undefined ? Number(args.rounds) : args.baseline ? 5 : args.variants ? 3 : 1;
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) fail('--rounds takes a count from 1 to 50');
-const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale || args['idle-watch'] || args.cuts || args.baseline || args.rounds || args.variants);
+const partial = Boolean(args.quick || only || args.systems || args.profile || args.idle || args.scale || Number(args['idle-watch']) > 0 || args.cuts || args.baseline || args.rounds || args.variants);
 const writeMd = !args['no-md'] && (args['write-md'] || !partial);
 
 if (!existsSync(join(REPO_DIR, 'packages/cli/dist/cli.js')) || !existsSync(join(REPO_DIR, 'packages/client/dist/index.node.js'))) {
@@ -176,7 +177,7 @@ for (const key of ['idle', 'scale']) {
 }
 if (args['idle-watch'] !== undefined) {
   const secs = Number(args['idle-watch']);
-  if (!Number.isInteger(secs) || secs < 0 || secs > 300) fail('--idle-watch takes seconds from 0 to 300');
+  if (!Number.isInteger(secs) || secs < 0 || secs > 120) fail('--idle-watch takes seconds from 0 to 120');
   durations.idleWatchMs = secs * 1000;
 }
 if (args.cuts !== undefined) {
@@ -189,7 +190,8 @@ mkdirSync(resultsDir, { recursive: true });
 const log = (msg) => process.stderr.write(`${msg}\n`);
 
 // A hard limit on the whole run, and cleanup of every child on any way out.
-const hardLimitMs = args.quick ? 180_000 : 60 * 60_000;
+// (--idle-watch adds its watch to each round of each system, at most four systems.)
+const hardLimitMs = (args.quick ? 180_000 : 60 * 60_000) + (durations.idleWatchMs ?? 0) * rounds * 4;
 const watchdog = setTimeout(() => {
   log(`bench: run exceeded ${hardLimitMs / 1000} s; stopping`);
   void killAll(1000).then(() => process.exit(1));

@@ -122,6 +122,8 @@ export function checkTargets(run) {
     if (!sc || !ok(sc.results.backchannel) || !ok(sc.results[base])) continue;
     const r = sc.results.backchannel[key] / sc.results[base][key];
     const m = sc.metrics.find((x) => x.key === key);
+    // Results saved before a metric existed have neither the number nor its row.
+    if (!m || !Number.isFinite(r)) continue;
     const limit = better === 'higher' ? 0.95 : 1.05;
     out.push({ target: `${sc.title}: ${m.label} ${better === 'higher' ? '≥ 0.95' : '≤ 1.05'}× baseline`, value: fmtRatio(r), met: better === 'higher' ? r >= limit : r <= limit });
   }
