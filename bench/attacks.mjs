@@ -30,9 +30,8 @@ import { createRequire } from 'node:module';
 import { cpus, freemem, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { listeningUrl } from './lib/procs.mjs';
-import { builtAt as builtAtIn, nowMs, sleep, withTimeout } from './lib/util.mjs';
+import { builtAt as builtAtIn, nowMs, parseFlags, sleep, withTimeout } from './lib/util.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const BENCH_DIR = dirname(SELF);
@@ -78,7 +77,7 @@ const ATTACKS = [
 ];
 
 async function main() {
-  const { values: args } = parseArgs({
+  const { values: args } = parseFlags('attacks', {
     options: {
       only: { type: 'string' },
       builds: { type: 'string' },

@@ -44,9 +44,8 @@ import { createServer } from 'node:http';
 import { createConnection, createServer as createTcpServer } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { CLUSTER_END, CLUSTER_START, withSection } from './lib/kept-sections.mjs';
-import { builtAt, checkErrors, measureWindows, median, nowNs, sleep, summarize, withTimeout } from './lib/util.mjs';
+import { builtAt, checkErrors, measureWindows, median, nowNs, parseFlags, sleep, summarize, withTimeout } from './lib/util.mjs';
 
 const HERE = import.meta.dirname;
 const REPO = resolve(HERE, '..');
@@ -618,7 +617,7 @@ function markdown(meta, res) {
 // ───────────────────────────────────────── main ─────────────────────────────────────────
 
 async function main() {
-  const { values: args } = parseArgs({
+  const { values: args } = parseFlags('cluster', {
     options: {
       quick: { type: 'boolean', default: false },
       'no-md': { type: 'boolean', default: false },

@@ -23,10 +23,9 @@ import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { LARGE_ROOM_END, LARGE_ROOM_START, withSection } from './lib/kept-sections.mjs';
 import { listeningUrl } from './lib/procs.mjs';
-import { summarize } from './lib/util.mjs';
+import { parseFlags, summarize } from './lib/util.mjs';
 
 const HERE = import.meta.dirname;
 const REPO = resolve(HERE, '..');
@@ -44,7 +43,7 @@ else await main();
 // ───────────────────────────────────────── orchestrator ─────────────────────────────────────────
 
 async function main() {
-  const { values: args } = parseArgs({
+  const { values: args } = parseFlags('large-room', {
     options: {
       n: { type: 'string' },
       workers: { type: 'string', default: '4' },

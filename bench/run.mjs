@@ -8,14 +8,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { BASELINE_DIR, baselineInfo, prepareBaseline } from './lib/baseline.mjs';
 import { summarizeProfile } from './lib/cpuprofile.mjs';
 import { BACKCHANNEL_BENCH_CONFIG, BENCH_DIR, NODE_FLAGS, REPO_DIR, WorkerPool, killAll, startWorker } from './lib/procs.mjs';
 import { checkTargets, comparisonMarkdown, fmt, keptAttacks, keptSection, keptVariants, machineLine, pairedText, resultsMarkdown, tableHeader, tableRows, targetsText, textTable, variantsMarkdown, withSection, withVariants } from './lib/report.mjs';
 import { ALL_SYSTEMS, DURATIONS, SYSTEMS, SYSTEM_LABELS, combineRounds, scenarios } from './lib/scenarios.mjs';
 import { benchTls } from './lib/tls.mjs';
-import { builtAt as builtAtIn, nowNs } from './lib/util.mjs';
+import { builtAt as builtAtIn, nowNs, parseFlags } from './lib/util.mjs';
 import { keptWebRtc } from './lib/webrtc-section.mjs';
 import { CLUSTER_END, CLUSTER_START, ISSUE17_END, ISSUE17_START, LARGE_ROOM_END, LARGE_ROOM_START, keptBetween } from './lib/kept-sections.mjs';
 
@@ -58,7 +57,7 @@ const USAGE = `Usage: npm run bench -- [options]
 A full run (no --quick, --only, --systems, --profile, --baseline or --rounds) refreshes
 bench/RESULTS.md.`;
 
-const { values: args } = parseArgs({
+const { values: args } = parseFlags('bench', {
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },

@@ -4,6 +4,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 
 /**
  * Nanoseconds on CLOCK_MONOTONIC (libuv's uv_hrtime). On Linux and macOS this clock is system-wide,
@@ -14,6 +15,19 @@ export const nowNs = () => process.hrtime.bigint();
 
 /** Milliseconds on the same clock, as a float. */
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * `parseArgs` from node:util for a benchmark script: an unknown flag or a flag without its value
+ * ends the script with one line (`<script>: …`, exit code 2) instead of a stack trace.
+ */
+export function parseFlags(script, config) {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    console.error(`${script}: ${String(error.message).split('\n')[0]} (see --help)`);
+    process.exit(2);
+  }
+}
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
